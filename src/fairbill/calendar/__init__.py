@@ -1,0 +1,1 @@
+"""Billing calendar: periods, proration, windows and business days (pure, no I/O)."""

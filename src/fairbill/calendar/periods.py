@@ -1,0 +1,105 @@
+"""Billing periods anchored on a start instant.
+
+Invariants:
+- periods are ``[start, end)`` and contiguous: period k ends where period k+1 starts;
+- period k starts at ``anchor + k × interval`` computed from the anchor every time, so a
+  month-end anchor clamps (Jan 31 → Feb 28) without drifting (→ Mar 31, not Mar 28);
+- arithmetic is on local wall time in the anchor's timezone, so a period keeps its local
+  hour across a DST change; the results are timezone-aware.
+"""
+
+from __future__ import annotations
+
+import calendar as _stdlib_calendar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A billing interval or a commitment term, in whole months (a year is 12)."""
+
+    months: int
+
+    def __post_init__(self) -> None:
+        if self.months <= 0:
+            raise ValueError("an interval is at least one month")
+
+    @classmethod
+    def month(cls) -> Interval:
+        return cls(1)
+
+    @classmethod
+    def year(cls) -> Interval:
+        return cls(12)
+
+    def describe(self) -> str:
+        if self.months == 1:
+            return "month"
+        if self.months == 12:
+            return "year"
+        if self.months % 12 == 0:
+            return f"{self.months // 12} years"
+        return f"{self.months} months"
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: datetime
+    end: datetime
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+
+def localize(naive: datetime, tz: ZoneInfo) -> datetime:
+    """Attach ``tz`` to a wall-clock time. A time in a DST gap moves forward by the gap;
+    an ambiguous time takes its first occurrence (fold=0)."""
+    aware = naive.replace(tzinfo=tz, fold=0)
+    roundtrip = aware.astimezone(ZoneInfo("UTC")).astimezone(tz)
+    if roundtrip.replace(tzinfo=None) != naive:  # nonexistent wall time (spring forward)
+        return roundtrip
+    return aware
+
+
+def add_months(anchor: datetime, months: int) -> datetime:
+    """``anchor`` moved by whole months on the local calendar, clamping the day."""
+    if anchor.tzinfo is None:
+        raise ValueError("anchor must be timezone-aware")
+    index = anchor.year * 12 + (anchor.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    last_day = _stdlib_calendar.monthrange(year, month)[1]
+    naive = anchor.replace(tzinfo=None, year=year, month=month, day=min(anchor.day, last_day))
+    tz = anchor.tzinfo
+    assert isinstance(tz, ZoneInfo)
+    return localize(naive, tz)
+
+
+def period_start(anchor: datetime, interval: Interval, index: int) -> datetime:
+    return add_months(anchor, interval.months * index)
+
+
+def period_at(anchor: datetime, interval: Interval, index: int) -> Period:
+    return Period(period_start(anchor, interval, index), period_start(anchor, interval, index + 1))
+
+
+def period_index(anchor: datetime, interval: Interval, instant: datetime) -> int:
+    """The index of the period containing ``instant`` (negative before the anchor)."""
+    months = (instant.year - anchor.year) * 12 + (instant.month - anchor.month)
+    index = months // interval.months
+    # The month difference can be one too high or too low around clamped/late days.
+    while period_start(anchor, interval, index) > instant:
+        index -= 1
+    while period_start(anchor, interval, index + 1) <= instant:
+        index += 1
+    return index
+
+
+def period_containing(anchor: datetime, interval: Interval, instant: datetime) -> Period:
+    return period_at(anchor, interval, period_index(anchor, interval, instant))

@@ -1,0 +1,25 @@
+"""The ``fairbill`` command. Adapters only: parse, call services, render.
+
+Exit status: 0 success, 1 a check that failed (``fairbill test``), 2 a usage or input error.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from fairbill.cli import policy as policy_cli
+from fairbill.cli import simulate as simulate_cli
+
+app = typer.Typer(
+    name="fairbill",
+    help="Subscription billing that runs the merchant's published refund policy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(policy_cli.app, name="policy")
+simulate_cli.register(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,9 @@
+"""``fairbill simulate`` and ``fairbill test``."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,237 @@
+"""Money: an exact decimal amount in one ISO 4217 currency.
+
+Invariants:
+- an amount is a ``Decimal``, never a float; constructing from a float raises ``TypeError``;
+- two amounts of different currencies never mix (``CurrencyMismatch``);
+- rounding happens only where a caller asks for it (``round``), with an explicit mode;
+- ``allocate`` splits an amount into parts that add up to it exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from fairbill.errors import CurrencyMismatch, InvalidAmount
+
+# ISO 4217 minor units for the currencies a merchant is likely to bill in; others default to 2.
+_MINOR_UNITS: dict[str, int] = {
+    "BHD": 3, "CLP": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3,
+    "LYD": 3, "OMR": 3, "PYG": 0, "TND": 3, "UGX": 0, "VND": 0, "XAF": 0, "XOF": 0,
+}  # fmt: skip
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+# Strict decimal text: optional sign, digits, optional fraction. No exponent, no thousands
+# separators, no comma decimals: "12,50" is ambiguous across locales, so it is an error.
+_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class Rounding(StrEnum):
+    """How a merchant rounds; half-up is commercial rounding (half away from zero)."""
+
+    HALF_UP = "half_up"
+    HALF_EVEN = "half_even"
+
+    @property
+    def decimal_mode(self) -> str:
+        return ROUND_HALF_UP if self is Rounding.HALF_UP else ROUND_HALF_EVEN
+
+
+def minor_units(currency: str) -> int:
+    """The number of digits after the decimal point for ``currency``."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def check_currency(currency: str) -> str:
+    if not isinstance(currency, str) or not _CURRENCY_CODE.match(currency):
+        raise InvalidAmount(f"not an ISO 4217 currency code: {currency!r}")
+    return currency
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Parse strict decimal text ("12.5", "-3", "0.10"); anything else is ``InvalidAmount``."""
+    if not isinstance(text, str):
+        raise TypeError(f"amounts are parsed from strings, not {type(text).__name__}")
+    stripped = text.strip()
+    if not _DECIMAL_TEXT.match(stripped):
+        raise InvalidAmount(f"not a decimal amount: {text!r} (write it like \"1234.50\")")
+    try:
+        return Decimal(stripped)
+    except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
+        raise InvalidAmount(f"not a decimal amount: {text!r}") from exc
+
+
+def _as_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise TypeError("a bool is not an amount")
+    if isinstance(value, float):
+        raise TypeError("money is never a float: pass a Decimal, an int or a decimal string")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidAmount(f"not a finite amount: {value}")
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        return parse_decimal(value)
+    raise TypeError(f"cannot make an amount from {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount of one currency. Arithmetic keeps full precision until ``round``."""
+
+    amount: Decimal
+    currency: str
+
+    def __init__(self, amount: Decimal | int | str, currency: str) -> None:
+        object.__setattr__(self, "amount", _as_decimal(amount))
+        object.__setattr__(self, "currency", check_currency(currency))
+
+    # -- constructors -------------------------------------------------------------------
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(Decimal(0), currency)
+
+    @classmethod
+    def parse(cls, text: str, currency: str) -> Money:
+        """Strict parse of a money string; the amount may not carry more digits than the
+        currency has minor units ("12.345" EUR is an error)."""
+        value = parse_decimal(text)
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if -exponent > minor_units(currency):
+            raise InvalidAmount(
+                f"{text!r} has more decimals than {currency} allows ({minor_units(currency)})"
+            )
+        return cls(value, currency)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        return cls(Decimal(minor).scaleb(-minor_units(currency)), currency)
+
+    # -- arithmetic ---------------------------------------------------------------------
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __abs__(self) -> Money:
+        return Money(abs(self.amount), self.currency)
+
+    def __mul__(self, factor: Decimal | int) -> Money:
+        return Money(self.amount * _as_decimal(factor), self.currency)
+
+    __rmul__ = __mul__
+
+    def ratio(self, numerator: Decimal | int, denominator: Decimal | int) -> Money:
+        """``self × numerator / denominator`` exactly enough to round once afterwards."""
+        den = _as_decimal(denominator)
+        if den == 0:
+            raise ZeroDivisionError("ratio with a zero denominator")
+        return Money(self.amount * _as_decimal(numerator) / den, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __gt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount > other.amount
+
+    def __ge__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount >= other.amount
+
+    def __bool__(self) -> bool:
+        return self.amount != 0
+
+    @property
+    def is_zero(self) -> bool:
+        return self.amount == 0
+
+    @property
+    def is_negative(self) -> bool:
+        return self.amount < 0
+
+    # -- rounding and representation --------------------------------------------------
+    def round(self, rounding: Rounding = Rounding.HALF_UP) -> Money:
+        quantum = Decimal(1).scaleb(-minor_units(self.currency))
+        return Money(self.amount.quantize(quantum, rounding=rounding.decimal_mode), self.currency)
+
+    @property
+    def minor(self) -> int:
+        """The amount in minor units; the amount must already be rounded."""
+        scaled = self.amount.scaleb(minor_units(self.currency))
+        if scaled != scaled.to_integral_value():
+            raise InvalidAmount(f"{self} is not rounded to {self.currency}'s minor unit")
+        return int(scaled)
+
+    def text(self) -> str:
+        """The amount as contract text: the currency's minor digits, no symbol ("160.00")."""
+        return str(self.round().amount)
+
+    def __str__(self) -> str:
+        return f"{self.text()} {self.currency}"
+
+    def __repr__(self) -> str:
+        return f"Money('{self.amount}', '{self.currency}')"
+
+    def format(self, locale: str = "en") -> str:
+        """Display for people, per locale ("€1,234.50", "1 234,50 €")."""
+        from babel.numbers import format_currency
+
+        return str(format_currency(self.round().amount, self.currency, locale=locale))
+
+
+def money_sum(items: Iterable[Money], currency: str) -> Money:
+    total = Money.zero(currency)
+    for item in items:
+        total = total + item
+    return total
+
+
+def allocate(total: Money, weights: Sequence[Decimal | int]) -> list[Money]:
+    """Split ``total`` (rounded to minor units) in proportion to ``weights``.
+
+    Largest-remainder: each part is floored to the minor unit, then the leftover minor
+    units go one by one to the parts with the largest remainders (ties: first part).
+    The parts always add up to ``total`` exactly.
+    """
+    if not weights:
+        raise ValueError("allocate needs at least one weight")
+    dec_weights = [_as_decimal(w) for w in weights]
+    if any(w < 0 for w in dec_weights):
+        raise ValueError("allocation weights cannot be negative")
+    weight_sum = sum(dec_weights, Decimal(0))
+    if weight_sum == 0:
+        raise ValueError("allocation weights cannot all be zero")
+    total_minor = total.minor
+    sign = -1 if total_minor < 0 else 1
+    magnitude = abs(total_minor)
+    exact = [Decimal(magnitude) * w / weight_sum for w in dec_weights]
+    floors = [int(e) for e in exact]
+    leftover = magnitude - sum(floors)
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for index in order[:leftover]:
+        floors[index] += 1
+    return [Money.from_minor(sign * part, total.currency) for part in floors]

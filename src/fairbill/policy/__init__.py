@@ -1,0 +1,1 @@
+"""The policy language: typed clauses loaded from YAML (see ``model``)."""
