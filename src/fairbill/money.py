@@ -26,7 +26,7 @@ _MINOR_UNITS: dict[str, int] = {
 _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 # Strict decimal text: optional sign, digits, optional fraction. No exponent, no thousands
 # separators, no comma decimals: "12,50" is ambiguous across locales, so it is an error.
-_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+_DECIMAL_TEXT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 
 class Rounding(StrEnum):

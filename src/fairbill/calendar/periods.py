@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import calendar as _stdlib_calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -50,11 +50,16 @@ class Period:
     end: datetime
 
     def contains(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
+        return _utc(self.start) <= _utc(instant) < _utc(self.end)
 
     @property
     def duration(self) -> timedelta:
-        return self.end - self.start
+        """Real elapsed time (same-zone datetime subtraction would ignore a DST change)."""
+        return _utc(self.end) - _utc(self.start)
+
+
+def _utc(instant: datetime) -> datetime:
+    return instant.astimezone(UTC)
 
 
 def localize(naive: datetime, tz: ZoneInfo) -> datetime:
@@ -94,9 +99,10 @@ def period_index(anchor: datetime, interval: Interval, instant: datetime) -> int
     months = (instant.year - anchor.year) * 12 + (instant.month - anchor.month)
     index = months // interval.months
     # The month difference can be one too high or too low around clamped/late days.
-    while period_start(anchor, interval, index) > instant:
+    when = _utc(instant)
+    while _utc(period_start(anchor, interval, index)) > when:
         index -= 1
-    while period_start(anchor, interval, index + 1) <= instant:
+    while _utc(period_start(anchor, interval, index + 1)) <= when:
         index += 1
     return index
 

@@ -11,7 +11,7 @@ Both return exact fractions; the caller rounds the money once at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from fairbill.calendar.periods import Period
@@ -48,8 +48,8 @@ def remaining_days(period: Period, event: datetime) -> DayShare:
 
 
 def overlap(period: Period, start: datetime, end: datetime) -> timedelta:
-    lo = max(period.start, start)
-    hi = min(period.end, end)
+    lo = max(period.start.astimezone(UTC), start.astimezone(UTC))
+    hi = min(period.end.astimezone(UTC), end.astimezone(UTC))
     return max(hi - lo, timedelta(0))
 
 

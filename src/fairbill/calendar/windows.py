@@ -55,5 +55,5 @@ def end_of_day(day: date, tz: ZoneInfo) -> datetime:
 
 def business_deadline(event: datetime, days: int, tz: ZoneInfo, country: str) -> datetime:
     """The instant a "within N business days" deadline from ``event`` runs out: the end of
-    the N-th business day. We report it as the start of the following local day."""
+    the N-th business day, reported as the last second of that local day."""
     return end_of_day(add_business_days(event.astimezone(tz).date(), days, country), tz)

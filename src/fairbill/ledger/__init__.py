@@ -1,0 +1,1 @@
+"""Double-entry ledger core: accounts and balanced journal transactions (no I/O)."""

@@ -1,0 +1,267 @@
+"""Cancellation: when it takes effect and what it refunds.
+
+Branching at the top (guarantee, immediate, scheduled), pure leaves below. The service
+applies the result: it stops renewal at ``ends_at`` (or ends service now) and pays each
+``PaymentRefund``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fairbill.calendar.periods import Interval, period_containing, period_index
+from fairbill.calendar.proration import remaining_days
+from fairbill.calendar.windows import within_days
+from fairbill.decisions.decision import Decision, DecisionOutcome
+from fairbill.decisions.explain import plural, share_sentence
+from fairbill.decisions.facts import Merchant, PaymentFacts, SubscriptionFacts
+from fairbill.decisions.reasons import Reason
+from fairbill.money import Money, money_sum
+from fairbill.policy.model import (
+    CancellationRefund,
+    CancellationTiming,
+    Destination,
+    MoneyBackGuarantee,
+    RefundBasis,
+)
+
+ENDED = frozenset({"canceled", "expired", "terminated"})
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRefund:
+    payment: int
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    decision: Decision
+    ends_at: datetime
+    ends_now: bool
+    refunds: tuple[PaymentRefund, ...] = ()
+
+
+def decide_cancel(
+    m: Merchant, sub: SubscriptionFacts, now: datetime, *, immediately: bool = False
+) -> CancelOutcome:
+    if sub.status in ENDED or sub.cancel_at is not None:
+        return _already(m, sub, now)
+    guarantee = _guarantee(m, sub, now)
+    if guarantee is not None:
+        return guarantee
+    timing = m.policy.first(CancellationTiming)
+    if immediately and timing is not None and timing.immediate_option:
+        return _immediate(m, sub, now, timing)
+    return _scheduled(m, sub, now, timing, immediately_refused=immediately)
+
+
+def _already(m: Merchant, sub: SubscriptionFacts, now: datetime) -> CancelOutcome:
+    ends_at = sub.cancel_at or now
+    decision = Decision(
+        action="cancel",
+        outcome=DecisionOutcome.DECLINED,
+        amount=m.zero(),
+        reasons=(Reason.ALREADY_CANCELED,),
+        explanation=f"The subscription is already canceled (ends {m.day(ends_at)}).",
+    )
+    return CancelOutcome(decision, ends_at, ends_now=False)
+
+
+def guarantee_applies(
+    m: Merchant, g: MoneyBackGuarantee, sub: SubscriptionFacts, now: datetime
+) -> Reason | None:
+    """None when the guarantee covers a cancellation/request now, else why it does not."""
+    if g.first_purchase_only and not sub.is_first:
+        return Reason.GUARANTEE_NOT_FIRST_PURCHASE
+    start = sub.anchor
+    if g.window_from == "payment" and sub.payments:
+        start = sub.payments[-1].at
+    if not within_days(start, now, g.window_days, m.tz):
+        return Reason.GUARANTEE_WINDOW_EXPIRED
+    return None
+
+
+def _guarantee(m: Merchant, sub: SubscriptionFacts, now: datetime) -> CancelOutcome | None:
+    for g in m.policy.clauses_of(MoneyBackGuarantee):
+        if g.via != "cancel" or guarantee_applies(m, g, sub, now) is not None:
+            continue
+        paid = [p for p in sub.payments if not p.refundable.is_zero]
+        refunds = tuple(PaymentRefund(p.number, p.refundable) for p in paid)
+        total = money_sum((r.amount for r in refunds), m.currency)
+        ends_now = g.ends_service == "immediately"
+        ends_at = now if ends_now else sub.current_period.end
+        decision = Decision(
+            action="cancel",
+            outcome=DecisionOutcome.APPROVED,
+            amount=total,
+            destination=Destination.ORIGINAL_METHOD,
+            reasons=(Reason.GUARANTEE_FULL_REFUND, Reason.CANCEL_IMMEDIATE),
+            clauses=(g.id,),
+            explanation=(
+                f"Canceled on {m.day(now)}, within the {g.window_days}-day guarantee from "
+                f"the subscription on {m.day(sub.anchor)}: the subscription ends now and "
+                f"{m.fmt(total)} is refunded in full."
+            ),
+            service_ends_at=ends_at,
+        )
+        return CancelOutcome(decision, ends_at, ends_now, refunds)
+    return None
+
+
+def _immediate(
+    m: Merchant, sub: SubscriptionFacts, now: datetime, timing: CancellationTiming
+) -> CancelOutcome:
+    clauses = [timing.id]
+    refunds: tuple[PaymentRefund, ...] = ()
+    amount = m.zero()
+    explanation = f"Canceled on {m.day(now)} with immediate effect."
+    reasons = [Reason.CANCEL_IMMEDIATE]
+    rule = _refund_rule(m, sub, immediate=True)
+    payment = sub.payment_for(now)
+    if rule is not None and rule.refund == RefundBasis.UNUSED_DAYS and payment is not None:
+        clauses.append(rule.id)
+        price = payment.period_price or payment.amount
+        assert payment.period is not None
+        share = remaining_days(payment.period, now)
+        amount = min_money(share.of(price).round(m.rounding), payment.refundable)
+        refunds = (PaymentRefund(payment.number, amount),) if amount else ()
+        reasons.append(Reason.REFUND_UNUSED_DAYS)
+        explanation += " Unused days refunded: " + share_sentence(
+            m, price, share.numerator_days, share.period_days, "days", amount
+        ) + "."
+    decision = Decision(
+        action="cancel",
+        outcome=DecisionOutcome.APPROVED,
+        amount=amount,
+        destination=Destination.ORIGINAL_METHOD if amount else None,
+        reasons=tuple(reasons),
+        clauses=tuple(clauses),
+        explanation=explanation,
+        service_ends_at=now,
+    )
+    return CancelOutcome(decision, now, ends_now=True, refunds=refunds)
+
+
+def _scheduled(
+    m: Merchant,
+    sub: SubscriptionFacts,
+    now: datetime,
+    timing: CancellationTiming | None,
+    *,
+    immediately_refused: bool,
+) -> CancelOutcome:
+    ends_at, reasons, sentence = _effective_end(m, sub, now, timing)
+    if immediately_refused:
+        reasons = (Reason.CANCEL_IMMEDIATE_NOT_OFFERED, *reasons)
+    clauses = [timing.id] if timing is not None else []
+    refunds: tuple[PaymentRefund, ...] = ()
+    amount = m.zero()
+    rule = _refund_rule(m, sub, immediate=False)
+    if rule is not None:
+        clauses.append(rule.id)
+        if rule.refund == RefundBasis.FULL_REMAINING_MONTHS:
+            amount, refund_reason, text = _remaining_months(m, sub, now, ends_at)
+            payment = sub.payment_for(now)
+            if payment is not None:
+                amount = min_money(amount, payment.refundable)
+                if amount:
+                    refunds = (PaymentRefund(payment.number, amount),)
+            reasons = (*reasons, refund_reason)
+            sentence += " " + text
+        else:
+            reasons = (*reasons, Reason.NO_REFUND_CURRENT_PERIOD)
+            sentence += " No refund is due for the current period."
+    decision = Decision(
+        action="cancel",
+        outcome=DecisionOutcome.APPROVED,
+        amount=amount,
+        destination=Destination.ORIGINAL_METHOD if amount else None,
+        reasons=reasons,
+        clauses=tuple(clauses),
+        explanation=sentence,
+        service_ends_at=ends_at,
+    )
+    return CancelOutcome(decision, ends_at, ends_now=False, refunds=refunds)
+
+
+def _effective_end(
+    m: Merchant, sub: SubscriptionFacts, now: datetime, timing: CancellationTiming | None
+) -> tuple[datetime, tuple[Reason, ...], str]:
+    effective = timing.effective if timing is not None else "end_of_period"
+    if effective == "end_of_month_period":
+        end = period_containing(sub.anchor, Interval.month(), now).end
+        return end, (Reason.CANCEL_AT_MONTH_PERIOD_END,), (
+            f"Canceled on {m.day(now)}: access continues to the end of the current monthly "
+            f"period, {m.day(end)}."
+        )
+    end = sub.current_period.end
+    reason = Reason.CANCEL_AT_PERIOD_END
+    if effective == "end_of_commitment" and sub.commitment_end is not None:
+        end = max(sub.commitment_end, end)
+        reason = Reason.CANCEL_AT_COMMITMENT_END
+    reasons: tuple[Reason, ...] = (reason,)
+    if (
+        timing is not None
+        and timing.cutoff_before_renewal
+        and end == sub.current_period.end
+        and m.day(now) == m.day(end)
+    ):
+        # Cancelling on the renewal date itself: the renewal happens, then the cancellation.
+        end = _next_period_end(sub)
+        reasons = (Reason.CANCEL_AFTER_RENEWAL_CUTOFF, reason)
+    return end, reasons, (
+        f"Canceled on {m.day(now)}: the subscription stays active until {m.day(end)} and "
+        f"does not renew."
+    )
+
+
+def _next_period_end(sub: SubscriptionFacts) -> datetime:
+    from fairbill.calendar.periods import period_at
+
+    index = period_index(sub.anchor, sub.plan.interval, sub.current_period.start)
+    return period_at(sub.anchor, sub.plan.interval, index + 1).end
+
+
+def _refund_rule(
+    m: Merchant, sub: SubscriptionFacts, *, immediate: bool
+) -> CancellationRefund | None:
+    for rule in m.policy.clauses_of(CancellationRefund):
+        if rule.intervals and sub.plan.interval_name not in rule.intervals:
+            continue
+        if rule.when == "immediate" and not immediate:
+            continue
+        return rule
+    return None
+
+
+def _remaining_months(
+    m: Merchant, sub: SubscriptionFacts, now: datetime, ends_at: datetime
+) -> tuple[Money, Reason, str]:
+    """Whole months of the billing period left after the monthly period that ends at
+    ``ends_at``, refunded at ``price × months / months_in_period``."""
+    months_total = sub.plan.interval.months
+    billing_index = period_index(sub.anchor, sub.plan.interval, now)
+    billing_end_month = (billing_index + 1) * months_total
+    ends_month = period_index(sub.anchor, Interval.month(), ends_at)
+    months = max(0, billing_end_month - ends_month)
+    payment = sub.payment_for(now)
+    price = (payment.period_price if payment else None) or sub.plan.price
+    if months == 0:
+        return m.zero(), Reason.NO_FULL_MONTHS_REMAIN, "No full month remains to refund."
+    amount = price.ratio(months, months_total).round(m.rounding)
+    text = (
+        f"The {plural(months, 'full month')} left after that are refunded: "
+        + share_sentence(m, price, months, months_total, "months", amount)
+        + "."
+    )
+    return amount, Reason.REFUND_REMAINING_MONTHS, text
+
+
+def min_money(a: Money, b: Money) -> Money:
+    return a if a <= b else b
+
+
+def refundable_total(payments: tuple[PaymentFacts, ...], currency: str) -> Money:
+    return money_sum((p.refundable for p in payments), currency)

@@ -1,0 +1,69 @@
+"""The decision value every rule returns: outcome, amount, destination and its reasons.
+
+A decision is a value, never an exception: a declined refund is a normal result.
+Invariants: ``amount`` is rounded to the currency's minor unit and never negative;
+``clauses`` are the ids of the clauses that fired, in the order they were applied;
+``explanation`` is one or more sentences a support agent can paste into a reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from fairbill.decisions.reasons import Reason
+from fairbill.money import Money
+from fairbill.policy.model import Destination
+
+
+class DecisionOutcome(StrEnum):
+    APPROVED = "approved"
+    PARTIALLY_APPROVED = "partially_approved"
+    DECLINED = "declined"
+    NEEDS_REVIEW = "needs_review"
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """What the engine would decide for a ``needs_review`` decision."""
+
+    outcome: DecisionOutcome
+    amount: Money
+    destination: Destination | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str
+    outcome: DecisionOutcome
+    amount: Money
+    destination: Destination | None = None
+    reasons: tuple[Reason, ...] = ()
+    clauses: tuple[str, ...] = ()
+    explanation: str = ""
+    recommendation: Recommendation | None = None
+    # When service ends because of this decision (cancel, refund of unused time), if it does.
+    service_ends_at: datetime | None = None
+    fee: Money | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.amount.is_negative:
+            raise ValueError("a decision amount is never negative")
+
+    @property
+    def pays_now(self) -> bool:
+        return self.outcome in (DecisionOutcome.APPROVED, DecisionOutcome.PARTIALLY_APPROVED) and (
+            not self.amount.is_zero
+        )
+
+    def with_amount(self, amount: Money) -> Decision:
+        return replace(self, amount=amount)
+
+
+def payout_outcome(amount: Money, full: Money) -> DecisionOutcome:
+    """Approved when the whole amount asked about is refunded, partial when part of it."""
+    if amount.is_zero:
+        return DecisionOutcome.DECLINED
+    return DecisionOutcome.APPROVED if amount >= full else DecisionOutcome.PARTIALLY_APPROVED

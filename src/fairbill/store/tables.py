@@ -1,0 +1,360 @@
+"""SQLAlchemy 2 tables and mapped rows of fairbill's billing state.
+
+Money is stored exactly as integer minor units (``*_minor``) next to its currency, never
+as REAL. Instants are stored as UTC-aware timestamps (``UtcDateTime``). Rows that record
+history (payments, refunds, journal entries, decisions, notifications) are append-only:
+services add new rows rather than rewriting old ones, except for status fields and the
+running ``refunded_minor`` of a payment, which is always re-checked against the refunds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime}
+
+
+def _fk(target: str) -> Any:
+    return mapped_column(ForeignKey(target, ondelete="RESTRICT"), index=True)
+
+
+class MerchantRow(Base):
+    __tablename__ = "merchants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    policy_ref: Mapped[str] = mapped_column(String(500))
+    policy_id: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str] = mapped_column(String(2))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("merchant_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    code: Mapped[str] = mapped_column(String(100))
+    interval_months: Mapped[int] = mapped_column(Integer)
+    price_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    commitment_months: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    includes: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    # [{"up_to": int | None, "price_minor": int}], ascending
+    tiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    tier_metric: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ProductRow(Base):
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("merchant_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    code: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    credit_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class PromotionRow(Base):
+    __tablename__ = "promotions"
+    __table_args__ = (UniqueConstraint("merchant_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    code: Mapped[str] = mapped_column(String(100))
+    percent_off: Mapped[str | None] = mapped_column(String(16), nullable=True)  # exact decimal text
+    amount_off_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    duration_periods: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CustomerRow(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("merchant_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    code: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16), default="business")
+    acquisition: Mapped[str] = mapped_column(String(32), default="self_serve")
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    in_violation: Mapped[bool] = mapped_column(Boolean, default=False)
+    terms_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    terms_notice_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    terms_declined_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    written_cancel_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_activity_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    data_retained_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    data_deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    wallet_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PaymentMethodRow(Base):
+    __tablename__ = "payment_methods"
+    __table_args__ = (UniqueConstraint("customer_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    code: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(32), default="card")
+    currency: Mapped[str] = mapped_column(String(3))
+    token: Mapped[str] = mapped_column(String(100))  # never card data: a gateway token
+    declines: Mapped[bool] = mapped_column(Boolean, default=False)  # sandbox behaviour
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    plan_code: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    anchor: Mapped[datetime]
+    started_at: Mapped[datetime]
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime] = mapped_column(index=True)
+    cancel_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    trial_end: Mapped[datetime | None] = mapped_column(nullable=True)
+    payment_method: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    price_minor: Mapped[int] = mapped_column(BigInteger)  # the price of the current period
+    usage_level: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    usage_fell_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    usage_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    promotion_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    promotion_periods_left: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pending_plan: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    successor_plan: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    is_first: Mapped[bool] = mapped_column(Boolean, default=True)
+    first_failed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    suspended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class InvoiceRow(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("customer_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"), nullable=True)
+    number: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime]
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    wallet_applied_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    credit_applied_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    overcharge_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[datetime | None] = mapped_column(nullable=True)
+    period_end: Mapped[datetime | None] = mapped_column(nullable=True)
+    purpose: Mapped[str] = mapped_column(String(32))  # subscription | proration | usage | product
+
+
+class InvoiceLineRow(Base):
+    __tablename__ = "invoice_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = _fk("invoices.id")
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[datetime | None] = mapped_column(nullable=True)
+    period_end: Mapped[datetime | None] = mapped_column(nullable=True)
+    product_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class PaymentRow(Base):
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("customer_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    invoice_id: Mapped[int] = _fk("invoices.id")
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(100))
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    is_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    gateway_ref: Mapped[str] = mapped_column(String(100))
+    disputed: Mapped[str | None] = mapped_column(String(16), nullable=True)  # open | won | lost
+
+
+class FailedPaymentRow(Base):
+    __tablename__ = "failed_payments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    invoice_id: Mapped[int] = _fk("invoices.id")
+    at: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(100))
+    attempt: Mapped[int] = mapped_column(Integer)
+
+
+class RefundRow(Base):
+    __tablename__ = "refunds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), nullable=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), nullable=True)
+    at: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    fee_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    destination: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    clauses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    gateway_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class CreditNoteRow(Base):
+    __tablename__ = "credit_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    at: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
+    applied_to_invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id"), nullable=True
+    )
+    clauses: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class WalletEntryRow(Base):
+    __tablename__ = "wallet_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    at: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # + credit, − spend
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class CreditPackRow(Base):
+    __tablename__ = "credit_packs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    kind: Mapped[str] = mapped_column(String(16))
+    quantity: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer)
+    forfeited: Mapped[int] = mapped_column(Integer, default=0)
+    purchased_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16), default="purchase")  # purchase | plan
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"), nullable=True)
+
+
+class RequestRow(Base):
+    __tablename__ = "requests"
+    __table_args__ = (UniqueConstraint("customer_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(32))
+    recommendation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    destination: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    clauses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    review_due: Mapped[datetime | None] = mapped_column(nullable=True)
+    paid_due: Mapped[datetime | None] = mapped_column(nullable=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    clauses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    explanation: Mapped[str] = mapped_column(Text)
+    policy_version: Mapped[str] = mapped_column(String(64))
+
+
+class OutageRow(Base):
+    __tablename__ = "outages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    cause: Mapped[str] = mapped_column(String(32))
+    reported_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class NotificationRow(Base):
+    """The outbox: a row per message to send; ``sent_at`` is set once it went out."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    at: Mapped[datetime]
+    template: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class JournalTransactionRow(Base):
+    __tablename__ = "journal_transactions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    at: Mapped[datetime]
+    description: Mapped[str] = mapped_column(Text)
+
+
+class JournalEntryRow(Base):
+    __tablename__ = "journal_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = _fk("journal_transactions.id")
+    account: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
