@@ -22,8 +22,11 @@ from fairbill.policy.model import (
     Fees,
     MoneyBackGuarantee,
     OutageCompensation,
+    Outcome,
     Policy,
     PrepaidCredits,
+    RefundBasis,
+    RequestKind,
     RequestRequirements,
     UsageTiers,
 )
@@ -146,8 +149,8 @@ def test_kalenner_parameters() -> None:
     timing = p.first(CancellationTiming)
     assert timing is not None and timing.effective == "end_of_month_period"
     refunds = {c.id: c for c in p.clauses_of(CancellationRefund)}
-    assert refunds["kalenner/monthly-cancel-refund"].refund == "none"
-    assert refunds["kalenner/annual-cancel-refund"].refund == "full_remaining_months"
+    assert refunds["kalenner/monthly-cancel-refund"].refund is RefundBasis.NONE
+    assert refunds["kalenner/annual-cancel-refund"].refund is RefundBasis.FULL_REMAINING_MONTHS
 
 
 def test_qomon_parameters() -> None:
@@ -162,7 +165,9 @@ def test_qomon_parameters() -> None:
     assert timing is not None
     assert timing.effective == "end_of_commitment"
     assert timing.cutoff_before_renewal  # "up until the last day before your renewal date"
-    corrections = [c for c in p.clauses_of(ExceptionRefund) if c.reason != "exceptional"]
+    corrections = [
+        c for c in p.clauses_of(ExceptionRefund) if c.reason is not RequestKind.EXCEPTIONAL
+    ]
     assert corrections and all(c.destination == "wallet" for c in corrections)
 
 
@@ -179,7 +184,11 @@ def test_voip_parameters() -> None:
     assert timing.effective == "end_of_period"  # "at the end of the current billing cycle"
     assert timing.immediate_option
     refund = p.first(CancellationRefund)
-    assert refund is not None and refund.refund == "unused_days" and refund.when == "immediate"
+    assert (
+        refund is not None
+        and refund.refund is RefundBasis.UNUSED_DAYS
+        and refund.when == "immediate"
+    )
 
 
 def test_conek_parameters() -> None:
@@ -215,7 +224,7 @@ def test_emailconsul_parameters() -> None:
     assert guarantee is not None
     assert guarantee.window_days == 30  # "30-day money back guarantee"
     assert guarantee.window_from == "payment"
-    assert guarantee.decision == "needs_review"
+    assert guarantee.decision is Outcome.NEEDS_REVIEW
     deadlines = p.first(Deadlines)
     assert deadlines is not None and deadlines.review_business_days == 10  # "7 to 10"
     grounds = {c.ground for c in p.clauses_of(DeclineGround)}

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from fairbill.errors import Location, PolicyError
-from fairbill.policy.model import Policy
+from fairbill.policy.model import ClauseIdError, Policy
 from fairbill.yamlfile import LineMap, load_yaml, syntax_location
 
 BUNDLED_IDS = ("qomon", "voip", "conek", "emailconsul", "kalenner")
@@ -24,7 +24,11 @@ def validation_problems(
     YAML: tagged-union members add the tag name to the path, which the file lacks."""
     problems: list[tuple[Location, str]] = []
     for error in exc.errors(include_url=False):
-        path = _file_path(error["loc"], data)
+        loc = error["loc"]
+        cause = error.get("ctx", {}).get("error")
+        if not loc and isinstance(cause, ClauseIdError):
+            loc = ("clauses", cause.index, "id")
+        path = _file_path(loc, data)
         problems.append((lines.locate(path), error["msg"]))
     return problems
 

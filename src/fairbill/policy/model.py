@@ -462,6 +462,14 @@ Clause = Annotated[
 C = TypeVar("C", bound=ClauseBase)
 
 
+class ClauseIdError(ValueError):
+    """A clause id that breaks the policy's id rules; ``index`` is the clause's position."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 class NotAutomated(_Strict):
     source: str = Field(min_length=1)
     why: str = Field(min_length=1)
@@ -502,11 +510,11 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _ids(self) -> Policy:
         seen: set[str] = set()
-        for clause in self.clauses:
+        for index, clause in enumerate(self.clauses):
             if not clause.id.startswith(f"{self.id}/"):
-                raise ValueError(f"clause id {clause.id!r} must start with '{self.id}/'")
+                raise ClauseIdError(f"clause id {clause.id!r} must start with '{self.id}/'", index)
             if clause.id in seen:
-                raise ValueError(f"clause id {clause.id!r} is used twice")
+                raise ClauseIdError(f"clause id {clause.id!r} is used twice", index)
             seen.add(clause.id)
         return self
 

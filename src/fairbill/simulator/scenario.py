@@ -835,11 +835,12 @@ def _merchant(
         problems.append(
             (lines.locate(("merchant", "policy")), _policy_message(merchant.policy, base_dir, exc))
         )
-    except OSError as exc:  # a bundled policy file missing from the installation
+    except (OSError, UnicodeDecodeError) as exc:  # a bundled file missing, a binary file
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(
             (
                 lines.locate(("merchant", "policy")),
-                f"cannot load policy {merchant.policy!r}: {exc.strerror or exc}",
+                f"cannot load policy {merchant.policy!r}: {reason}",
             )
         )
     tz_name = merchant.timezone or (policy.timezone if policy else "UTC")
@@ -891,7 +892,8 @@ def _cross_checks(
             add(("fx", j, "pair"), "a pair names two different currencies")
     pairs = {frozenset((rate.base, rate.quote)) for rate in raw.fx}
     for j, method in enumerate(raw.customer.payment_methods):
-        if method.currency not in (None, currency) and frozenset((currency, method.currency)) not in pairs:
+        foreign = method.currency not in (None, currency)
+        if foreign and frozenset((currency, method.currency)) not in pairs:
             add(
                 ("customer", "payment_methods", j, "currency"),
                 f"payments in {method.currency} need an fx rate: add "

@@ -1,0 +1,223 @@
+"""What every service call runs with: one unit of work, a clock, a gateway, the merchant.
+
+``Ctx`` also holds the small shared steps services compose: loading facts for the pure
+core, posting balanced journal transactions, recording decisions and outbox rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fairbill.calendar.periods import Interval, Period
+from fairbill.decisions.decision import Decision
+from fairbill.decisions.facts import (
+    CustomerFacts,
+    Merchant,
+    PaymentFacts,
+    PlanFacts,
+    SubscriptionFacts,
+)
+from fairbill.errors import NotFound, UnbalancedTransaction
+from fairbill.gateway.port import PaymentGateway
+from fairbill.ledger.journal import Transaction, imbalance
+from fairbill.money import Money
+from fairbill.policy.model import ItemKind, Policy
+from fairbill.services.clock import Clock
+from fairbill.store.tables import (
+    CustomerRow,
+    DecisionRow,
+    InvoiceLineRow,
+    InvoiceRow,
+    JournalEntryRow,
+    JournalTransactionRow,
+    MerchantRow,
+    NotificationRow,
+    PaymentRow,
+    PlanRow,
+    SubscriptionRow,
+)
+
+
+@dataclass
+class Ctx:
+    session: Session
+    clock: Clock
+    gateway: PaymentGateway
+    merchant_row: MerchantRow
+    policy: Policy
+    merchant: Merchant = field(init=False)
+
+    def __post_init__(self) -> None:
+        row = self.merchant_row
+        self.merchant = Merchant(self.policy, ZoneInfo(row.timezone), row.country, row.currency)
+
+    # -- time and money ------------------------------------------------------------------
+    @property
+    def now(self) -> datetime:
+        return self.clock.now().astimezone(self.merchant.tz)
+
+    @property
+    def currency(self) -> str:
+        return self.merchant.currency
+
+    def money(self, minor: int) -> Money:
+        return Money.from_minor(minor, self.currency)
+
+    def local(self, instant: datetime) -> datetime:
+        return instant.astimezone(self.merchant.tz)
+
+    # -- lookups ---------------------------------------------------------------------------
+    def plan(self, code: str) -> PlanRow:
+        row = self.session.scalar(
+            select(PlanRow).where(PlanRow.merchant_id == self.merchant_row.id, PlanRow.code == code)
+        )
+        if row is None:
+            raise NotFound(f"no plan {code!r}")
+        return row
+
+    def next_number(self, model: type[InvoiceRow] | type[PaymentRow], customer: CustomerRow) -> int:
+        current = self.session.scalar(
+            select(func.max(model.number)).where(model.customer_id == customer.id)
+        )
+        return (current or 0) + 1
+
+    # -- facts for the pure core -----------------------------------------------------------
+    def plan_facts(self, sub: SubscriptionRow) -> PlanFacts:
+        plan = self.plan(sub.plan_code)
+        return PlanFacts(
+            code=plan.code,
+            interval=Interval(plan.interval_months),
+            price=self.money(sub.price_minor),
+            commitment_months=plan.commitment_months,
+        )
+
+    def payment_facts(self, payment: PaymentRow) -> PaymentFacts:
+        invoice = self.session.get_one(InvoiceRow, payment.invoice_id)
+        period = None
+        period_price = None
+        item = ItemKind.SUBSCRIPTION
+        if invoice.purpose == "product":
+            line = self.session.scalar(
+                select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == invoice.id)
+            )
+            kind = line.description.split(":", 1)[0] if line is not None else "add_on"
+            item = ItemKind(kind) if kind in ItemKind.__members__.values() else ItemKind.ADD_ON
+        elif invoice.period_start is not None and invoice.period_end is not None:
+            period = Period(self.local(invoice.period_start), self.local(invoice.period_end))
+            period_price = self.money(invoice.total_minor)
+        is_renewal = invoice.purpose == "subscription" and payment.number > 1
+        return PaymentFacts(
+            number=payment.number,
+            at=self.local(payment.at),
+            amount=self.money(payment.amount_minor),
+            refunded=self.money(payment.refunded_minor),
+            method=payment.method,
+            item=item,
+            is_duplicate=payment.is_duplicate,
+            overcharge=self.money(invoice.overcharge_minor) if invoice.overcharge_minor else None,
+            period=period,
+            period_price=period_price,
+            is_renewal=is_renewal,
+            subscription_id=invoice.subscription_id,
+        )
+
+    def subscription_facts(self, sub: SubscriptionRow) -> SubscriptionFacts:
+        payments = self.session.scalars(
+            select(PaymentRow)
+            .join(InvoiceRow, InvoiceRow.id == PaymentRow.invoice_id)
+            .where(InvoiceRow.subscription_id == sub.id, PaymentRow.is_duplicate.is_(False))
+            .order_by(PaymentRow.number)
+        ).all()
+        plan = self.plan_facts(sub)
+        commitment_end = None
+        if plan.commitment_months:
+            from fairbill.calendar.periods import period_containing
+
+            term = Interval(plan.commitment_months)
+            commitment_end = period_containing(self.local(sub.anchor), term, self.now).end
+        return SubscriptionFacts(
+            id=sub.id,
+            plan=plan,
+            anchor=self.local(sub.anchor),
+            current_period=Period(
+                self.local(sub.current_period_start), self.local(sub.current_period_end)
+            ),
+            status=sub.status,
+            is_first=sub.is_first,
+            commitment_end=commitment_end,
+            cancel_at=self.local(sub.cancel_at) if sub.cancel_at else None,
+            payments=tuple(self.payment_facts(p) for p in payments),
+        )
+
+    def customer_facts(self, customer: CustomerRow) -> CustomerFacts:
+        def loc(value: datetime | None) -> datetime | None:
+            return self.local(value) if value is not None else None
+
+        return CustomerFacts(
+            type=customer.type,
+            acquisition=customer.acquisition,
+            flags=frozenset(customer.flags or ()),
+            in_violation=customer.in_violation,
+            terms_notice_at=loc(customer.terms_notice_at),
+            terms_declined_at=loc(customer.terms_declined_at),
+            written_cancel_at=loc(customer.written_cancel_at),
+        )
+
+    # -- recording -------------------------------------------------------------------------
+    def post(self, txn: Transaction, customer: CustomerRow | None = None) -> None:
+        """Store a balanced transaction once: its key is an idempotency key, and the legs
+        are checked again here, where they are stored."""
+        exists = self.session.scalar(
+            select(JournalTransactionRow.id).where(JournalTransactionRow.key == txn.key)
+        )
+        if exists is not None:
+            return
+        off = imbalance((leg.amount.currency, leg.amount.minor) for leg in txn.legs)
+        if off:
+            raise UnbalancedTransaction(f"refusing to store {txn.key}: {off}")
+        row = JournalTransactionRow(
+            merchant_id=self.merchant_row.id, key=txn.key, at=txn.at, description=txn.description
+        )
+        self.session.add(row)
+        self.session.flush()
+        self.session.add_all(
+            JournalEntryRow(
+                transaction_id=row.id,
+                account=str(leg.account),
+                customer_id=customer.id if customer else None,
+                amount_minor=leg.amount.minor,
+                currency=leg.amount.currency,
+            )
+            for leg in txn.legs
+        )
+
+    def record(self, customer: CustomerRow, decision: Decision) -> DecisionRow:
+        row = DecisionRow(
+            customer_id=customer.id,
+            at=self.now,
+            action=decision.action,
+            outcome=str(decision.outcome),
+            amount_minor=decision.amount.round(self.merchant.rounding).minor,
+            reasons=[str(r) for r in decision.reasons],
+            clauses=list(decision.clauses),
+            explanation=decision.explanation,
+            policy_version=self.policy.version,
+        )
+        self.session.add(row)
+        return row
+
+    def notify(self, customer: CustomerRow, template: str, **payload: str) -> None:
+        self.session.add(
+            NotificationRow(
+                customer_id=customer.id,
+                at=self.now,
+                template=template,
+                language=customer.language or self.policy.language,
+                payload=payload,
+            )
+        )
