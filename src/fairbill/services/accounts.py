@@ -1,0 +1,198 @@
+"""Account-level use cases: payment methods, outstanding invoices, billing mistakes,
+chargebacks, outages, violations, terms, closure, activity and data export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from fairbill.decisions.credits import forfeits_credits
+from fairbill.decisions.decision import Decision, DecisionOutcome
+from fairbill.decisions.disputes import (
+    decide_chargeback,
+    decide_closure,
+    decide_dispute_closed,
+    decide_violation,
+    retention_until,
+)
+from fairbill.decisions.reasons import Reason
+from fairbill.ledger.accounts import Account
+from fairbill.ledger.journal import transfer
+from fairbill.money import Money
+from fairbill.policy.model import RequestKind
+from fairbill.services import billing, credits, refunds, subscriptions
+from fairbill.services.context import Ctx
+from fairbill.store.tables import (
+    CustomerRow,
+    InvoiceRow,
+    OutageRow,
+    PaymentMethodRow,
+    PaymentRow,
+    RequestRow,
+    SubscriptionRow,
+)
+
+
+def set_method_behaviour(ctx: Ctx, customer: CustomerRow, code: str, declines: bool) -> None:
+    pm = billing.method_row(ctx, customer, code)
+    pm.declines = declines
+    setter = getattr(ctx.gateway, "set_declines", None)
+    if setter is not None:
+        setter(pm.token, declines)
+
+
+def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) -> int:
+    """Pay every open invoice, oldest first; reactivate what the payments settle."""
+    paid = 0
+    invoices = ctx.session.scalars(select(InvoiceRow).where(
+        InvoiceRow.customer_id == customer.id, InvoiceRow.status == "open"
+    ).order_by(InvoiceRow.number)).all()
+    for invoice in invoices:
+        sub = ctx.session.get(SubscriptionRow, invoice.subscription_id) if invoice.subscription_id else None
+        use = method or (sub.payment_method if sub else None)
+        due = billing.amount_due(invoice)
+        if billing.collect(ctx, customer, invoice, use):
+            paid += due
+            if sub is not None and sub.status in ("past_due", "suspended"):
+                billing.reactivate(ctx, customer, sub, ctx.money(due))
+                subscriptions.advance(ctx, customer, sub)
+        elif sub is not None:
+            billing.handle_failure(ctx, customer, sub, invoice)
+    return paid
+
+
+def retry_due(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    if sub.next_retry_at is None or sub.next_retry_at > ctx.now:
+        return
+    sub.next_retry_at = None
+    invoices = ctx.session.scalars(select(InvoiceRow).where(
+        InvoiceRow.subscription_id == sub.id, InvoiceRow.status == "open"
+    ).order_by(InvoiceRow.number)).all()
+    for invoice in invoices:
+        due = billing.amount_due(invoice)
+        if billing.collect(ctx, customer, invoice, sub.payment_method):
+            billing.reactivate(ctx, customer, sub, ctx.money(due))
+        else:
+            billing.handle_failure(ctx, customer, sub, invoice)
+            return
+
+
+def billing_mistake(ctx: Ctx, customer: CustomerRow, kind: str, amount: Decimal,
+                    payment: PaymentRow | None, invoice: InvoiceRow | None) -> None:
+    money = Money(amount, ctx.currency)
+    if kind == "duplicate_charge":
+        assert payment is not None
+        original = ctx.session.get_one(InvoiceRow, payment.invoice_id)
+        billing.charge(ctx, customer, original, payment.method, money, duplicate=True)
+        return
+    target = invoice or (ctx.session.get_one(InvoiceRow, payment.invoice_id) if payment else None)
+    assert target is not None
+    target.overcharge_minor += money.minor
+
+
+def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_first: bool) -> None:
+    payment.disputed = "open"
+    left = ctx.money(payment.amount_minor - payment.refunded_minor)
+    consequence = decide_chargeback(ctx.merchant, left, contacted_first)
+    ctx.record(customer, consequence.decision)
+    if consequence.suspend:
+        for sub in subscriptions.live_subscriptions(ctx, customer):
+            billing.suspend(ctx, customer, sub)
+
+
+def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome: str) -> None:
+    left = ctx.money(payment.amount_minor - payment.refunded_minor)
+    decision = decide_dispute_closed(ctx.merchant, left, outcome)
+    ctx.record(customer, decision)
+    payment.disputed = outcome
+    if outcome == "lost" and left:
+        payment.refunded_minor += left.minor
+        ctx.post(transfer(f"chargeback:{customer.id}:{payment.number}", ctx.now,
+                          f"chargeback lost on payment {payment.number}", Account.CHARGEBACKS,
+                          Account.CASH, left), customer)
+
+
+def outage(ctx: Ctx, customer: CustomerRow, start: datetime, end: datetime, cause: str,
+           reported_at: datetime | None) -> RequestRow:
+    row = OutageRow(customer_id=customer.id, start=start, end=end, cause=cause,
+                    reported_at=reported_at)
+    ctx.session.add(row)
+    ctx.session.flush()
+    return refunds.request_refund(ctx, customer, RequestKind.SERVICE_DISRUPTION, outage=row,
+                                  reason=f"{cause} outage")
+
+
+def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
+    consequence = decide_violation(ctx.merchant, kind)
+    ctx.record(customer, consequence.decision)
+    customer.in_violation = True
+    if consequence.forfeit_credits:
+        credits.forfeit_all(ctx, customer, forfeits_credits(ctx.merchant, "termination")
+                            or (consequence.decision.clauses or (None,))[0], "terms violated")
+    if consequence.terminate:
+        customer.status = "terminated"
+        for sub in subscriptions.live_subscriptions(ctx, customer):
+            subscriptions.end_subscription(ctx, customer, sub, "terminated")
+        until, _ = retention_until(ctx.merchant, "termination", ctx.now)
+        customer.data_retained_until = until
+    elif consequence.suspend:
+        for sub in subscriptions.live_subscriptions(ctx, customer):
+            billing.suspend(ctx, customer, sub)
+
+
+def terms_change(ctx: Ctx, customer: CustomerRow, material: bool) -> None:
+    customer.terms_notice_at = ctx.now
+    if material:
+        ctx.notify(customer, "terms_changed")
+
+
+def decline_terms(ctx: Ctx, customer: CustomerRow) -> None:
+    customer.terms_declined_at = ctx.now
+    for sub in subscriptions.live_subscriptions(ctx, customer):
+        subscriptions.cancel(ctx, customer, sub, reason="declined the new terms")
+
+
+def close_account(ctx: Ctx, customer: CustomerRow) -> None:
+    consequence = decide_closure(ctx.merchant)
+    ctx.record(customer, consequence.decision)
+    customer.status = "closed"
+    if consequence.forfeit_credits:
+        credits.forfeit_all(ctx, customer, forfeits_credits(ctx.merchant, "closure"),
+                            "account closed")
+    live = subscriptions.live_subscriptions(ctx, customer)
+    for sub in live:
+        if sub.status == "trialing":
+            subscriptions.end_subscription(ctx, customer, sub, "canceled")
+        elif sub.cancel_at is None:
+            subscriptions.cancel(ctx, customer, sub)
+    ends = max((s.cancel_at or ctx.now for s in live), default=ctx.now)
+    until, _ = retention_until(ctx.merchant, "closure", ends)
+    customer.data_retained_until = until
+
+
+def activity(ctx: Ctx, customer: CustomerRow) -> None:
+    customer.last_activity_at = ctx.now
+
+
+def delete_data_if_due(ctx: Ctx, customer: CustomerRow) -> None:
+    due = customer.data_retained_until
+    if due is None or customer.data_deleted_at is not None or due > ctx.now:
+        return
+    customer.data_deleted_at = ctx.now
+    ctx.record(customer, Decision(action="data_deletion", outcome=DecisionOutcome.APPROVED,
+                                  amount=ctx.money(0), reasons=(Reason.DATA_DELETED,),
+                                  explanation="The retention period ended: the account data is "
+                                              "deleted."))
+    ctx.notify(customer, "data_deletion_notice")
+
+
+def export_data(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
+    ctx.record(customer, Decision(action="export_data", outcome=DecisionOutcome.APPROVED,
+                                  amount=ctx.money(0),
+                                  explanation="The customer exported their data."))
+    methods = ctx.session.scalars(select(PaymentMethodRow).where(
+        PaymentMethodRow.customer_id == customer.id)).all()
+    return {"customer": customer.code, "payment_methods": [m.code for m in methods]}

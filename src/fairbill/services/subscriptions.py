@@ -1,0 +1,335 @@
+"""Subscription use cases: subscribe, cancel, change plan, usage, renew, end."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from fairbill.calendar.periods import Interval, period_at, period_index
+from fairbill.decisions.cancellation import CancelOutcome, decide_cancel
+from fairbill.decisions.credits import credit_expiry
+from fairbill.decisions.disputes import retention_until
+from fairbill.decisions.plan_change import decide_plan_change, decide_tier_move
+from fairbill.errors import Conflict, NotFound
+from fairbill.money import Money
+from fairbill.policy.model import Destination
+from fairbill.services import billing
+from fairbill.services.billing import Line
+from fairbill.services.context import Ctx
+from fairbill.store.tables import (
+    CreditPackRow,
+    CustomerRow,
+    InvoiceRow,
+    PaymentRow,
+    PlanRow,
+    PromotionRow,
+    SubscriptionRow,
+)
+
+LIVE = ("trialing", "active", "past_due", "suspended")
+
+
+def tier_price_minor(plan: PlanRow, level: int | None) -> int:
+    if plan.tiers is None:
+        assert plan.price_minor is not None
+        return plan.price_minor
+    value = level or 0
+    for tier in plan.tiers:
+        if tier["up_to"] is None or value <= tier["up_to"]:
+            return int(tier["price_minor"])
+    return int(plan.tiers[-1]["price_minor"])
+
+
+def live_subscriptions(ctx: Ctx, customer: CustomerRow) -> list[SubscriptionRow]:
+    return list(ctx.session.scalars(
+        select(SubscriptionRow)
+        .where(SubscriptionRow.customer_id == customer.id, SubscriptionRow.status.in_(LIVE))
+        .order_by(SubscriptionRow.id)
+    ).all())
+
+
+def the_subscription(ctx: Ctx, customer: CustomerRow, sub_id: int | None = None) -> SubscriptionRow:
+    if sub_id is not None:
+        sub = ctx.session.get(SubscriptionRow, sub_id)
+        if sub is None or sub.customer_id != customer.id:
+            raise NotFound(f"no subscription {sub_id}")
+        return sub
+    subs = live_subscriptions(ctx, customer)
+    if not subs:
+        raise NotFound("the customer has no live subscription")
+    return subs[-1]
+
+
+# -- subscribe ------------------------------------------------------------------------------
+def subscribe(
+    ctx: Ctx, customer: CustomerRow, plan_code: str, *, payment_method: str | None = None,
+    trial_days: int | None = None, promotion: str | None = None, usage: int | None = None,
+    is_first: bool | None = None,
+) -> SubscriptionRow:
+    plan = ctx.plan(plan_code)
+    now = ctx.now
+    if is_first is None:
+        earlier = ctx.session.scalar(select(SubscriptionRow.id).where(
+            SubscriptionRow.customer_id == customer.id))
+        is_first = earlier is None
+    interval = Interval(plan.interval_months)
+    trial_end = None
+    if trial_days:
+        trial_end = now + timedelta(days=trial_days)
+    anchor = trial_end or now
+    period = period_at(ctx.local(anchor), interval, 0)
+    sub = SubscriptionRow(
+        customer_id=customer.id, plan_code=plan.code, status="trialing" if trial_end else "active",
+        anchor=anchor, started_at=now,
+        current_period_start=now if trial_end else period.start,
+        current_period_end=trial_end or period.end,
+        trial_end=trial_end, payment_method=payment_method,
+        price_minor=tier_price_minor(plan, usage), usage_level=usage, is_first=is_first,
+        promotion_code=promotion,
+    )
+    if promotion:
+        promo = _promotion(ctx, promotion)
+        sub.promotion_periods_left = promo.duration_periods
+    ctx.session.add(sub)
+    ctx.session.flush()
+    if not trial_end:
+        _bill_period(ctx, customer, sub)
+    if customer.terms_version is None:
+        customer.terms_version = ctx.policy.version  # accepted at payment (terms_acceptance)
+    ctx.notify(customer, "welcome", plan=plan.code)
+    return sub
+
+
+def _promotion(ctx: Ctx, code: str) -> PromotionRow:
+    promo = ctx.session.scalar(select(PromotionRow).where(
+        PromotionRow.merchant_id == ctx.merchant_row.id, PromotionRow.code == code))
+    if promo is None:
+        raise NotFound(f"no promotion {code!r}")
+    return promo
+
+
+def _bill_period(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> InvoiceRow:
+    plan = ctx.plan(sub.plan_code)
+    sub.price_minor = tier_price_minor(plan, sub.usage_level)
+    price = ctx.money(sub.price_minor)
+    start, end = ctx.local(sub.current_period_start), ctx.local(sub.current_period_end)
+    lines = [Line("subscription", f"{plan.code} {start.date()} – {end.date()}", price, start, end)]
+    discount = _discount(ctx, sub, price)
+    if discount:
+        lines.append(Line("credit", f"promotion {sub.promotion_code}", -discount, start, end))
+    invoice = billing.issue_invoice(ctx, customer, lines, purpose="subscription", subscription=sub,
+                                    period=(start, end))
+    _grant_included_credits(ctx, customer, sub, plan, end)
+    if not billing.collect(ctx, customer, invoice, sub.payment_method):
+        billing.handle_failure(ctx, customer, sub, invoice)
+    return invoice
+
+
+def _discount(ctx: Ctx, sub: SubscriptionRow, price: Money) -> Money:
+    if not sub.promotion_code or sub.promotion_periods_left == 0:
+        return ctx.money(0)
+    promo = _promotion(ctx, sub.promotion_code)
+    if sub.promotion_periods_left is not None:
+        sub.promotion_periods_left -= 1
+    if promo.percent_off is not None:
+        return price.ratio(Decimal(promo.percent_off), 100).round(ctx.merchant.rounding)
+    off = ctx.money(promo.amount_off_minor or 0)
+    return off if off <= price else price
+
+
+def _grant_included_credits(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan: PlanRow, period_end: datetime
+) -> None:
+    for kind, quantity in (plan.includes or {}).items():
+        credit_kind = "message" if kind == "message_credits" else kind.removesuffix("_credits")
+        expires = credit_expiry(ctx.merchant, ctx.now)
+        expires = min(expires, period_end) if expires else period_end
+        ctx.session.add(CreditPackRow(customer_id=customer.id, kind=credit_kind, quantity=quantity,
+                                      remaining=quantity, purchased_at=ctx.now, expires_at=expires,
+                                      status="active", source="plan", subscription_id=sub.id))
+
+
+# -- cancel ---------------------------------------------------------------------------------
+def cancel(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, *, immediately: bool = False,
+    channel: str | None = None, reason: str | None = None,
+) -> CancelOutcome:
+    if channel == "written":
+        customer.written_cancel_at = ctx.now
+    outcome = decide_cancel(ctx.merchant, ctx.subscription_facts(sub), ctx.now,
+                            immediately=immediately)
+    ctx.record(customer, outcome.decision)
+    if outcome.decision.outcome == "declined":
+        return outcome
+    for refund in outcome.refunds:
+        payment = _payment(ctx, customer, refund.payment)
+        billing.pay_refund(ctx, customer, payment, refund.amount, Destination.ORIGINAL_METHOD,
+                           outcome.decision.clauses)
+    if outcome.ends_now:
+        end_subscription(ctx, customer, sub, "canceled")
+    else:
+        sub.cancel_at = outcome.ends_at
+    ctx.notify(customer, "cancellation_confirmed", ends_at=ctx.local(outcome.ends_at).isoformat())
+    return outcome
+
+
+def _payment(ctx: Ctx, customer: CustomerRow, number: int) -> PaymentRow:
+    row = ctx.session.scalar(select(PaymentRow).where(
+        PaymentRow.customer_id == customer.id, PaymentRow.number == number))
+    if row is None:
+        raise NotFound(f"no payment {number}")
+    return row
+
+
+def end_subscription(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, status: str, at: datetime | None = None
+) -> None:
+    """End service now (or at ``at``): no more renewals, retention clock starts."""
+    when = at or ctx.now
+    sub.status = status
+    sub.ended_at = when
+    sub.cancel_at = sub.cancel_at if sub.cancel_at and sub.cancel_at <= when else when
+    sub.next_retry_at = None
+    sub.usage_check_at = None
+    how = "termination" if status == "terminated" else (
+        "closure" if customer.status == "closed" else "cancellation")
+    until, _ = retention_until(ctx.merchant, how, when)
+    if until is not None and not live_subscriptions(ctx, customer):
+        customer.data_retained_until = until
+    if sub.successor_plan and status == "canceled":
+        successor, sub.successor_plan = sub.successor_plan, None
+        subscribe(ctx, customer, successor, payment_method=sub.payment_method, is_first=False)
+
+
+# -- plan changes and usage -----------------------------------------------------------------
+def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code: str) -> None:
+    if sub.status not in LIVE:
+        raise Conflict(f"subscription {sub.id} is {sub.status}")
+    new = ctx.plan(plan_code)
+    new_price = ctx.money(tier_price_minor(new, sub.usage_level))
+    facts = ctx.subscription_facts(sub)
+    outcome = decide_plan_change(ctx.merchant, facts, new_price, new.code, ctx.now)
+    ctx.record(customer, outcome.decision)
+    if outcome.mode == "immediate":
+        old_code = sub.plan_code
+        sub.plan_code = new.code
+        sub.price_minor = new_price.minor
+        if outcome.charge:
+            _bill_adjustment(ctx, customer, sub, outcome.charge, "proration",
+                             f"upgrade {old_code} → {new.code}, rest of the period")
+    elif outcome.mode == "end_of_period":
+        sub.pending_plan = new.code
+    elif outcome.mode == "cancel_and_resubscribe":
+        sub.successor_plan = new.code
+        cancel(ctx, customer, sub)
+
+
+def _bill_adjustment(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, amount: Money, kind: str, text: str
+) -> None:
+    now, end = ctx.now, ctx.local(sub.current_period_end)
+    invoice = billing.issue_invoice(ctx, customer, [Line(kind, text, amount, now, end)],
+                                    purpose="proration", subscription=sub)
+    if not billing.collect(ctx, customer, invoice, sub.payment_method):
+        billing.handle_failure(ctx, customer, sub, invoice)
+
+
+def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: int) -> None:
+    plan = ctx.plan(sub.plan_code)
+    sub.usage_level = value
+    if plan.tiers is None or sub.status not in LIVE:
+        return
+    new_price = tier_price_minor(plan, value)
+    if new_price > sub.price_minor:
+        outcome = decide_tier_move(ctx.merchant, ctx.subscription_facts(sub),
+                                   ctx.money(new_price), ctx.now, ctx.now)
+        ctx.record(customer, outcome.decision)
+        sub.price_minor = new_price
+        sub.usage_fell_at = sub.usage_check_at = None
+        if outcome.charge:
+            _bill_adjustment(ctx, customer, sub, outcome.charge, "proration",
+                             f"{plan.tier_metric or 'usage'} over the tier limit, rest of the period")
+    elif new_price < sub.price_minor:
+        if sub.usage_fell_at is None:
+            sub.usage_fell_at = ctx.now
+            local = ctx.now
+            sub.usage_check_at = ctx.local(local.replace(hour=0, minute=0, second=0,
+                                                         microsecond=0) + timedelta(days=1))
+    else:
+        sub.usage_fell_at = sub.usage_check_at = None
+
+
+def usage_check(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    """The daily check: a fall below a tier threshold earns a prorated credit note."""
+    plan = ctx.plan(sub.plan_code)
+    fell_at = sub.usage_fell_at
+    sub.usage_check_at = None
+    sub.usage_fell_at = None
+    new_price = tier_price_minor(plan, sub.usage_level)
+    if fell_at is None or new_price >= sub.price_minor:
+        return
+    outcome = decide_tier_move(ctx.merchant, ctx.subscription_facts(sub), ctx.money(new_price),
+                               ctx.local(fell_at), ctx.now)
+    ctx.record(customer, outcome.decision)
+    sub.price_minor = new_price
+    if outcome.charge:
+        credited = ctx.session.scalar(
+            select(InvoiceRow).where(InvoiceRow.subscription_id == sub.id)
+            .order_by(InvoiceRow.number.desc()).limit(1))
+        billing.credit_note(ctx, customer, outcome.charge,
+                            f"{plan.tier_metric or 'usage'} fell below the tier on "
+                            f"{ctx.merchant.day(fell_at)}", credited, outcome.decision)
+
+
+# -- time-driven ----------------------------------------------------------------------------
+def advance(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    """What is due at the subscription's next boundary: trial end, cancellation taking
+    effect, or renewal. Idempotent: does nothing before the boundary."""
+    now = ctx.now
+    if sub.status not in LIVE:
+        return
+    if sub.cancel_at is not None and sub.cancel_at <= now:
+        end_subscription(ctx, customer, sub, "canceled", at=sub.cancel_at)
+        return
+    if sub.current_period_end > now:
+        return
+    if sub.status == "trialing":
+        _end_trial(ctx, customer, sub)
+        return
+    if sub.status == "suspended":
+        return  # a suspended subscription is not billed; payment reactivates it
+    _renew(ctx, customer, sub)
+
+
+def _end_trial(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    if sub.payment_method is None:
+        end_subscription(ctx, customer, sub, "expired")
+        return
+    plan = ctx.plan(sub.plan_code)
+    period = period_at(ctx.local(sub.anchor), Interval(plan.interval_months), 0)
+    sub.status = "active"
+    sub.current_period_start, sub.current_period_end = period.start, period.end
+    _bill_period(ctx, customer, sub)
+
+
+def _renew(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    if sub.pending_plan:
+        sub.plan_code, sub.pending_plan = sub.pending_plan, None
+    plan = ctx.plan(sub.plan_code)
+    interval = Interval(plan.interval_months)
+    anchor = ctx.local(sub.anchor)
+    index = period_index(anchor, interval, ctx.local(sub.current_period_end))
+    period = period_at(anchor, interval, index)
+    sub.current_period_start, sub.current_period_end = period.start, period.end
+    _bill_period(ctx, customer, sub)
+
+
+def next_due(sub: SubscriptionRow) -> datetime | None:
+    if sub.status not in LIVE:
+        return None
+    candidates = [t for t in (sub.cancel_at, sub.next_retry_at, sub.usage_check_at) if t]
+    if sub.status != "suspended":
+        candidates.append(sub.current_period_end)
+    return min(candidates) if candidates else None
