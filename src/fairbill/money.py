@@ -57,7 +57,7 @@ def parse_decimal(text: str) -> Decimal:
         raise TypeError(f"amounts are parsed from strings, not {type(text).__name__}")
     stripped = text.strip()
     if not _DECIMAL_TEXT.match(stripped):
-        raise InvalidAmount(f"not a decimal amount: {text!r} (write it like \"1234.50\")")
+        raise InvalidAmount(f'not a decimal amount: {text!r} (write it like "1234.50")')
     try:
         return Decimal(stripped)
     except InvalidOperation as exc:  # pragma: no cover - the regex already guards this

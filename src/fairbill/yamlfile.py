@@ -55,8 +55,10 @@ def _walk(node: yaml.Node, loader: _Loader, at: Path, lines: dict[Path, int]) ->
             key = loader.construct_object(key_node, deep=True)
             if key in result:
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r}", key_node.start_mark,
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
                 )
             lines[(*at, key)] = key_node.start_mark.line + 1
             result[key] = _walk(value_node, loader, (*at, key), lines)

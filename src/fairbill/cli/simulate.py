@@ -32,7 +32,9 @@ def _fail_input(exc: InputError) -> typer.Exit:
 
 def simulate_command(
     file: Annotated[Path, typer.Argument(help="A fairbill.scenario/1 file (YAML or JSON).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the fairbill.result/1 JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the fairbill.result/1 JSON.")
+    ] = False,
 ) -> None:
     """Replay a scenario on a test clock and print what happened."""
     try:
@@ -46,30 +48,50 @@ def simulate_command(
 
 
 def _report(console: Console, r: dict[str, Any]) -> None:
-    console.print(f"[bold]{r['scenario']}[/bold]  policy {r['policy']['id']} "
-                  f"{r['policy']['version']}, now {r['now']}, {r['currency']}")
+    console.print(
+        f"[bold]{r['scenario']}[/bold]  policy {r['policy']['id']} "
+        f"{r['policy']['version']}, now {r['now']}, {r['currency']}"
+    )
     subs = Table("subscription", "plan", "status", "period", "ends", title="Subscriptions")
     for s in r["subscriptions"]:
-        subs.add_row(s["id"], s["plan"], s["status"],
-                     f"{s['current_period_start']} → {s['current_period_end']}",
-                     s["ended_at"] or s["cancel_at"] or "")
+        subs.add_row(
+            s["id"],
+            s["plan"],
+            s["status"],
+            f"{s['current_period_start']} → {s['current_period_end']}",
+            s["ended_at"] or s["cancel_at"] or "",
+        )
     console.print(subs)
     inv = Table("#", "issued", "total", "credit", "wallet", "paid", "status", title="Invoices")
     for i in r["invoices"]:
-        inv.add_row(str(i["number"]), i["issued_at"], i["total"], i["credit_applied"],
-                    i["wallet_applied"], i["amount_paid"], i["status"])
+        inv.add_row(
+            str(i["number"]),
+            i["issued_at"],
+            i["total"],
+            i["credit_applied"],
+            i["wallet_applied"],
+            i["amount_paid"],
+            i["status"],
+        )
     console.print(inv)
     if r["refunds"]:
         ref = Table("at", "amount", "to", "payment", "clauses", title="Refunds")
         for f in r["refunds"]:
-            ref.add_row(f["at"], f["amount"], f["destination"], str(f["payment"]),
-                        ", ".join(f["clauses"]))
+            ref.add_row(
+                f["at"], f["amount"], f["destination"], str(f["payment"]), ", ".join(f["clauses"])
+            )
         console.print(ref)
     if r["requests"]:
         req = Table("#", "kind", "decision", "amount", "status", "clauses", title="Requests")
         for q in r["requests"]:
-            req.add_row(str(q["number"]), q["kind"], q["decision"], q["amount"], q["status"],
-                        ", ".join(q["clauses"]))
+            req.add_row(
+                str(q["number"]),
+                q["kind"],
+                q["decision"],
+                q["amount"],
+                q["status"],
+                ", ".join(q["clauses"]),
+            )
         console.print(req)
     timeline = Table("at", "action", "outcome", "amount", "explanation", title="Decisions")
     for d in r["decisions"]:
@@ -82,7 +104,9 @@ def _files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")))
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+            )
         else:
             found.append(path)
     return found
@@ -115,9 +139,11 @@ def test_command(
             out.print(f"PASS {file}", markup=False)
         else:
             failed += 1
-            out.print(f"FAIL {file}: {mismatch.path}: expected {mismatch.expected!r}, "
-                      f"got {mismatch.actual!r}"
-                      + (f" ({mismatch.reason})" if mismatch.reason else ""), markup=False)
+            out.print(
+                f"FAIL {file}: {mismatch.path}: expected {mismatch.expected!r}, "
+                f"got {mismatch.actual!r}" + (f" ({mismatch.reason})" if mismatch.reason else ""),
+                markup=False,
+            )
     out.print(f"{passed} passed, {failed} failed", markup=False)
     if input_errors:
         raise typer.Exit(2)

@@ -128,9 +128,11 @@ def _immediate(
         amount = min_money(share.of(price).round(m.rounding), payment.refundable)
         refunds = (PaymentRefund(payment.number, amount),) if amount else ()
         reasons.append(Reason.REFUND_UNUSED_DAYS)
-        explanation += " Unused days refunded: " + share_sentence(
-            m, price, share.numerator_days, share.period_days, "days", amount
-        ) + "."
+        explanation += (
+            " Unused days refunded: "
+            + share_sentence(m, price, share.numerator_days, share.period_days, "days", amount)
+            + "."
+        )
     decision = Decision(
         action="cancel",
         outcome=DecisionOutcome.APPROVED,
@@ -192,9 +194,13 @@ def _effective_end(
     effective = timing.effective if timing is not None else "end_of_period"
     if effective == "end_of_month_period":
         end = period_containing(sub.anchor, Interval.month(), now).end
-        return end, (Reason.CANCEL_AT_MONTH_PERIOD_END,), (
-            f"Canceled on {m.day(now)}: access continues to the end of the current monthly "
-            f"period, {m.day(end)}."
+        return (
+            end,
+            (Reason.CANCEL_AT_MONTH_PERIOD_END,),
+            (
+                f"Canceled on {m.day(now)}: access continues to the end of the current monthly "
+                f"period, {m.day(end)}."
+            ),
         )
     end = sub.current_period.end
     reason = Reason.CANCEL_AT_PERIOD_END
@@ -211,9 +217,13 @@ def _effective_end(
         # Cancelling on the renewal date itself: the renewal happens, then the cancellation.
         end = _next_period_end(sub)
         reasons = (Reason.CANCEL_AFTER_RENEWAL_CUTOFF, reason)
-    return end, reasons, (
-        f"Canceled on {m.day(now)}: the subscription stays active until {m.day(end)} and "
-        f"does not renew."
+    return (
+        end,
+        reasons,
+        (
+            f"Canceled on {m.day(now)}: the subscription stays active until {m.day(end)} and "
+            f"does not renew."
+        ),
     )
 
 

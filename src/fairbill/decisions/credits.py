@@ -25,12 +25,16 @@ def credit_expiry(m: Merchant, purchased_at: datetime) -> datetime | None:
 
 def decide_expiry(m: Merchant, kind: str, remaining: int) -> Decision:
     rule = m.policy.first(PrepaidCredits)
-    return Decision(action="expiry", outcome=DecisionOutcome.APPROVED, amount=m.zero(),
-                    reasons=(Reason.CREDITS_EXPIRED,), clauses=(rule.id,) if rule else (),
-                    explanation=f"{remaining} unused {kind} credits expired"
-                                + (f" {rule.validity_days} days after purchase"
-                                   if rule and rule.validity_days else "")
-                                + "; expired credits are not refunded or extended.")
+    return Decision(
+        action="expiry",
+        outcome=DecisionOutcome.APPROVED,
+        amount=m.zero(),
+        reasons=(Reason.CREDITS_EXPIRED,),
+        clauses=(rule.id,) if rule else (),
+        explanation=f"{remaining} unused {kind} credits expired"
+        + (f" {rule.validity_days} days after purchase" if rule and rule.validity_days else "")
+        + "; expired credits are not refunded or extended.",
+    )
 
 
 def decide_failed_delivery(m: Merchant, failure: str, quantity: int) -> tuple[Decision, int]:
@@ -40,21 +44,34 @@ def decide_failed_delivery(m: Merchant, failure: str, quantity: int) -> tuple[De
     clauses = (rule.id,) if rule else ()
     label = failure.replace("_", " ")
     if treatment == "return":
-        return Decision(action="failed_delivery", outcome=DecisionOutcome.APPROVED,
-                        amount=m.zero(), reasons=(Reason.FAILED_DELIVERY_CREDITS_RETURNED,),
-                        clauses=clauses,
-                        explanation=f"{quantity} messages failed because of {label} issues on "
-                                    "the platform's side: the credits are returned."), quantity
+        return Decision(
+            action="failed_delivery",
+            outcome=DecisionOutcome.APPROVED,
+            amount=m.zero(),
+            reasons=(Reason.FAILED_DELIVERY_CREDITS_RETURNED,),
+            clauses=clauses,
+            explanation=f"{quantity} messages failed because of {label} issues on "
+            "the platform's side: the credits are returned.",
+        ), quantity
     if treatment == "review":
-        return Decision(action="failed_delivery", outcome=DecisionOutcome.NEEDS_REVIEW,
-                        amount=m.zero(), reasons=(Reason.FAILED_DELIVERY_AT_DISCRETION,),
-                        clauses=clauses,
-                        explanation=f"{quantity} messages failed because of {label} issues: "
-                                    "returning the credits is at the merchant's discretion."), 0
-    return Decision(action="failed_delivery", outcome=DecisionOutcome.DECLINED, amount=m.zero(),
-                    reasons=(Reason.FAILED_DELIVERY_NOT_RETURNED,), clauses=clauses,
-                    explanation=f"{quantity} messages failed ({label}): credits are not "
-                                "returned for this cause."), 0
+        return Decision(
+            action="failed_delivery",
+            outcome=DecisionOutcome.NEEDS_REVIEW,
+            amount=m.zero(),
+            reasons=(Reason.FAILED_DELIVERY_AT_DISCRETION,),
+            clauses=clauses,
+            explanation=f"{quantity} messages failed because of {label} issues: "
+            "returning the credits is at the merchant's discretion.",
+        ), 0
+    return Decision(
+        action="failed_delivery",
+        outcome=DecisionOutcome.DECLINED,
+        amount=m.zero(),
+        reasons=(Reason.FAILED_DELIVERY_NOT_RETURNED,),
+        clauses=clauses,
+        explanation=f"{quantity} messages failed ({label}): credits are not "
+        "returned for this cause.",
+    ), 0
 
 
 def forfeits_credits(m: Merchant, event: str) -> str | None:

@@ -36,31 +36,46 @@ def _after_days(instant: datetime, days: int, tz: ZoneInfo) -> datetime:
     return localize(local, tz)
 
 
-def decide_failure(m: Merchant, attempt: int, first_failure: datetime, amount: Money) -> FailureOutcome:
+def decide_failure(
+    m: Merchant, attempt: int, first_failure: datetime, amount: Money
+) -> FailureOutcome:
     """``attempt`` is 1 for the first charge that failed, 2 for the first retry, …"""
     offsets, clause = retry_offsets(m)
     clauses = (clause,) if clause else ()
     if attempt <= len(offsets):
         at = _after_days(first_failure, offsets[attempt - 1], m.tz)
-        d = Decision(action="payment_failed", outcome=DecisionOutcome.APPROVED, amount=amount,
-                     reasons=(Reason.PAYMENT_FAILED_RETRY_SCHEDULED,), clauses=clauses,
-                     explanation=f"Payment of {m.fmt(amount)} failed (attempt {attempt}); "
-                                 f"next try on {m.day(at)}.")
+        d = Decision(
+            action="payment_failed",
+            outcome=DecisionOutcome.APPROVED,
+            amount=amount,
+            reasons=(Reason.PAYMENT_FAILED_RETRY_SCHEDULED,),
+            clauses=clauses,
+            explanation=f"Payment of {m.fmt(amount)} failed (attempt {attempt}); "
+            f"next try on {m.day(at)}.",
+        )
         return FailureOutcome(d, at, suspend=False)
     rule = m.policy.first(Dunning)
     suspend = rule.suspend_after_last if rule else True
-    d = Decision(action="payment_failed", outcome=DecisionOutcome.APPROVED, amount=amount,
-                 reasons=(Reason.PAYMENT_FAILED_SUSPENDED,) if suspend else (),
-                 clauses=clauses,
-                 explanation=f"Payment of {m.fmt(amount)} failed on the last attempt "
-                             f"({attempt}): the subscription is "
-                             f"{'suspended' if suspend else 'left past due'}.")
+    d = Decision(
+        action="payment_failed",
+        outcome=DecisionOutcome.APPROVED,
+        amount=amount,
+        reasons=(Reason.PAYMENT_FAILED_SUSPENDED,) if suspend else (),
+        clauses=clauses,
+        explanation=f"Payment of {m.fmt(amount)} failed on the last attempt "
+        f"({attempt}): the subscription is "
+        f"{'suspended' if suspend else 'left past due'}.",
+    )
     return FailureOutcome(d, None, suspend=suspend)
 
 
 def decide_reactivation(m: Merchant, amount: Money) -> Decision:
     rule = m.policy.first(Dunning)
-    return Decision(action="reactivation", outcome=DecisionOutcome.APPROVED, amount=amount,
-                    reasons=(Reason.REACTIVATED_ON_PAYMENT,), clauses=(rule.id,) if rule else (),
-                    explanation=f"Outstanding {m.fmt(amount)} paid: the account is reactivated "
-                                "at once.")
+    return Decision(
+        action="reactivation",
+        outcome=DecisionOutcome.APPROVED,
+        amount=amount,
+        reasons=(Reason.REACTIVATED_ON_PAYMENT,),
+        clauses=(rule.id,) if rule else (),
+        explanation=f"Outstanding {m.fmt(amount)} paid: the account is reactivated at once.",
+    )

@@ -9,9 +9,7 @@ from fairbill.money import Money
 def share_sentence(
     merchant: Merchant, base: Money, numerator: int, denominator: int, unit: str, result: Money
 ) -> str:
-    return (
-        f"{merchant.fmt(base)} × {numerator} / {denominator} {unit} = {merchant.fmt(result)}"
-    )
+    return f"{merchant.fmt(base)} × {numerator} / {denominator} {unit} = {merchant.fmt(result)}"
 
 
 def plural(count: int, word: str) -> str:

@@ -34,24 +34,42 @@ def decide_plan_change(
         share = remaining_days(sub.current_period, now)
         diff = new_price - old_price
         charge = share.of(diff).round(m.rounding)
-        text = (f"Upgrade to {new_plan} on {m.day(now)} takes effect now; the difference for "
-                f"the rest of the period is charged: "
-                + share_sentence(m, diff, share.numerator_days, share.period_days, "days", charge)
-                + f". The billing date stays {m.day(sub.current_period.end)}.")
-        d = Decision(action="change_plan", outcome=DecisionOutcome.APPROVED, amount=charge,
-                     reasons=(Reason.UPGRADE_PRORATED,), clauses=clauses, explanation=text)
+        text = (
+            f"Upgrade to {new_plan} on {m.day(now)} takes effect now; the difference for "
+            f"the rest of the period is charged: "
+            + share_sentence(m, diff, share.numerator_days, share.period_days, "days", charge)
+            + f". The billing date stays {m.day(sub.current_period.end)}."
+        )
+        d = Decision(
+            action="change_plan",
+            outcome=DecisionOutcome.APPROVED,
+            amount=charge,
+            reasons=(Reason.UPGRADE_PRORATED,),
+            clauses=clauses,
+            explanation=text,
+        )
         return ChangeOutcome(d, "immediate", charge, share)
     if new_price == old_price:
-        d = Decision(action="change_plan", outcome=DecisionOutcome.APPROVED, amount=m.zero(),
-                     reasons=(Reason.SAME_PRICE_CHANGE,), clauses=clauses,
-                     explanation=f"Switched to {new_plan} at the same price; nothing to charge.")
+        d = Decision(
+            action="change_plan",
+            outcome=DecisionOutcome.APPROVED,
+            amount=m.zero(),
+            reasons=(Reason.SAME_PRICE_CHANGE,),
+            clauses=clauses,
+            explanation=f"Switched to {new_plan} at the same price; nothing to charge.",
+        )
         return ChangeOutcome(d, "immediate", m.zero())
     if rule is not None and rule.downgrade == "cancel_and_resubscribe":
-        d = Decision(action="change_plan", outcome=DecisionOutcome.APPROVED, amount=m.zero(),
-                     reasons=(Reason.DOWNGRADE_AS_CANCEL_AND_RESUBSCRIBE,), clauses=clauses,
-                     explanation=f"A downgrade is a cancellation of the current plan and a new "
-                                 f"subscription to {new_plan} starting when the current period "
-                                 "ends.")
+        d = Decision(
+            action="change_plan",
+            outcome=DecisionOutcome.APPROVED,
+            amount=m.zero(),
+            reasons=(Reason.DOWNGRADE_AS_CANCEL_AND_RESUBSCRIBE,),
+            clauses=clauses,
+            explanation=f"A downgrade is a cancellation of the current plan and a new "
+            f"subscription to {new_plan} starting when the current period "
+            "ends.",
+        )
         return ChangeOutcome(d, "cancel_and_resubscribe", m.zero())
     return _at_period_end(m, sub, new_plan, clauses, Reason.DOWNGRADE_AT_PERIOD_END)
 
@@ -59,11 +77,16 @@ def decide_plan_change(
 def _at_period_end(
     m: Merchant, sub: SubscriptionFacts, new_plan: str, clauses: tuple[str, ...], reason: Reason
 ) -> ChangeOutcome:
-    d = Decision(action="change_plan", outcome=DecisionOutcome.APPROVED, amount=m.zero(),
-                 reasons=(reason,), clauses=clauses,
-                 explanation=f"The change to {new_plan} takes effect at the end of the current "
-                             f"period, {m.day(sub.current_period.end)}; no refund for the "
-                             "difference.")
+    d = Decision(
+        action="change_plan",
+        outcome=DecisionOutcome.APPROVED,
+        amount=m.zero(),
+        reasons=(reason,),
+        clauses=clauses,
+        explanation=f"The change to {new_plan} takes effect at the end of the current "
+        f"period, {m.day(sub.current_period.end)}; no refund for the "
+        "difference.",
+    )
     return ChangeOutcome(d, "end_of_period", m.zero())
 
 
@@ -77,29 +100,49 @@ def decide_tier_move(
     old_price = sub.plan.price
     share = remaining_days(sub.current_period, since)
     if new_price == old_price:
-        d = Decision(action="usage", outcome=DecisionOutcome.APPROVED, amount=m.zero(),
-                     reasons=(Reason.TIER_UNCHANGED,), clauses=clauses,
-                     explanation="Usage stays within the current tier.")
+        d = Decision(
+            action="usage",
+            outcome=DecisionOutcome.APPROVED,
+            amount=m.zero(),
+            reasons=(Reason.TIER_UNCHANGED,),
+            clauses=clauses,
+            explanation="Usage stays within the current tier.",
+        )
         return ChangeOutcome(d, "none", m.zero())
     diff = abs(new_price - old_price)
     amount = share.of(diff).round(m.rounding)
     calc = share_sentence(m, diff, share.numerator_days, share.period_days, "days", amount)
     if new_price > old_price:
-        d = Decision(action="usage", outcome=DecisionOutcome.APPROVED, amount=amount,
-                     reasons=(Reason.TIER_UP_PRORATED,), clauses=clauses,
-                     explanation=f"Usage exceeded the tier limit on {m.day(since)}: the plan "
-                                 f"moves up to {m.fmt(new_price)} and the rest of the period is "
-                                 f"billed pro rata: {calc}.")
+        d = Decision(
+            action="usage",
+            outcome=DecisionOutcome.APPROVED,
+            amount=amount,
+            reasons=(Reason.TIER_UP_PRORATED,),
+            clauses=clauses,
+            explanation=f"Usage exceeded the tier limit on {m.day(since)}: the plan "
+            f"moves up to {m.fmt(new_price)} and the rest of the period is "
+            f"billed pro rata: {calc}.",
+        )
         return ChangeOutcome(d, "immediate", amount, share)
     if rule is not None and rule.down == "none":
-        d = Decision(action="usage", outcome=DecisionOutcome.APPROVED, amount=m.zero(),
-                     reasons=(Reason.TIER_UNCHANGED,), clauses=clauses,
-                     explanation="Usage fell below the tier; the policy gives no credit.")
+        d = Decision(
+            action="usage",
+            outcome=DecisionOutcome.APPROVED,
+            amount=m.zero(),
+            reasons=(Reason.TIER_UNCHANGED,),
+            clauses=clauses,
+            explanation="Usage fell below the tier; the policy gives no credit.",
+        )
         return ChangeOutcome(d, "none", m.zero())
-    d = Decision(action="usage", outcome=DecisionOutcome.APPROVED, amount=amount,
-                 reasons=(Reason.TIER_DOWN_CREDIT_NOTE,), clauses=clauses,
-                 explanation=f"Usage fell below the tier on {m.day(since)} (detected "
-                             f"{m.day(now)}): the plan moves down to {m.fmt(new_price)} and a "
-                             f"credit note for the rest of the period goes to the next "
-                             f"invoice: {calc}.")
+    d = Decision(
+        action="usage",
+        outcome=DecisionOutcome.APPROVED,
+        amount=amount,
+        reasons=(Reason.TIER_DOWN_CREDIT_NOTE,),
+        clauses=clauses,
+        explanation=f"Usage fell below the tier on {m.day(since)} (detected "
+        f"{m.day(now)}): the plan moves down to {m.fmt(new_price)} and a "
+        f"credit note for the rest of the period goes to the next "
+        f"invoice: {calc}.",
+    )
     return ChangeOutcome(d, "credit_note", amount, share)

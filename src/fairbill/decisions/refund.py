@@ -19,7 +19,7 @@ from fairbill.calendar.windows import within_business_days, within_days
 from fairbill.decisions.cancellation import guarantee_applies, min_money
 from fairbill.decisions.decision import Decision, DecisionOutcome, Recommendation, payout_outcome
 from fairbill.decisions.explain import share_sentence
-from fairbill.decisions.facts import Merchant, PaymentFacts, RequestFacts
+from fairbill.decisions.facts import CustomerFacts, Merchant, PaymentFacts, RequestFacts
 from fairbill.decisions.reasons import Reason
 from fairbill.money import Money
 from fairbill.policy.model import (
@@ -29,14 +29,13 @@ from fairbill.policy.model import (
     ExceptionRefund,
     MoneyBackGuarantee,
     NonRefundable,
-    Outcome,
     OutageCompensation,
+    Outcome,
     RefundBasis,
     RefundDestination,
     RequestKind,
     RequestRequirements,
 )
-from fairbill.decisions.facts import CustomerFacts
 
 ACTION = "refund_request"
 
@@ -62,36 +61,64 @@ def _requirements(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
         applicable = []  # opened by the merchant on the customer's behalf
     no_reason = not (req.reason and req.reason.strip())
     if "violation" in grounds and customer.in_violation:
-        return _declined(m, Reason.ACCOUNT_IN_VIOLATION, grounds["violation"].id,
-                         "The account was found in violation of the terms of service.")
+        return _declined(
+            m,
+            Reason.ACCOUNT_IN_VIOLATION,
+            grounds["violation"].id,
+            "The account was found in violation of the terms of service.",
+        )
     if no_reason and ("no_reason" in grounds or any(r.reason_required for r in applicable)):
         clause = grounds["no_reason"].id if "no_reason" in grounds else applicable[0].id
-        return _declined(m, Reason.REASON_MISSING, clause,
-                         "The request gives no reason; the policy requires one.")
+        return _declined(
+            m,
+            Reason.REASON_MISSING,
+            clause,
+            "The request gives no reason; the policy requires one.",
+        )
     if "on_go_funds" in grounds and req.on_go_funds:
-        return _declined(m, Reason.ON_GO_FUNDS, grounds["on_go_funds"].id,
-                         "Funds of an \"on go\" plan are not refunded.")
+        return _declined(
+            m,
+            Reason.ON_GO_FUNDS,
+            grounds["on_go_funds"].id,
+            'Funds of an "on go" plan are not refunded.',
+        )
     if req.refund_to and req.payment and req.refund_to != req.payment.method:
         same = [d for d in m.policy.clauses_of(RefundDestination) if d.same_method_only]
-        if "different_payment_method" in grounds or same or any(
-            r.same_payment_method for r in applicable
+        if (
+            "different_payment_method" in grounds
+            or same
+            or any(r.same_payment_method for r in applicable)
         ):
-            clause = (grounds["different_payment_method"].id if "different_payment_method"
-                      in grounds else (same[0].id if same else applicable[0].id))
-            return _declined(m, Reason.DIFFERENT_PAYMENT_METHOD, clause,
-                             f"Refunds go only to the method that paid ({req.payment.method}), "
-                             f"not to {req.refund_to}.")
+            clause = (
+                grounds["different_payment_method"].id
+                if "different_payment_method" in grounds
+                else (same[0].id if same else applicable[0].id)
+            )
+            return _declined(
+                m,
+                Reason.DIFFERENT_PAYMENT_METHOD,
+                clause,
+                f"Refunds go only to the method that paid ({req.payment.method}), "
+                f"not to {req.refund_to}.",
+            )
     for r in applicable:
         if r.order_number_required and req.payment is None and not req.order_numbers:
-            return _declined(m, Reason.ORDER_NUMBER_MISSING, r.id,
-                             "The request names no order number.")
-        if r.window_days is not None and req.payment is not None and not within_days(
-            req.payment.at, req.at, r.window_days, m.tz
+            return _declined(
+                m, Reason.ORDER_NUMBER_MISSING, r.id, "The request names no order number."
+            )
+        if (
+            r.window_days is not None
+            and req.payment is not None
+            and not within_days(req.payment.at, req.at, r.window_days, m.tz)
         ):
             clause = grounds["window_expired"].id if "window_expired" in grounds else r.id
-            return _declined(m, Reason.REQUEST_WINDOW_EXPIRED, clause,
-                             f"The charge of {m.day(req.payment.at)} is more than "
-                             f"{r.window_days} days before the request ({m.day(req.at)}).")
+            return _declined(
+                m,
+                Reason.REQUEST_WINDOW_EXPIRED,
+                clause,
+                f"The charge of {m.day(req.payment.at)} is more than "
+                f"{r.window_days} days before the request ({m.day(req.at)}).",
+            )
     return None
 
 
@@ -109,25 +136,48 @@ def _money_back(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Deci
             continue
         why_not = guarantee_applies(m, g, req.subscription, req.at)
         if g.window_from == "payment":
-            why_not = None if within_days(payment.at, req.at, g.window_days, m.tz) else (
-                Reason.GUARANTEE_WINDOW_EXPIRED)
+            why_not = (
+                None
+                if within_days(payment.at, req.at, g.window_days, m.tz)
+                else (Reason.GUARANTEE_WINDOW_EXPIRED)
+            )
         if why_not is not None:
-            return _declined(m, why_not, g.id,
-                             f"The {g.window_days}-day guarantee no longer covers this payment "
-                             f"of {m.day(payment.at)}.")
+            return _declined(
+                m,
+                why_not,
+                g.id,
+                f"The {g.window_days}-day guarantee no longer covers this payment "
+                f"of {m.day(payment.at)}.",
+            )
         if g.refund == RefundBasis.FULL or (
             g.refund == RefundBasis.FULL_IF_UNUSED and not req.used_since_payment
         ):
-            return _full(m, payment, g.id, g.decision, None,
-                         Reason.UNUSED_SINCE_PAYMENT_FULL if g.refund == RefundBasis.FULL_IF_UNUSED
-                         else Reason.GUARANTEE_FULL_REFUND,
-                         f"Within the {g.window_days}-day guarantee"
-                         + ("" if g.refund == RefundBasis.FULL else
-                            " and the service was not used since the payment")
-                         + f": the payment of {m.fmt(payment.amount)} is refunded in full.")
-        return _unused_days(m, req, g.id, g.decision, None,
-                            lead=f"Within the {g.window_days}-day guarantee; the service was "
-                                 f"used, so the unused days are refunded: ")
+            return _full(
+                m,
+                payment,
+                g.id,
+                g.decision,
+                None,
+                Reason.UNUSED_SINCE_PAYMENT_FULL
+                if g.refund == RefundBasis.FULL_IF_UNUSED
+                else Reason.GUARANTEE_FULL_REFUND,
+                f"Within the {g.window_days}-day guarantee"
+                + (
+                    ""
+                    if g.refund == RefundBasis.FULL
+                    else " and the service was not used since the payment"
+                )
+                + f": the payment of {m.fmt(payment.amount)} is refunded in full.",
+            )
+        return _unused_days(
+            m,
+            req,
+            g.id,
+            g.decision,
+            None,
+            lead=f"Within the {g.window_days}-day guarantee; the service was "
+            f"used, so the unused days are refunded: ",
+        )
     return _not_refundable(m, req)
 
 
@@ -135,14 +185,25 @@ def _not_refundable(m: Merchant, req: RequestFacts) -> Decision:
     item = req.payment.item if req.payment else "subscription"
     for rule in m.policy.clauses_of(NonRefundable):
         if item in rule.items:
-            reason = (Reason.NON_REFUNDABLE_PERIOD_STARTED if item == "subscription"
-                      else Reason.NON_REFUNDABLE_ITEM)
-            return _declined(m, reason, rule.id,
-                             f"{str(item).replace('_', ' ').capitalize()} payments are not "
-                             "refundable under the policy once the period has started or the "
-                             "item was delivered.")
-    return _declined(m, Reason.NO_CLAUSE_GRANTS_REFUND, None,
-                     "No clause of the policy grants a refund in this case.")
+            reason = (
+                Reason.NON_REFUNDABLE_PERIOD_STARTED
+                if item == "subscription"
+                else Reason.NON_REFUNDABLE_ITEM
+            )
+            return _declined(
+                m,
+                reason,
+                rule.id,
+                f"{str(item).replace('_', ' ').capitalize()} payments are not "
+                "refundable under the policy once the period has started or the "
+                "item was delivered.",
+            )
+    return _declined(
+        m,
+        Reason.NO_CLAUSE_GRANTS_REFUND,
+        None,
+        "No clause of the policy grants a refund in this case.",
+    )
 
 
 def _duplicate(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
@@ -151,35 +212,69 @@ def _duplicate(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decis
     if clause is None:
         return _exceptional(m, req, customer)
     if payment is None or not payment.is_duplicate:
-        return _review_or_decline(m, clause, Reason.DUPLICATE_CHARGE_NOT_FOUND,
-                                  "No duplicate of this charge is on record.")
-    return _full(m, payment, clause.id, clause.decision, clause.destination,
-                 Reason.DUPLICATE_CHARGE_CONFIRMED,
-                 f"Payment {payment.number} duplicates an earlier charge: "
-                 f"{m.fmt(payment.amount)} is returned in full.")
+        return _review_or_decline(
+            m,
+            clause,
+            Reason.DUPLICATE_CHARGE_NOT_FOUND,
+            "No duplicate of this charge is on record.",
+        )
+    return _full(
+        m,
+        payment,
+        clause.id,
+        clause.decision,
+        clause.destination,
+        Reason.DUPLICATE_CHARGE_CONFIRMED,
+        f"Payment {payment.number} duplicates an earlier charge: "
+        f"{m.fmt(payment.amount)} is returned in full.",
+    )
 
 
 def _billing_error(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
-    kinds = [req.kind] + ([RequestKind.BILLING_ERROR] if req.kind == RequestKind.OVERPAYMENT else
-                          [RequestKind.OVERPAYMENT])
+    kinds = [req.kind] + (
+        [RequestKind.BILLING_ERROR]
+        if req.kind == RequestKind.OVERPAYMENT
+        else [RequestKind.OVERPAYMENT]
+    )
     clause = next((c for k in kinds for c in _exceptions(m, k)), None)
     payment = req.payment
     if clause is None:
         return _exceptional(m, req, customer)
     if payment is not None and payment.is_duplicate:
-        return _full(m, payment, clause.id, clause.decision, clause.destination,
-                     Reason.DUPLICATE_CHARGE_CONFIRMED,
-                     f"Payment {payment.number} was charged in error: "
-                     f"{m.fmt(payment.amount)} is returned in full.")
+        return _full(
+            m,
+            payment,
+            clause.id,
+            clause.decision,
+            clause.destination,
+            Reason.DUPLICATE_CHARGE_CONFIRMED,
+            f"Payment {payment.number} was charged in error: "
+            f"{m.fmt(payment.amount)} is returned in full.",
+        )
     if payment is None or payment.overcharge is None or payment.overcharge.is_zero:
-        return _review_or_decline(m, clause, Reason.BILLING_ERROR_NOT_FOUND,
-                                  "No billing error is on record for this charge.")
+        return _review_or_decline(
+            m,
+            clause,
+            Reason.BILLING_ERROR_NOT_FOUND,
+            "No billing error is on record for this charge.",
+        )
     amount = payment.amount if clause.basis == RefundBasis.FULL else payment.overcharge
-    reason = (Reason.OVERPAYMENT_CONFIRMED if req.kind == RequestKind.OVERPAYMENT
-              else Reason.BILLING_ERROR_CONFIRMED)
-    return _pay(m, clause.id, clause.decision, clause.destination, amount, amount, reason,
-                f"The invoice was charged {m.fmt(payment.overcharge)} more than it should have "
-                f"been: {m.fmt(amount)} is returned.")
+    reason = (
+        Reason.OVERPAYMENT_CONFIRMED
+        if req.kind == RequestKind.OVERPAYMENT
+        else Reason.BILLING_ERROR_CONFIRMED
+    )
+    return _pay(
+        m,
+        clause.id,
+        clause.decision,
+        clause.destination,
+        amount,
+        amount,
+        reason,
+        f"The invoice was charged {m.fmt(payment.overcharge)} more than it should have "
+        f"been: {m.fmt(amount)} is returned.",
+    )
 
 
 def _unauthorized(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
@@ -188,16 +283,30 @@ def _unauthorized(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
     if clause is None or payment is None:
         return _exceptional(m, req, customer)
     if clause.within_days and not within_days(payment.at, req.at, clause.within_days, m.tz):
-        return _declined(m, Reason.REQUEST_WINDOW_EXPIRED, clause.id,
-                         f"Unauthorized charges must be reported within {clause.within_days} "
-                         f"days; this charge was on {m.day(payment.at)}.")
+        return _declined(
+            m,
+            Reason.REQUEST_WINDOW_EXPIRED,
+            clause.id,
+            f"Unauthorized charges must be reported within {clause.within_days} "
+            f"days; this charge was on {m.day(payment.at)}.",
+        )
     if clause.documents_required and not req.documents:
-        return _declined(m, Reason.DOCUMENTS_MISSING, clause.id,
-                         "A report of an unauthorized charge needs supporting documentation.")
-    return _full(m, payment, clause.id, clause.decision, clause.destination,
-                 Reason.UNAUTHORIZED_TO_INVESTIGATE,
-                 f"Reported within {clause.within_days or 'the'} days with documents: to be "
-                 f"investigated; if confirmed, {m.fmt(payment.amount)} is refunded.")
+        return _declined(
+            m,
+            Reason.DOCUMENTS_MISSING,
+            clause.id,
+            "A report of an unauthorized charge needs supporting documentation.",
+        )
+    return _full(
+        m,
+        payment,
+        clause.id,
+        clause.decision,
+        clause.destination,
+        Reason.UNAUTHORIZED_TO_INVESTIGATE,
+        f"Reported within {clause.within_days or 'the'} days with documents: to be "
+        f"investigated; if confirmed, {m.fmt(payment.amount)} is refunded.",
+    )
 
 
 def _non_delivery(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
@@ -207,17 +316,29 @@ def _non_delivery(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
         return _exceptional(m, req, customer)
     outage = req.outage
     days = clause.after_days or 0
-    lasting = outage is not None and outage.cause == "internal" and (
-        outage.end - outage.start >= timedelta(days=days)
+    lasting = (
+        outage is not None
+        and outage.cause == "internal"
+        and (outage.end - outage.start >= timedelta(days=days))
     )
     if not lasting:
-        return _review_or_decline(m, clause, Reason.NON_DELIVERY_NOT_ESTABLISHED,
-                                  f"No failure to deliver lasting {days} days or more is on "
-                                  "record; a reviewer checks the account.")
-    return _full(m, payment, clause.id, clause.decision, clause.destination,
-                 Reason.NON_DELIVERY_CONFIRMED,
-                 f"The service was not delivered for more than {days} days: "
-                 f"{m.fmt(payment.amount)} is refundable.")
+        return _review_or_decline(
+            m,
+            clause,
+            Reason.NON_DELIVERY_NOT_ESTABLISHED,
+            f"No failure to deliver lasting {days} days or more is on "
+            "record; a reviewer checks the account.",
+        )
+    return _full(
+        m,
+        payment,
+        clause.id,
+        clause.decision,
+        clause.destination,
+        Reason.NON_DELIVERY_CONFIRMED,
+        f"The service was not delivered for more than {days} days: "
+        f"{m.fmt(payment.amount)} is refundable.",
+    )
 
 
 def _by_mistake(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
@@ -227,13 +348,22 @@ def _by_mistake(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Deci
         return _exceptional(m, req, customer)
     cited = {str(payment.number), *req.order_numbers}
     if len(cited) < clause.order_numbers_required:
-        return _declined(m, Reason.ORDER_NUMBER_MISSING, clause.id,
-                         f"A payment made by mistake needs {clause.order_numbers_required} "
-                         "order numbers: the one to refund and the correct one.")
-    return _full(m, payment, clause.id, clause.decision, clause.destination,
-                 Reason.PAYMENT_BY_MISTAKE,
-                 f"Payment {payment.number} was made by mistake: {m.fmt(payment.amount)} "
-                 "is refundable.")
+        return _declined(
+            m,
+            Reason.ORDER_NUMBER_MISSING,
+            clause.id,
+            f"A payment made by mistake needs {clause.order_numbers_required} "
+            "order numbers: the one to refund and the correct one.",
+        )
+    return _full(
+        m,
+        payment,
+        clause.id,
+        clause.decision,
+        clause.destination,
+        Reason.PAYMENT_BY_MISTAKE,
+        f"Payment {payment.number} was made by mistake: {m.fmt(payment.amount)} is refundable.",
+    )
 
 
 def _terms_declined(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
@@ -242,15 +372,27 @@ def _terms_declined(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> 
         return _exceptional(m, req, customer)
     notice, declined = customer.terms_notice_at, customer.terms_declined_at
     if notice is None or declined is None:
-        return _declined(m, Reason.NO_TERMS_NOTICE, clause.id,
-                         "No change of terms was declined on this account.")
+        return _declined(
+            m, Reason.NO_TERMS_NOTICE, clause.id, "No change of terms was declined on this account."
+        )
     if clause.within_days and not within_days(notice, declined, clause.within_days, m.tz):
-        return _declined(m, Reason.TERMS_DECLINE_WINDOW_EXPIRED, clause.id,
-                         f"The new terms were declined more than {clause.within_days} days "
-                         f"after the notice of {m.day(notice)}.")
-    return _unused_days(m, req, clause.id, clause.decision, clause.destination, since=declined,
-                        lead=f"New terms declined on {m.day(declined)}, within "
-                             f"{clause.within_days} days of the notice: unused time refunded: ")
+        return _declined(
+            m,
+            Reason.TERMS_DECLINE_WINDOW_EXPIRED,
+            clause.id,
+            f"The new terms were declined more than {clause.within_days} days "
+            f"after the notice of {m.day(notice)}.",
+        )
+    return _unused_days(
+        m,
+        req,
+        clause.id,
+        clause.decision,
+        clause.destination,
+        since=declined,
+        lead=f"New terms declined on {m.day(declined)}, within "
+        f"{clause.within_days} days of the notice: unused time refunded: ",
+    )
 
 
 def _cooling_off(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
@@ -259,24 +401,48 @@ def _cooling_off(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Dec
     if clause is None or payment is None:
         return _not_refundable(m, req)
     if customer.type not in clause.customer_types or customer.acquisition not in clause.acquisition:
-        return _declined(m, Reason.COOLING_OFF_NOT_ELIGIBLE, clause.id,
-                         "The cooling-off right covers consumers signed up through direct "
-                         "marketing.")
+        return _declined(
+            m,
+            Reason.COOLING_OFF_NOT_ELIGIBLE,
+            clause.id,
+            "The cooling-off right covers consumers signed up through direct marketing.",
+        )
     sale = req.subscription.anchor if req.subscription else payment.at
     if not within_business_days(sale, req.at, clause.business_days, m.tz, m.country):
-        return _declined(m, Reason.COOLING_OFF_WINDOW_EXPIRED, clause.id,
-                         f"The {clause.business_days}-business-day cooling-off period from "
-                         f"{m.day(sale)} has ended.")
+        return _declined(
+            m,
+            Reason.COOLING_OFF_WINDOW_EXPIRED,
+            clause.id,
+            f"The {clause.business_days}-business-day cooling-off period from "
+            f"{m.day(sale)} has ended.",
+        )
     if clause.max_amount is not None and payment.amount.amount > clause.max_amount:
-        return _declined(m, Reason.COOLING_OFF_OVER_LIMIT, clause.id,
-                         "The cooling-off right does not cover transactions of this size.")
+        return _declined(
+            m,
+            Reason.COOLING_OFF_OVER_LIMIT,
+            clause.id,
+            "The cooling-off right does not cover transactions of this size.",
+        )
     if not req.used_since_payment:
-        return _full(m, payment, clause.id, clause.decision, None, Reason.COOLING_OFF_FULL,
-                     f"Cancelled in writing within {clause.business_days} business days of the "
-                     f"sale and nothing was used: {m.fmt(payment.amount)} is refunded in full.")
-    return _unused_days(m, req, clause.id, clause.decision, None,
-                        lead=f"Cancelled within {clause.business_days} business days; the "
-                             "service was used, so the unused part is refunded: ")
+        return _full(
+            m,
+            payment,
+            clause.id,
+            clause.decision,
+            None,
+            Reason.COOLING_OFF_FULL,
+            f"Cancelled in writing within {clause.business_days} business days of the "
+            f"sale and nothing was used: {m.fmt(payment.amount)} is refunded in full.",
+        )
+    return _unused_days(
+        m,
+        req,
+        clause.id,
+        clause.decision,
+        None,
+        lead=f"Cancelled within {clause.business_days} business days; the "
+        "service was used, so the unused part is refunded: ",
+    )
 
 
 def _outage(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
@@ -284,54 +450,84 @@ def _outage(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision
     outage = req.outage
     payment = req.payment
     if clause is None or outage is None:
-        return _declined(m, Reason.NO_CLAUSE_GRANTS_REFUND, None,
-                         "The policy grants no compensation for service disruptions.")
+        return _declined(
+            m,
+            Reason.NO_CLAUSE_GRANTS_REFUND,
+            None,
+            "The policy grants no compensation for service disruptions.",
+        )
     duration = outage.end - outage.start
     hours = duration.total_seconds() / 3600  # float-ok: hours for a sentence, not money
     threshold = timedelta(hours=clause.min_duration_hours)
     too_short = duration <= threshold if clause.strictly_longer else duration < threshold
     if outage.cause not in clause.causes:
-        return _declined(m, Reason.OUTAGE_CAUSE_EXCLUDED, clause.id,
-                         f"Disruptions caused by {outage.cause.replace('_', ' ')} events are not "
-                         "compensated.")
+        return _declined(
+            m,
+            Reason.OUTAGE_CAUSE_EXCLUDED,
+            clause.id,
+            f"Disruptions caused by {outage.cause.replace('_', ' ')} events are not compensated.",
+        )
     if too_short:
-        return _declined(m, Reason.OUTAGE_TOO_SHORT, clause.id,
-                         f"The disruption lasted {hours:g} hours; compensation starts "
-                         f"{'after' if clause.strictly_longer else 'at'} "
-                         f"{clause.min_duration_hours} hours.")
+        return _declined(
+            m,
+            Reason.OUTAGE_TOO_SHORT,
+            clause.id,
+            f"The disruption lasted {hours:g} hours; compensation starts "
+            f"{'after' if clause.strictly_longer else 'at'} "
+            f"{clause.min_duration_hours} hours.",
+        )
     if clause.report_within_hours is not None:
         reported = outage.reported_at or req.at
         if reported - outage.start > timedelta(hours=clause.report_within_hours):
-            return _declined(m, Reason.OUTAGE_REPORTED_LATE, clause.id,
-                             f"Disruptions must be reported within "
-                             f"{clause.report_within_hours} hours of their start.")
+            return _declined(
+                m,
+                Reason.OUTAGE_REPORTED_LATE,
+                clause.id,
+                f"Disruptions must be reported within "
+                f"{clause.report_within_hours} hours of their start.",
+            )
     if payment is None or payment.period is None:
-        return _declined(m, Reason.NOTHING_LEFT_TO_REFUND, clause.id,
-                         "No paid period covers the disruption.")
+        return _declined(
+            m, Reason.NOTHING_LEFT_TO_REFUND, clause.id, "No paid period covers the disruption."
+        )
     price = payment.period_price or payment.amount
     affected = overlap(payment.period, outage.start, outage.end)
     amount = duration_share(price, payment.period, affected).round(m.rounding)
     period_hours = int(payment.period.duration.total_seconds() // 3600)
     affected_hours = affected.total_seconds() / 3600  # float-ok: display only
-    return _pay(m, clause.id, clause.decision, clause.destination, amount, amount,
-                Reason.OUTAGE_COMPENSATED,
-                f"Service disrupted for {affected_hours:g} hours of a {period_hours}-hour period: "
-                f"{m.fmt(price)} × {affected_hours:g} / {period_hours} hours = {m.fmt(amount)}.")
+    return _pay(
+        m,
+        clause.id,
+        clause.decision,
+        clause.destination,
+        amount,
+        amount,
+        Reason.OUTAGE_COMPENSATED,
+        f"Service disrupted for {affected_hours:g} hours of a {period_hours}-hour period: "
+        f"{m.fmt(price)} × {affected_hours:g} / {period_hours} hours = {m.fmt(amount)}.",
+    )
 
 
 def _failed_delivery(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
-    return _declined(m, Reason.FAILED_DELIVERY_NOT_RETURNED, None,
-                     "Failed message deliveries are settled in credits when they are reported "
-                     "with the send, not as money.")
+    return _declined(
+        m,
+        Reason.FAILED_DELIVERY_NOT_RETURNED,
+        None,
+        "Failed message deliveries are settled in credits when they are reported "
+        "with the send, not as money.",
+    )
 
 
 def _exceptional(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
     clause = _first_exception(m, RequestKind.EXCEPTIONAL)
     if clause is None:
         return _not_refundable(m, req)
-    return _review_or_decline(m, clause, Reason.EXCEPTIONAL_AT_DISCRETION,
-                              "Outside the policy's rules: a refund is at the merchant's "
-                              "discretion.")
+    return _review_or_decline(
+        m,
+        clause,
+        Reason.EXCEPTIONAL_AT_DISCRETION,
+        "Outside the policy's rules: a refund is at the merchant's discretion.",
+    )
 
 
 _RULES: dict[RequestKind, Rule] = {
@@ -362,53 +558,114 @@ def _first_exception(m: Merchant, kind: RequestKind) -> ExceptionRefund | None:
 
 
 def _declined(m: Merchant, reason: Reason, clause: str | None, text: str) -> Decision:
-    return Decision(action=ACTION, outcome=DecisionOutcome.DECLINED, amount=m.zero(),
-                    reasons=(reason,), clauses=(clause,) if clause else (), explanation=text)
+    return Decision(
+        action=ACTION,
+        outcome=DecisionOutcome.DECLINED,
+        amount=m.zero(),
+        reasons=(reason,),
+        clauses=(clause,) if clause else (),
+        explanation=text,
+    )
 
 
 def _review_or_decline(m: Merchant, clause: ExceptionRefund, reason: Reason, text: str) -> Decision:
     """Nothing on record supports the claim: a person decides if the clause says so."""
     if clause.decision == Outcome.NEEDS_REVIEW:
-        return Decision(action=ACTION, outcome=DecisionOutcome.NEEDS_REVIEW, amount=m.zero(),
-                        reasons=(reason,), clauses=(clause.id,), explanation=text,
-                        recommendation=Recommendation(DecisionOutcome.DECLINED, m.zero(), None))
+        return Decision(
+            action=ACTION,
+            outcome=DecisionOutcome.NEEDS_REVIEW,
+            amount=m.zero(),
+            reasons=(reason,),
+            clauses=(clause.id,),
+            explanation=text,
+            recommendation=Recommendation(DecisionOutcome.DECLINED, m.zero(), None),
+        )
     return _declined(m, reason, clause.id, text)
 
 
-def _full(m: Merchant, payment: PaymentFacts, clause: str, decision: Outcome,
-          destination: Destination | None, reason: Reason, text: str) -> Decision:
+def _full(
+    m: Merchant,
+    payment: PaymentFacts,
+    clause: str,
+    decision: Outcome,
+    destination: Destination | None,
+    reason: Reason,
+    text: str,
+) -> Decision:
     return _pay(m, clause, decision, destination, payment.amount, payment.amount, reason, text)
 
 
-def _unused_days(m: Merchant, req: RequestFacts, clause: str, decision: Outcome,
-                 destination: Destination | None, *, since: datetime | None = None,
-                 lead: str = "Unused days refunded: ") -> Decision:
+def _unused_days(
+    m: Merchant,
+    req: RequestFacts,
+    clause: str,
+    decision: Outcome,
+    destination: Destination | None,
+    *,
+    since: datetime | None = None,
+    lead: str = "Unused days refunded: ",
+) -> Decision:
     payment = req.payment
     if payment is None or payment.period is None:
-        return _declined(m, Reason.NOTHING_LEFT_TO_REFUND, clause,
-                         "No paid subscription period is named in the request.")
+        return _declined(
+            m,
+            Reason.NOTHING_LEFT_TO_REFUND,
+            clause,
+            "No paid subscription period is named in the request.",
+        )
     price = payment.period_price or payment.amount
     share = remaining_days(payment.period, since or req.at)
     amount = share.of(price).round(m.rounding)
-    reason = (Reason.USED_SINCE_PAYMENT_PRORATED if req.used_since_payment
-              else Reason.REFUND_UNUSED_DAYS)
-    return _pay(m, clause, decision, destination, amount, payment.amount, reason,
-                lead + share_sentence(m, price, share.numerator_days, share.period_days, "days",
-                                      amount) + ".")
+    reason = (
+        Reason.USED_SINCE_PAYMENT_PRORATED if req.used_since_payment else Reason.REFUND_UNUSED_DAYS
+    )
+    return _pay(
+        m,
+        clause,
+        decision,
+        destination,
+        amount,
+        payment.amount,
+        reason,
+        lead
+        + share_sentence(m, price, share.numerator_days, share.period_days, "days", amount)
+        + ".",
+    )
 
 
-def _pay(m: Merchant, clause: str, decision: Outcome, destination: Destination | None,
-         amount: Money, full: Money, reason: Reason, text: str) -> Decision:
+def _pay(
+    m: Merchant,
+    clause: str,
+    decision: Outcome,
+    destination: Destination | None,
+    amount: Money,
+    full: Money,
+    reason: Reason,
+    text: str,
+) -> Decision:
     outcome = payout_outcome(amount, full)
     if decision == Outcome.NEEDS_REVIEW:
-        return Decision(action=ACTION, outcome=DecisionOutcome.NEEDS_REVIEW, amount=amount,
-                        destination=destination, reasons=(reason,), clauses=(clause,),
-                        explanation=text,
-                        recommendation=Recommendation(outcome, amount, destination))
+        return Decision(
+            action=ACTION,
+            outcome=DecisionOutcome.NEEDS_REVIEW,
+            amount=amount,
+            destination=destination,
+            reasons=(reason,),
+            clauses=(clause,),
+            explanation=text,
+            recommendation=Recommendation(outcome, amount, destination),
+        )
     if decision == Outcome.DECLINED:
         return _declined(m, reason, clause, text)
-    return Decision(action=ACTION, outcome=outcome, amount=amount, destination=destination,
-                    reasons=(reason,), clauses=(clause,), explanation=text)
+    return Decision(
+        action=ACTION,
+        outcome=outcome,
+        amount=amount,
+        destination=destination,
+        reasons=(reason,),
+        clauses=(clause,),
+        explanation=text,
+    )
 
 
 # -- 3 and 4: ceiling and destination ---------------------------------------------------------
@@ -432,15 +689,26 @@ def _cap(m: Merchant, payment: PaymentFacts | None, d: Decision) -> Decision:
     rec = d.recommendation
     if rec is not None:
         rec_amount = min_money(rec.amount, ceiling)
-        rec = Recommendation(rec.outcome if rec_amount else DecisionOutcome.DECLINED, rec_amount,
-                             rec.destination)
+        rec = Recommendation(
+            rec.outcome if rec_amount else DecisionOutcome.DECLINED, rec_amount, rec.destination
+        )
     outcome = d.outcome
     if outcome != DecisionOutcome.NEEDS_REVIEW:
         outcome = DecisionOutcome.PARTIALLY_APPROVED if amount else DecisionOutcome.DECLINED
-    reasons = (*d.reasons, Reason.NOTHING_LEFT_TO_REFUND if amount.is_zero
-               else Reason.CAPPED_AT_AMOUNT_PAID)
-    return Decision(action=d.action, outcome=outcome, amount=amount, destination=d.destination,
-                    reasons=reasons, clauses=d.clauses, explanation=text, recommendation=rec)
+    reasons = (
+        *d.reasons,
+        Reason.NOTHING_LEFT_TO_REFUND if amount.is_zero else Reason.CAPPED_AT_AMOUNT_PAID,
+    )
+    return Decision(
+        action=d.action,
+        outcome=outcome,
+        amount=amount,
+        destination=d.destination,
+        reasons=reasons,
+        clauses=d.clauses,
+        explanation=text,
+        recommendation=rec,
+    )
 
 
 def resolve_destination(
@@ -466,12 +734,19 @@ def _route(m: Merchant, customer: CustomerFacts, d: Decision) -> Decision:
     dest, clauses, reasons = resolve_destination(m, customer, d.destination)
     rec = d.recommendation
     if rec is not None:
-        rec = Recommendation(rec.outcome, rec.amount,
-                             dest if rec.outcome != DecisionOutcome.DECLINED else None)
-    return Decision(action=d.action, outcome=d.outcome, amount=d.amount, destination=dest,
-                    reasons=(*d.reasons, *reasons),
-                    clauses=(*d.clauses, *[c for c in clauses if c not in d.clauses]),
-                    explanation=d.explanation, recommendation=rec)
+        rec = Recommendation(
+            rec.outcome, rec.amount, dest if rec.outcome != DecisionOutcome.DECLINED else None
+        )
+    return Decision(
+        action=d.action,
+        outcome=d.outcome,
+        amount=d.amount,
+        destination=dest,
+        reasons=(*d.reasons, *reasons),
+        clauses=(*d.clauses, *[c for c in clauses if c not in d.clauses]),
+        explanation=d.explanation,
+        recommendation=rec,
+    )
 
 
 def period_of(payment: PaymentFacts) -> Period | None:

@@ -28,13 +28,23 @@ def decide_review(
     fee_percent: Decimal | None = None,
 ) -> Decision:
     if verdict == "decline":
-        return Decision(action="review", outcome=DecisionOutcome.DECLINED, amount=m.zero(),
-                        reasons=(Reason.REVIEW_DECLINED,), clauses=pending.clauses,
-                        explanation="A reviewer declined the request.")
-    rec = pending.recommendation or Recommendation(pending.outcome, pending.amount,
-                                                   pending.destination)
+        return Decision(
+            action="review",
+            outcome=DecisionOutcome.DECLINED,
+            amount=m.zero(),
+            reasons=(Reason.REVIEW_DECLINED,),
+            clauses=pending.clauses,
+            explanation="A reviewer declined the request.",
+        )
+    rec = pending.recommendation or Recommendation(
+        pending.outcome, pending.amount, pending.destination
+    )
     if verdict == "accept":
-        granted, dest, reasons = rec.amount, rec.destination, [Reason.REVIEW_ACCEPTED_RECOMMENDATION]
+        granted, dest, reasons = (
+            rec.amount,
+            rec.destination,
+            [Reason.REVIEW_ACCEPTED_RECOMMENDATION],
+        )
     else:
         granted = amount if amount is not None else (rec.amount if rec.amount else refundable)
         dest, reasons = destination or rec.destination, [Reason.REVIEW_APPROVED]
@@ -47,17 +57,28 @@ def decide_review(
         text += f", capped at the {m.fmt(refundable)} still refundable"
     fee = _fee(m, granted, fee_percent, reasons, clauses)
     paid = granted - fee
-    text += f": {m.fmt(paid)} to the {'wallet' if dest == Destination.WALLET else 'original payment method'}"
+    where = "wallet" if dest == Destination.WALLET else "original payment method"
+    text += f": {m.fmt(paid)} to the {where}"
     if fee:
         text += f" after a fee of {m.fmt(fee)}"
     outcome = payout_outcome(paid, full) if paid else DecisionOutcome.DECLINED
-    return Decision(action="review", outcome=outcome, amount=paid,
-                    destination=dest if paid else None, reasons=tuple(reasons),
-                    clauses=tuple(clauses), explanation=text + ".", fee=fee)
+    return Decision(
+        action="review",
+        outcome=outcome,
+        amount=paid,
+        destination=dest if paid else None,
+        reasons=tuple(reasons),
+        clauses=tuple(clauses),
+        explanation=text + ".",
+        fee=fee,
+    )
 
 
 def _fee(
-    m: Merchant, granted: Money, fee_percent: Decimal | None, reasons: list[Reason],
+    m: Merchant,
+    granted: Money,
+    fee_percent: Decimal | None,
+    reasons: list[Reason],
     clauses: list[str],
 ) -> Money:
     if not fee_percent:
@@ -77,14 +98,25 @@ def decide_appeal(m: Merchant, current: Decision) -> Decision:
     """Appeals go back to a reviewer unless the policy makes decisions final."""
     rule = m.policy.first(Appeals)
     if rule is not None and not rule.allowed:
-        return Decision(action="appeal", outcome=DecisionOutcome.DECLINED, amount=m.zero(),
-                        reasons=(Reason.APPEAL_NOT_ALLOWED,), clauses=(rule.id,),
-                        explanation="Refund decisions are final under the policy and not "
-                                    "subject to appeal; the earlier decision stands.")
-    rec = current.recommendation or Recommendation(current.outcome, current.amount,
-                                                   current.destination)
-    return Decision(action="appeal", outcome=DecisionOutcome.NEEDS_REVIEW, amount=current.amount,
-                    destination=current.destination, reasons=(Reason.APPEAL_TO_REVIEW,),
-                    clauses=(rule.id,) if rule else (), recommendation=rec,
-                    explanation="The appeal is sent to a reviewer with the earlier "
-                                "recommendation.")
+        return Decision(
+            action="appeal",
+            outcome=DecisionOutcome.DECLINED,
+            amount=m.zero(),
+            reasons=(Reason.APPEAL_NOT_ALLOWED,),
+            clauses=(rule.id,),
+            explanation="Refund decisions are final under the policy and not "
+            "subject to appeal; the earlier decision stands.",
+        )
+    rec = current.recommendation or Recommendation(
+        current.outcome, current.amount, current.destination
+    )
+    return Decision(
+        action="appeal",
+        outcome=DecisionOutcome.NEEDS_REVIEW,
+        amount=current.amount,
+        destination=current.destination,
+        reasons=(Reason.APPEAL_TO_REVIEW,),
+        clauses=(rule.id,) if rule else (),
+        recommendation=rec,
+        explanation="The appeal is sent to a reviewer with the earlier recommendation.",
+    )

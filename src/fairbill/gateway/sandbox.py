@@ -39,7 +39,10 @@ class SandboxGateway:
         if idempotency_key in self._refunds:
             return self._refunds[idempotency_key]
         already = self._refunded.get(charge_reference, 0)
-        if charge_reference not in self._amounts or already + amount.minor > self._amounts[charge_reference]:
+        if (
+            charge_reference not in self._amounts
+            or already + amount.minor > self._amounts[charge_reference]
+        ):
             result = RefundResult(False, None)
         else:
             self._refunded[charge_reference] = already + amount.minor

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,9 @@ def _file_path(loc: tuple[Any, ...], data: Any) -> list[str | int]:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             node = node[part]
             path.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and part not in node:
@@ -73,7 +72,9 @@ def load_policy_file(path: str | Path) -> Policy:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError([(Location(str(path), None, ""), f"cannot read: {exc.strerror}")]) from exc
+        raise PolicyError(
+            [(Location(str(path), None, ""), f"cannot read: {exc.strerror}")]
+        ) from exc
     return parse_policy(text, str(path))
 
 
@@ -81,10 +82,12 @@ def bundled_policy_text(policy_id: str) -> str:
     return (resources.files("fairbill") / "policies" / f"{policy_id}.yaml").read_text("utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def bundled_policy(policy_id: str) -> Policy:
     if policy_id not in BUNDLED_IDS:
-        raise PolicyError([(Location(policy_id, None, "policy"), f"no bundled policy {policy_id!r}")])
+        raise PolicyError(
+            [(Location(policy_id, None, "policy"), f"no bundled policy {policy_id!r}")]
+        )
     return parse_policy(bundled_policy_text(policy_id), f"policies/{policy_id}.yaml")
 
 

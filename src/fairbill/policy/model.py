@@ -31,7 +31,7 @@ def _decimal_text(value: object) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if not isinstance(value, str):
-        raise ValueError("write amounts and percentages as quoted strings, e.g. \"18\"")
+        raise ValueError('write amounts and percentages as quoted strings, e.g. "18"')
     return parse_decimal(value)
 
 
@@ -54,7 +54,9 @@ class RefundBasis(StrEnum):
 
     FULL = "full"  # the whole payment
     UNUSED_DAYS = "unused_days"  # price × remaining days / period days
-    FULL_IF_UNUSED = "full_if_unused"  # full when nothing was used since the payment, else unused days
+    FULL_IF_UNUSED = (
+        "full_if_unused"  # full when nothing was used since the payment, else unused days
+    )
     FULL_REMAINING_MONTHS = "full_remaining_months"  # whole months after the current one
     OVERCHARGE = "overcharge"  # the amount charged in excess
     DURATION = "duration"  # price × outage duration / period duration
@@ -234,16 +236,16 @@ class CoolingOff(ClauseBase):
 
     kind: Literal["cooling_off"]
     business_days: int = Field(gt=0)
-    customer_types: list[Literal["consumer", "business"]] = Field(default_factory=lambda: ["consumer"])
-    acquisition: list[Literal["direct_marketing", "self_serve"]] = Field(
-        default_factory=lambda: ["direct_marketing"]
-    )
+    customer_types: tuple[Literal["consumer", "business"], ...] = ("consumer",)
+    acquisition: tuple[Literal["direct_marketing", "self_serve"], ...] = ("direct_marketing",)
     written_notice: bool = True
     max_amount: Decimal | None = None
     refund: Literal[RefundBasis.FULL_IF_UNUSED, RefundBasis.FULL]
     decision: Literal[Outcome.APPROVED, Outcome.NEEDS_REVIEW] = Outcome.APPROVED
 
-    _amount = field_validator("max_amount", mode="before")(lambda v: None if v is None else _decimal_text(v))
+    _amount = field_validator("max_amount", mode="before")(
+        lambda v: None if v is None else _decimal_text(v)
+    )
 
 
 class RequestRequirements(ClauseBase):
@@ -294,7 +296,9 @@ class PlanChange(ClauseBase):
 
     kind: Literal["plan_change"]
     upgrade: Literal["immediate_prorated", "end_of_period"] = "immediate_prorated"
-    downgrade: Literal["end_of_period", "cancel_and_resubscribe", "immediate_credit"] = "end_of_period"
+    downgrade: Literal["end_of_period", "cancel_and_resubscribe", "immediate_credit"] = (
+        "end_of_period"
+    )
     downgrade_refund: bool = False
 
 

@@ -47,11 +47,17 @@ def set_method_behaviour(ctx: Ctx, customer: CustomerRow, code: str, declines: b
 def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) -> int:
     """Pay every open invoice, oldest first; reactivate what the payments settle."""
     paid = 0
-    invoices = ctx.session.scalars(select(InvoiceRow).where(
-        InvoiceRow.customer_id == customer.id, InvoiceRow.status == "open"
-    ).order_by(InvoiceRow.number)).all()
+    invoices = ctx.session.scalars(
+        select(InvoiceRow)
+        .where(InvoiceRow.customer_id == customer.id, InvoiceRow.status == "open")
+        .order_by(InvoiceRow.number)
+    ).all()
     for invoice in invoices:
-        sub = ctx.session.get(SubscriptionRow, invoice.subscription_id) if invoice.subscription_id else None
+        sub = (
+            ctx.session.get(SubscriptionRow, invoice.subscription_id)
+            if invoice.subscription_id
+            else None
+        )
         use = method or (sub.payment_method if sub else None)
         due = billing.amount_due(invoice)
         if billing.collect(ctx, customer, invoice, use):
@@ -68,9 +74,11 @@ def retry_due(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     if sub.next_retry_at is None or sub.next_retry_at > ctx.now:
         return
     sub.next_retry_at = None
-    invoices = ctx.session.scalars(select(InvoiceRow).where(
-        InvoiceRow.subscription_id == sub.id, InvoiceRow.status == "open"
-    ).order_by(InvoiceRow.number)).all()
+    invoices = ctx.session.scalars(
+        select(InvoiceRow)
+        .where(InvoiceRow.subscription_id == sub.id, InvoiceRow.status == "open")
+        .order_by(InvoiceRow.number)
+    ).all()
     for invoice in invoices:
         due = billing.amount_due(invoice)
         if billing.collect(ctx, customer, invoice, sub.payment_method):
@@ -80,8 +88,14 @@ def retry_due(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
             return
 
 
-def billing_mistake(ctx: Ctx, customer: CustomerRow, kind: str, amount: Decimal,
-                    payment: PaymentRow | None, invoice: InvoiceRow | None) -> None:
+def billing_mistake(
+    ctx: Ctx,
+    customer: CustomerRow,
+    kind: str,
+    amount: Decimal,
+    payment: PaymentRow | None,
+    invoice: InvoiceRow | None,
+) -> None:
     money = Money(amount, ctx.currency)
     if kind == "duplicate_charge":
         assert payment is not None
@@ -110,19 +124,35 @@ def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome
     payment.disputed = outcome
     if outcome == "lost" and left:
         payment.refunded_minor += left.minor
-        ctx.post(transfer(f"chargeback:{customer.id}:{payment.number}", ctx.now,
-                          f"chargeback lost on payment {payment.number}", Account.CHARGEBACKS,
-                          Account.CASH, left), customer)
+        ctx.post(
+            transfer(
+                f"chargeback:{customer.id}:{payment.number}",
+                ctx.now,
+                f"chargeback lost on payment {payment.number}",
+                Account.CHARGEBACKS,
+                Account.CASH,
+                left,
+            ),
+            customer,
+        )
 
 
-def outage(ctx: Ctx, customer: CustomerRow, start: datetime, end: datetime, cause: str,
-           reported_at: datetime | None) -> RequestRow:
-    row = OutageRow(customer_id=customer.id, start=start, end=end, cause=cause,
-                    reported_at=reported_at)
+def outage(
+    ctx: Ctx,
+    customer: CustomerRow,
+    start: datetime,
+    end: datetime,
+    cause: str,
+    reported_at: datetime | None,
+) -> RequestRow:
+    row = OutageRow(
+        customer_id=customer.id, start=start, end=end, cause=cause, reported_at=reported_at
+    )
     ctx.session.add(row)
     ctx.session.flush()
-    return refunds.request_refund(ctx, customer, RequestKind.SERVICE_DISRUPTION, outage=row,
-                                  reason=f"{cause} outage")
+    return refunds.request_refund(
+        ctx, customer, RequestKind.SERVICE_DISRUPTION, outage=row, reason=f"{cause} outage"
+    )
 
 
 def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
@@ -130,8 +160,13 @@ def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
     ctx.record(customer, consequence.decision)
     customer.in_violation = True
     if consequence.forfeit_credits:
-        credits.forfeit_all(ctx, customer, forfeits_credits(ctx.merchant, "termination")
-                            or (consequence.decision.clauses or (None,))[0], "terms violated")
+        credits.forfeit_all(
+            ctx,
+            customer,
+            forfeits_credits(ctx.merchant, "termination")
+            or (consequence.decision.clauses or (None,))[0],
+            "terms violated",
+        )
     if consequence.terminate:
         customer.status = "terminated"
         for sub in subscriptions.live_subscriptions(ctx, customer):
@@ -160,8 +195,9 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
     ctx.record(customer, consequence.decision)
     customer.status = "closed"
     if consequence.forfeit_credits:
-        credits.forfeit_all(ctx, customer, forfeits_credits(ctx.merchant, "closure"),
-                            "account closed")
+        credits.forfeit_all(
+            ctx, customer, forfeits_credits(ctx.merchant, "closure"), "account closed"
+        )
     live = subscriptions.live_subscriptions(ctx, customer)
     for sub in live:
         if sub.status == "trialing":
@@ -182,17 +218,30 @@ def delete_data_if_due(ctx: Ctx, customer: CustomerRow) -> None:
     if due is None or customer.data_deleted_at is not None or due > ctx.now:
         return
     customer.data_deleted_at = ctx.now
-    ctx.record(customer, Decision(action="data_deletion", outcome=DecisionOutcome.APPROVED,
-                                  amount=ctx.money(0), reasons=(Reason.DATA_DELETED,),
-                                  explanation="The retention period ended: the account data is "
-                                              "deleted."))
+    ctx.record(
+        customer,
+        Decision(
+            action="data_deletion",
+            outcome=DecisionOutcome.APPROVED,
+            amount=ctx.money(0),
+            reasons=(Reason.DATA_DELETED,),
+            explanation="The retention period ended: the account data is deleted.",
+        ),
+    )
     ctx.notify(customer, "data_deletion_notice")
 
 
 def export_data(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
-    ctx.record(customer, Decision(action="export_data", outcome=DecisionOutcome.APPROVED,
-                                  amount=ctx.money(0),
-                                  explanation="The customer exported their data."))
-    methods = ctx.session.scalars(select(PaymentMethodRow).where(
-        PaymentMethodRow.customer_id == customer.id)).all()
+    ctx.record(
+        customer,
+        Decision(
+            action="export_data",
+            outcome=DecisionOutcome.APPROVED,
+            amount=ctx.money(0),
+            explanation="The customer exported their data.",
+        ),
+    )
+    methods = ctx.session.scalars(
+        select(PaymentMethodRow).where(PaymentMethodRow.customer_id == customer.id)
+    ).all()
     return {"customer": customer.code, "payment_methods": [m.code for m in methods]}

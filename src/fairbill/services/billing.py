@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from fairbill.decisions.decision import Decision
-from fairbill.decisions.dunning import decide_failure, decide_reactivation
 from fairbill.decisions.disputes import retention_until
+from fairbill.decisions.dunning import decide_failure, decide_reactivation
 from fairbill.errors import GatewayError
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Leg, Transaction, transfer
@@ -80,9 +80,14 @@ def issue_invoice(
     )
     if total:
         ctx.post(
-            transfer(f"inv:{customer.id}:{invoice.number}", ctx.now,
-                     f"invoice {invoice.number}", Account.RECEIVABLE, Account.REVENUE,
-                     ctx.money(total)),
+            transfer(
+                f"inv:{customer.id}:{invoice.number}",
+                ctx.now,
+                f"invoice {invoice.number}",
+                Account.RECEIVABLE,
+                Account.REVENUE,
+                ctx.money(total),
+            ),
             customer,
         )
     if total == 0:
@@ -115,8 +120,10 @@ def collect(ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, method: str | 
 def _apply_credit_notes(ctx: Ctx, invoice: InvoiceRow) -> None:
     notes = ctx.session.scalars(
         select(CreditNoteRow)
-        .where(CreditNoteRow.customer_id == invoice.customer_id,
-               CreditNoteRow.applied_to_invoice_id.is_(None))
+        .where(
+            CreditNoteRow.customer_id == invoice.customer_id,
+            CreditNoteRow.applied_to_invoice_id.is_(None),
+        )
         .order_by(CreditNoteRow.id)
     ).all()
     for note in notes:
@@ -134,16 +141,33 @@ def _apply_wallet(ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow) -> None:
         return
     customer.wallet_minor -= use
     invoice.wallet_applied_minor += use
-    ctx.session.add(WalletEntryRow(customer_id=customer.id, at=ctx.now, amount_minor=-use,
-                                   reason=f"applied to invoice {invoice.number}"))
-    ctx.post(transfer(f"wallet-apply:{customer.id}:{invoice.number}:{invoice.wallet_applied_minor}",
-                      ctx.now, f"wallet applied to invoice {invoice.number}", Account.WALLET,
-                      Account.RECEIVABLE, ctx.money(use)), customer)
+    ctx.session.add(
+        WalletEntryRow(
+            customer_id=customer.id,
+            at=ctx.now,
+            amount_minor=-use,
+            reason=f"applied to invoice {invoice.number}",
+        )
+    )
+    ctx.post(
+        transfer(
+            f"wallet-apply:{customer.id}:{invoice.number}:{invoice.wallet_applied_minor}",
+            ctx.now,
+            f"wallet applied to invoice {invoice.number}",
+            Account.WALLET,
+            Account.RECEIVABLE,
+            ctx.money(use),
+        ),
+        customer,
+    )
 
 
 def method_row(ctx: Ctx, customer: CustomerRow, code: str) -> PaymentMethodRow:
-    row = ctx.session.scalar(select(PaymentMethodRow).where(
-        PaymentMethodRow.customer_id == customer.id, PaymentMethodRow.code == code))
+    row = ctx.session.scalar(
+        select(PaymentMethodRow).where(
+            PaymentMethodRow.customer_id == customer.id, PaymentMethodRow.code == code
+        )
+    )
     if row is None:
         from fairbill.errors import NotFound
 
@@ -152,45 +176,79 @@ def method_row(ctx: Ctx, customer: CustomerRow, code: str) -> PaymentMethodRow:
 
 
 def charge(
-    ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, method: str, amount: Money,
-    *, duplicate: bool = False,
+    ctx: Ctx,
+    customer: CustomerRow,
+    invoice: InvoiceRow,
+    method: str,
+    amount: Money,
+    *,
+    duplicate: bool = False,
 ) -> bool:
     pm = method_row(ctx, customer, method)
-    attempts = ctx.session.scalars(select(FailedPaymentRow).where(
-        FailedPaymentRow.invoice_id == invoice.id)).all()
-    key = f"charge:{customer.id}:{invoice.number}:{len(attempts)}:{int(duplicate)}:{ctx.now.isoformat()}"
+    attempts = ctx.session.scalars(
+        select(FailedPaymentRow).where(FailedPaymentRow.invoice_id == invoice.id)
+    ).all()
+    key = (
+        f"charge:{customer.id}:{invoice.number}:{len(attempts)}:{int(duplicate)}:"
+        f"{ctx.now.isoformat()}"
+    )
     result = ctx.gateway.charge(pm.token, amount, key)
     if not result.ok:
-        ctx.session.add(FailedPaymentRow(customer_id=customer.id, invoice_id=invoice.id,
-                                         at=ctx.now, amount_minor=amount.minor, method=method,
-                                         attempt=len(attempts) + 1))
+        ctx.session.add(
+            FailedPaymentRow(
+                customer_id=customer.id,
+                invoice_id=invoice.id,
+                at=ctx.now,
+                amount_minor=amount.minor,
+                method=method,
+                attempt=len(attempts) + 1,
+            )
+        )
         ctx.notify(customer, "payment_failed", invoice=str(invoice.number), amount=amount.text())
         return False
-    payment = PaymentRow(customer_id=customer.id, invoice_id=invoice.id,
-                         number=ctx.next_number(PaymentRow, customer), at=ctx.now,
-                         amount_minor=amount.minor, currency=amount.currency, method=method,
-                         is_duplicate=duplicate, gateway_ref=result.reference or "")
+    payment = PaymentRow(
+        customer_id=customer.id,
+        invoice_id=invoice.id,
+        number=ctx.next_number(PaymentRow, customer),
+        at=ctx.now,
+        amount_minor=amount.minor,
+        currency=amount.currency,
+        method=method,
+        is_duplicate=duplicate,
+        gateway_ref=result.reference or "",
+    )
     ctx.session.add(payment)
     ctx.session.flush()
     if not duplicate:
         invoice.amount_paid_minor += amount.minor
         if amount_due(invoice) <= 0:
             invoice.status = "paid"
-    ctx.post(transfer(f"pay:{customer.id}:{payment.number}", ctx.now,
-                      f"payment {payment.number} for invoice {invoice.number}", Account.CASH,
-                      Account.RECEIVABLE, amount), customer)
+    ctx.post(
+        transfer(
+            f"pay:{customer.id}:{payment.number}",
+            ctx.now,
+            f"payment {payment.number} for invoice {invoice.number}",
+            Account.CASH,
+            Account.RECEIVABLE,
+            amount,
+        ),
+        customer,
+    )
     ctx.notify(customer, "receipt", invoice=str(invoice.number), amount=amount.text())
     return True
 
 
 # -- failed payments and dunning ------------------------------------------------------------
-def handle_failure(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, invoice: InvoiceRow) -> None:
+def handle_failure(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, invoice: InvoiceRow
+) -> None:
     attempt = sub.failed_attempts + 1
     if sub.first_failed_at is None:
         sub.first_failed_at = ctx.now
     sub.failed_attempts = attempt
-    outcome = decide_failure(ctx.merchant, attempt, ctx.local(sub.first_failed_at),
-                             ctx.money(amount_due(invoice)))
+    outcome = decide_failure(
+        ctx.merchant, attempt, ctx.local(sub.first_failed_at), ctx.money(amount_due(invoice))
+    )
     ctx.record(customer, outcome.decision)
     sub.next_retry_at = outcome.next_retry_at
     if sub.status not in ("suspended",):
@@ -229,9 +287,16 @@ def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Mone
 
 # -- refunds and the wallet ----------------------------------------------------------------
 def pay_refund(
-    ctx: Ctx, customer: CustomerRow, payment: PaymentRow | None, amount: Money,
-    destination: Destination, clauses: tuple[str, ...] | list[str], *,
-    request_id: int | None = None, fee: Money | None = None, compensation: bool = False,
+    ctx: Ctx,
+    customer: CustomerRow,
+    payment: PaymentRow | None,
+    amount: Money,
+    destination: Destination,
+    clauses: tuple[str, ...] | list[str],
+    *,
+    request_id: int | None = None,
+    fee: Money | None = None,
+    compensation: bool = False,
 ) -> RefundRow | None:
     """Pay ``amount`` back, to the original method or the wallet, never beyond what the
     payment has left unrefunded. Returns the refund row (None when nothing was paid)."""
@@ -248,47 +313,87 @@ def pay_refund(
     if destination == Destination.WALLET:
         credit = Account.WALLET
         customer.wallet_minor += amount.minor
-        ctx.session.add(WalletEntryRow(customer_id=customer.id, at=ctx.now,
-                                       amount_minor=amount.minor,
-                                       reason=f"refund of payment {payment.number}"
-                                       if payment is not None else "credit"))
+        ctx.session.add(
+            WalletEntryRow(
+                customer_id=customer.id,
+                at=ctx.now,
+                amount_minor=amount.minor,
+                reason=f"refund of payment {payment.number}" if payment is not None else "credit",
+            )
+        )
         method = None
     else:
         credit = Account.CASH
         if payment is None:
             raise GatewayError("a refund to the original method needs a payment")
-        count = len(ctx.session.scalars(select(RefundRow.id).where(
-            RefundRow.payment_id == payment.id)).all())
-        result = ctx.gateway.refund(payment.gateway_ref, amount,
-                                    f"refund:{customer.id}:{payment.number}:{count}")
+        count = len(
+            ctx.session.scalars(
+                select(RefundRow.id).where(RefundRow.payment_id == payment.id)
+            ).all()
+        )
+        result = ctx.gateway.refund(
+            payment.gateway_ref, amount, f"refund:{customer.id}:{payment.number}:{count}"
+        )
         if not result.ok:
             raise GatewayError(f"the gateway refused the refund of payment {payment.number}")
         reference = result.reference
     if payment is not None:
         payment.refunded_minor += amount.minor
-    refund = RefundRow(customer_id=customer.id, payment_id=payment.id if payment else None,
-                       request_id=request_id, at=ctx.now, amount_minor=amount.minor,
-                       fee_minor=fee.minor if fee else 0, currency=amount.currency,
-                       destination=str(destination), method=method, clauses=list(clauses),
-                       gateway_ref=reference)
+    refund = RefundRow(
+        customer_id=customer.id,
+        payment_id=payment.id if payment else None,
+        request_id=request_id,
+        at=ctx.now,
+        amount_minor=amount.minor,
+        fee_minor=fee.minor if fee else 0,
+        currency=amount.currency,
+        destination=str(destination),
+        method=method,
+        clauses=list(clauses),
+        gateway_ref=reference,
+    )
     ctx.session.add(refund)
     ctx.session.flush()
-    ctx.post(Transaction(f"refund:{customer.id}:{refund.id}", ctx.now,
-                         f"refund {refund.id}" + (f" of payment {payment.number}" if payment else ""),
-                         (Leg(debit, amount), Leg(credit, -amount))), customer)
+    ctx.post(
+        Transaction(
+            f"refund:{customer.id}:{refund.id}",
+            ctx.now,
+            f"refund {refund.id}" + (f" of payment {payment.number}" if payment else ""),
+            (Leg(debit, amount), Leg(credit, -amount)),
+        ),
+        customer,
+    )
     ctx.notify(customer, "refund_paid", amount=amount.text(), destination=str(destination))
     return refund
 
 
 def credit_note(
-    ctx: Ctx, customer: CustomerRow, amount: Money, reason: str, invoice: InvoiceRow | None,
+    ctx: Ctx,
+    customer: CustomerRow,
+    amount: Money,
+    reason: str,
+    invoice: InvoiceRow | None,
     decision: Decision,
 ) -> CreditNoteRow:
-    note = CreditNoteRow(customer_id=customer.id, at=ctx.now, amount_minor=amount.minor,
-                         reason=reason, invoice_id=invoice.id if invoice else None,
-                         clauses=list(decision.clauses))
+    note = CreditNoteRow(
+        customer_id=customer.id,
+        at=ctx.now,
+        amount_minor=amount.minor,
+        reason=reason,
+        invoice_id=invoice.id if invoice else None,
+        clauses=list(decision.clauses),
+    )
     ctx.session.add(note)
     ctx.session.flush()
-    ctx.post(transfer(f"credit-note:{customer.id}:{note.id}", ctx.now, f"credit note {note.id}",
-                      Account.CREDIT_NOTES, Account.RECEIVABLE, amount), customer)
+    ctx.post(
+        transfer(
+            f"credit-note:{customer.id}:{note.id}",
+            ctx.now,
+            f"credit note {note.id}",
+            Account.CREDIT_NOTES,
+            Account.RECEIVABLE,
+            amount,
+        ),
+        customer,
+    )
     return note

@@ -14,28 +14,50 @@ from fairbill.services.context import Ctx
 from fairbill.store.tables import CreditPackRow, CustomerRow, InvoiceRow, ProductRow
 
 
-def purchase(ctx: Ctx, customer: CustomerRow, product_code: str, quantity: int = 1,
-             payment_method: str | None = None) -> InvoiceRow:
-    product = ctx.session.scalar(select(ProductRow).where(
-        ProductRow.merchant_id == ctx.merchant_row.id, ProductRow.code == product_code))
+def purchase(
+    ctx: Ctx,
+    customer: CustomerRow,
+    product_code: str,
+    quantity: int = 1,
+    payment_method: str | None = None,
+) -> InvoiceRow:
+    product = ctx.session.scalar(
+        select(ProductRow).where(
+            ProductRow.merchant_id == ctx.merchant_row.id, ProductRow.code == product_code
+        )
+    )
     if product is None:
         raise NotFound(f"no product {product_code!r}")
     amount = ctx.money(product.price_minor * quantity)
     invoice = billing.issue_invoice(
-        ctx, customer, [Line("product", f"{product.kind}: {product.code} × {quantity}", amount)],
-        purpose="product")
-    if billing.collect(ctx, customer, invoice, payment_method) and product.kind == "message_credits":
+        ctx,
+        customer,
+        [Line("product", f"{product.kind}: {product.code} × {quantity}", amount)],
+        purpose="product",
+    )
+    if (
+        billing.collect(ctx, customer, invoice, payment_method)
+        and product.kind == "message_credits"
+    ):
         total = (product.quantity or 0) * quantity
-        ctx.session.add(CreditPackRow(
-            customer_id=customer.id, kind=product.credit_kind or "message", quantity=total,
-            remaining=total, purchased_at=ctx.now, expires_at=credit_expiry(ctx.merchant, ctx.now),
-            status="active"))
+        ctx.session.add(
+            CreditPackRow(
+                customer_id=customer.id,
+                kind=product.credit_kind or "message",
+                quantity=total,
+                remaining=total,
+                purchased_at=ctx.now,
+                expires_at=credit_expiry(ctx.merchant, ctx.now),
+                status="active",
+            )
+        )
     return invoice
 
 
 def active_packs(ctx: Ctx, customer: CustomerRow, kind: str | None = None) -> list[CreditPackRow]:
-    query = select(CreditPackRow).where(CreditPackRow.customer_id == customer.id,
-                                        CreditPackRow.status == "active")
+    query = select(CreditPackRow).where(
+        CreditPackRow.customer_id == customer.id, CreditPackRow.status == "active"
+    )
     if kind is not None:
         query = query.where(CreditPackRow.kind == kind)
     packs = list(ctx.session.scalars(query.order_by(CreditPackRow.id)).all())
@@ -43,8 +65,9 @@ def active_packs(ctx: Ctx, customer: CustomerRow, kind: str | None = None) -> li
     return sorted(packs, key=lambda p: (p.expires_at is None, p.expires_at or p.purchased_at, p.id))
 
 
-def consume(ctx: Ctx, customer: CustomerRow, kind: str, quantity: int,
-            failed: str | None = None) -> Decision:
+def consume(
+    ctx: Ctx, customer: CustomerRow, kind: str, quantity: int, failed: str | None = None
+) -> Decision:
     left = quantity
     spent: list[tuple[CreditPackRow, int]] = []
     for pack in active_packs(ctx, customer, kind):
@@ -58,9 +81,13 @@ def consume(ctx: Ctx, customer: CustomerRow, kind: str, quantity: int,
             break
     used = quantity - left
     if failed is None:
-        decision = Decision(action="consume_credits", outcome=DecisionOutcome.APPROVED,
-                            amount=ctx.money(0), explanation=f"{used} {kind} credits used"
-                            + (f"; {left} could not be sent for lack of credits." if left else "."))
+        decision = Decision(
+            action="consume_credits",
+            outcome=DecisionOutcome.APPROVED,
+            amount=ctx.money(0),
+            explanation=f"{used} {kind} credits used"
+            + (f"; {left} could not be sent for lack of credits." if left else "."),
+        )
         ctx.record(customer, decision)
         return decision
     decision, returned = decide_failed_delivery(ctx.merchant, failed, used)
@@ -94,7 +121,14 @@ def forfeit_all(ctx: Ctx, customer: CustomerRow, clause: str | None, why: str) -
         pack.forfeited += pack.remaining
         pack.remaining = 0
         pack.status = "forfeited"
-    ctx.record(customer, Decision(action="forfeit", outcome=DecisionOutcome.APPROVED,
-                                  amount=ctx.money(0), reasons=(Reason.CREDITS_FORFEITED,),
-                                  clauses=(clause,) if clause else (),
-                                  explanation=f"{total} unused credits forfeited: {why}."))
+    ctx.record(
+        customer,
+        Decision(
+            action="forfeit",
+            outcome=DecisionOutcome.APPROVED,
+            amount=ctx.money(0),
+            reasons=(Reason.CREDITS_FORFEITED,),
+            clauses=(clause,) if clause else (),
+            explanation=f"{total} unused credits forfeited: {why}.",
+        ),
+    )

@@ -28,10 +28,14 @@ from fairbill.store.tables import (
 )
 
 # Refunds of unused time end the service when they are decided (scenario contract).
-ENDS_SERVICE = frozenset({
-    RequestKind.MONEY_BACK, RequestKind.UNUSED_PERIOD, RequestKind.COOLING_OFF,
-    RequestKind.TERMS_DECLINED,
-})
+ENDS_SERVICE = frozenset(
+    {
+        RequestKind.MONEY_BACK,
+        RequestKind.UNUSED_PERIOD,
+        RequestKind.COOLING_OFF,
+        RequestKind.TERMS_DECLINED,
+    }
+)
 
 
 def payment_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> PaymentRow:
@@ -41,8 +45,11 @@ def payment_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> Pay
     else:
         row = ctx.session.scalar(query.where(PaymentRow.number == number))
     if row is None:
-        count = ctx.session.scalar(select(func.count()).select_from(PaymentRow).where(
-            PaymentRow.customer_id == customer.id))
+        count = ctx.session.scalar(
+            select(func.count())
+            .select_from(PaymentRow)
+            .where(PaymentRow.customer_id == customer.id)
+        )
         raise NotFound(f"no payment {number}: the customer has {count} payment(s)")
     return row
 
@@ -54,8 +61,11 @@ def invoice_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> Inv
     else:
         row = ctx.session.scalar(query.where(InvoiceRow.number == number))
     if row is None:
-        count = ctx.session.scalar(select(func.count()).select_from(InvoiceRow).where(
-            InvoiceRow.customer_id == customer.id))
+        count = ctx.session.scalar(
+            select(func.count())
+            .select_from(InvoiceRow)
+            .where(InvoiceRow.customer_id == customer.id)
+        )
         raise NotFound(f"no invoice {number}: the customer has {count} invoice(s)")
     return row
 
@@ -67,56 +77,99 @@ def request_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> Req
     else:
         row = ctx.session.scalar(query.where(RequestRow.number == number))
     if row is None:
-        count = ctx.session.scalar(select(func.count()).select_from(RequestRow).where(
-            RequestRow.customer_id == customer.id))
+        count = ctx.session.scalar(
+            select(func.count())
+            .select_from(RequestRow)
+            .where(RequestRow.customer_id == customer.id)
+        )
         raise NotFound(f"no request {number}: the customer has {count} request(s)")
     return row
 
 
 def _invoice_payment(ctx: Ctx, invoice: InvoiceRow) -> PaymentRow | None:
-    return ctx.session.scalar(select(PaymentRow).where(
-        PaymentRow.invoice_id == invoice.id, PaymentRow.is_duplicate.is_(False)
-    ).order_by(PaymentRow.number.desc()).limit(1))
+    return ctx.session.scalar(
+        select(PaymentRow)
+        .where(PaymentRow.invoice_id == invoice.id, PaymentRow.is_duplicate.is_(False))
+        .order_by(PaymentRow.number.desc())
+        .limit(1)
+    )
 
 
-def _covering_payment(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow | None,
-                      at: Any) -> PaymentRow | None:
+def _covering_payment(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow | None, at: Any
+) -> PaymentRow | None:
     """The subscription payment whose period contains ``at``."""
     if sub is None:
         return None
-    invoice = ctx.session.scalar(select(InvoiceRow).where(
-        InvoiceRow.subscription_id == sub.id, InvoiceRow.purpose == "subscription",
-        InvoiceRow.period_start <= at, InvoiceRow.period_end > at,
-    ).order_by(InvoiceRow.number.desc()).limit(1))
+    invoice = ctx.session.scalar(
+        select(InvoiceRow)
+        .where(
+            InvoiceRow.subscription_id == sub.id,
+            InvoiceRow.purpose == "subscription",
+            InvoiceRow.period_start <= at,
+            InvoiceRow.period_end > at,
+        )
+        .order_by(InvoiceRow.number.desc())
+        .limit(1)
+    )
     return _invoice_payment(ctx, invoice) if invoice is not None else None
 
 
 def request_refund(
-    ctx: Ctx, customer: CustomerRow, kind: RequestKind, *, payment: PaymentRow | None = None,
-    invoice: InvoiceRow | None = None, reason: str | None = None, refund_to: str | None = None,
-    documents: tuple[str, ...] = (), order_numbers: tuple[str, ...] = (),
+    ctx: Ctx,
+    customer: CustomerRow,
+    kind: RequestKind,
+    *,
+    payment: PaymentRow | None = None,
+    invoice: InvoiceRow | None = None,
+    reason: str | None = None,
+    refund_to: str | None = None,
+    documents: tuple[str, ...] = (),
+    order_numbers: tuple[str, ...] = (),
     outage: OutageRow | None = None,
 ) -> RequestRow:
     if payment is None and invoice is not None:
         payment = _invoice_payment(ctx, invoice)
     sub = _subscription_of(ctx, customer, payment)
-    if payment is None and kind in (RequestKind.SERVICE_DISRUPTION, RequestKind.NON_DELIVERY,
-                                    RequestKind.UNUSED_PERIOD, RequestKind.TERMS_DECLINED):
+    if payment is None and kind in (
+        RequestKind.SERVICE_DISRUPTION,
+        RequestKind.NON_DELIVERY,
+        RequestKind.UNUSED_PERIOD,
+        RequestKind.TERMS_DECLINED,
+    ):
         at = outage.start if outage is not None else ctx.now
         payment = _covering_payment(ctx, customer, sub, at)
     if outage is None and kind == RequestKind.NON_DELIVERY:
-        outage = ctx.session.scalar(select(OutageRow).where(OutageRow.customer_id == customer.id)
-                                    .order_by(OutageRow.id.desc()).limit(1))
+        outage = ctx.session.scalar(
+            select(OutageRow)
+            .where(OutageRow.customer_id == customer.id)
+            .order_by(OutageRow.id.desc())
+            .limit(1)
+        )
     pfacts = ctx.payment_facts(payment) if payment is not None else None
-    used = (customer.last_activity_at is not None and pfacts is not None
-            and customer.last_activity_at >= pfacts.at)
+    used = (
+        customer.last_activity_at is not None
+        and pfacts is not None
+        and customer.last_activity_at >= pfacts.at
+    )
     facts = RequestFacts(
-        kind=kind, at=ctx.now, reason=reason, payment=pfacts, refund_to=refund_to,
-        documents=documents, order_numbers=order_numbers, used_since_payment=used,
+        kind=kind,
+        at=ctx.now,
+        reason=reason,
+        payment=pfacts,
+        refund_to=refund_to,
+        documents=documents,
+        order_numbers=order_numbers,
+        used_since_payment=used,
         subscription=ctx.subscription_facts(sub) if sub is not None else None,
-        outage=OutageFacts(ctx.local(outage.start), ctx.local(outage.end), outage.cause,
-                           ctx.local(outage.reported_at) if outage.reported_at else None)
-        if outage is not None else None,
+        outage=OutageFacts(
+            ctx.local(outage.start),
+            ctx.local(outage.end),
+            outage.cause,
+            ctx.local(outage.reported_at) if outage.reported_at else None,
+        )
+        if outage is not None
+        else None,
     )
     decision = decide_refund(ctx.merchant, facts, ctx.customer_facts(customer), ctx.now)
     row = _store_request(ctx, customer, kind, decision, payment, reason)
@@ -127,34 +180,62 @@ def request_refund(
     return row
 
 
-def _subscription_of(ctx: Ctx, customer: CustomerRow, payment: PaymentRow | None) -> SubscriptionRow | None:
+def _subscription_of(
+    ctx: Ctx, customer: CustomerRow, payment: PaymentRow | None
+) -> SubscriptionRow | None:
     if payment is not None:
         invoice = ctx.session.get_one(InvoiceRow, payment.invoice_id)
         if invoice.subscription_id is not None:
             return ctx.session.get(SubscriptionRow, invoice.subscription_id)
-    return ctx.session.scalar(select(SubscriptionRow).where(
-        SubscriptionRow.customer_id == customer.id).order_by(SubscriptionRow.id.desc()).limit(1))
+    return ctx.session.scalar(
+        select(SubscriptionRow)
+        .where(SubscriptionRow.customer_id == customer.id)
+        .order_by(SubscriptionRow.id.desc())
+        .limit(1)
+    )
 
 
-def _store_request(ctx: Ctx, customer: CustomerRow, kind: RequestKind, decision: Decision,
-                   payment: PaymentRow | None, reason: str | None) -> RequestRow:
-    number = (ctx.session.scalar(select(func.max(RequestRow.number)).where(
-        RequestRow.customer_id == customer.id)) or 0) + 1
+def _store_request(
+    ctx: Ctx,
+    customer: CustomerRow,
+    kind: RequestKind,
+    decision: Decision,
+    payment: PaymentRow | None,
+    reason: str | None,
+) -> RequestRow:
+    number = (
+        ctx.session.scalar(
+            select(func.max(RequestRow.number)).where(RequestRow.customer_id == customer.id)
+        )
+        or 0
+    ) + 1
     deadlines = ctx.policy.first(Deadlines)
     review_due = None
-    if decision.outcome == DecisionOutcome.NEEDS_REVIEW and deadlines and deadlines.review_business_days:
-        review_due = business_deadline(ctx.now, deadlines.review_business_days, ctx.merchant.tz,
-                                       ctx.merchant.country)
+    if (
+        decision.outcome == DecisionOutcome.NEEDS_REVIEW
+        and deadlines
+        and deadlines.review_business_days
+    ):
+        review_due = business_deadline(
+            ctx.now, deadlines.review_business_days, ctx.merchant.tz, ctx.merchant.country
+        )
     rec = decision.recommendation
     row = RequestRow(
-        customer_id=customer.id, number=number, at=ctx.now, kind=str(kind),
+        customer_id=customer.id,
+        number=number,
+        at=ctx.now,
+        kind=str(kind),
         status="in_review" if decision.outcome == DecisionOutcome.NEEDS_REVIEW else "decided",
         decision=str(decision.outcome),
         recommendation=_rec_json(rec) if rec is not None else None,
-        amount_minor=0 if decision.outcome == DecisionOutcome.NEEDS_REVIEW else decision.amount.minor,
+        amount_minor=0
+        if decision.outcome == DecisionOutcome.NEEDS_REVIEW
+        else decision.amount.minor,
         destination=str(decision.destination) if decision.destination and decision.amount else None,
-        reasons=[str(r) for r in decision.reasons], clauses=list(decision.clauses),
-        explanation=decision.explanation, review_due=review_due,
+        reasons=[str(r) for r in decision.reasons],
+        clauses=list(decision.clauses),
+        explanation=decision.explanation,
+        review_due=review_due,
         payment_id=payment.id if payment is not None else None,
         details={"reason": reason or ""},
     )
@@ -164,52 +245,90 @@ def _store_request(ctx: Ctx, customer: CustomerRow, kind: RequestKind, decision:
 
 
 def _rec_json(rec: Recommendation) -> dict[str, Any]:
-    return {"decision": str(rec.outcome), "amount": rec.amount.text(),
-            "destination": str(rec.destination) if rec.destination else None}
+    return {
+        "decision": str(rec.outcome),
+        "amount": rec.amount.text(),
+        "destination": str(rec.destination) if rec.destination else None,
+    }
 
 
-def _settle(ctx: Ctx, customer: CustomerRow, row: RequestRow, decision: Decision,
-            payment: PaymentRow | None, sub: SubscriptionRow | None) -> None:
+def _settle(
+    ctx: Ctx,
+    customer: CustomerRow,
+    row: RequestRow,
+    decision: Decision,
+    payment: PaymentRow | None,
+    sub: SubscriptionRow | None,
+) -> None:
     """Pay what was granted, set deadlines, and end service for refunds of unused time."""
     row.amount_minor = decision.amount.minor
-    row.destination = str(decision.destination) if decision.destination and decision.amount else None
+    row.destination = (
+        str(decision.destination) if decision.destination and decision.amount else None
+    )
     ctx.notify(customer, "refund_decided", request=str(row.number), outcome=str(decision.outcome))
     if not decision.pays_now:
         row.status = "decided"
         return
     deadlines = ctx.policy.first(Deadlines)
     if deadlines and deadlines.processing_business_days:
-        row.paid_due = business_deadline(ctx.now, deadlines.processing_business_days,
-                                         ctx.merchant.tz, ctx.merchant.country)
+        row.paid_due = business_deadline(
+            ctx.now, deadlines.processing_business_days, ctx.merchant.tz, ctx.merchant.country
+        )
     destination = decision.destination or Destination.ORIGINAL_METHOD
     compensation = row.kind == RequestKind.SERVICE_DISRUPTION
-    billing.pay_refund(ctx, customer, payment, decision.amount, destination, decision.clauses,
-                       request_id=row.id, fee=decision.fee, compensation=compensation)
+    billing.pay_refund(
+        ctx,
+        customer,
+        payment,
+        decision.amount,
+        destination,
+        decision.clauses,
+        request_id=row.id,
+        fee=decision.fee,
+        compensation=compensation,
+    )
     row.status = "paid"
-    if RequestKind(row.kind) in ENDS_SERVICE and sub is not None and sub.status in (
-        "trialing", "active", "past_due", "suspended"
+    if (
+        RequestKind(row.kind) in ENDS_SERVICE
+        and sub is not None
+        and sub.status in ("trialing", "active", "past_due", "suspended")
     ):
         end_subscription(ctx, customer, sub, "canceled")
 
 
 def review(
-    ctx: Ctx, customer: CustomerRow, row: RequestRow, verdict: str, *,
-    amount: Decimal | None = None, destination: str | None = None,
+    ctx: Ctx,
+    customer: CustomerRow,
+    row: RequestRow,
+    verdict: str,
+    *,
+    amount: Decimal | None = None,
+    destination: str | None = None,
     fee_percent: Decimal | None = None,
 ) -> Decision:
     payment = ctx.session.get(PaymentRow, row.payment_id) if row.payment_id else None
     pending = _pending_decision(ctx, row)
     if row.status != "in_review":
-        decision = Decision(action="review", outcome=DecisionOutcome.DECLINED, amount=ctx.money(0),
-                            clauses=tuple(row.clauses),
-                            explanation=f"Request {row.number} is not awaiting review "
-                                        f"({row.status}); nothing changed.")
+        decision = Decision(
+            action="review",
+            outcome=DecisionOutcome.DECLINED,
+            amount=ctx.money(0),
+            clauses=tuple(row.clauses),
+            explanation=f"Request {row.number} is not awaiting review "
+            f"({row.status}); nothing changed.",
+        )
         ctx.record(customer, decision)
         return decision
-    refundable = ctx.money(payment.amount_minor - payment.refunded_minor) if payment else ctx.money(0)
+    refundable = (
+        ctx.money(payment.amount_minor - payment.refunded_minor) if payment else ctx.money(0)
+    )
     full = ctx.money(payment.amount_minor) if payment else ctx.money(0)
     decision = decide_review(
-        ctx.merchant, pending, verdict=verdict, refundable=refundable, full=full,
+        ctx.merchant,
+        pending,
+        verdict=verdict,
+        refundable=refundable,
+        full=full,
         amount=Money(amount, ctx.currency) if amount is not None else None,
         destination=Destination(destination) if destination else None,
         fee_percent=fee_percent,
@@ -223,14 +342,22 @@ def review(
 def _pending_decision(ctx: Ctx, row: RequestRow) -> Decision:
     rec = None
     if row.recommendation:
-        rec = Recommendation(DecisionOutcome(row.recommendation["decision"]),
-                             Money(row.recommendation["amount"], ctx.currency),
-                             Destination(row.recommendation["destination"])
-                             if row.recommendation.get("destination") else None)
-    return Decision(action="refund_request", outcome=DecisionOutcome(row.decision),
-                    amount=ctx.money(row.amount_minor),
-                    destination=Destination(row.destination) if row.destination else None,
-                    clauses=tuple(row.clauses), explanation=row.explanation, recommendation=rec)
+        rec = Recommendation(
+            DecisionOutcome(row.recommendation["decision"]),
+            Money(row.recommendation["amount"], ctx.currency),
+            Destination(row.recommendation["destination"])
+            if row.recommendation.get("destination")
+            else None,
+        )
+    return Decision(
+        action="refund_request",
+        outcome=DecisionOutcome(row.decision),
+        amount=ctx.money(row.amount_minor),
+        destination=Destination(row.destination) if row.destination else None,
+        clauses=tuple(row.clauses),
+        explanation=row.explanation,
+        recommendation=rec,
+    )
 
 
 def appeal(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Decision:
@@ -239,6 +366,9 @@ def appeal(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Decision:
     if decision.outcome == DecisionOutcome.NEEDS_REVIEW and row.status != "paid":
         row.status = "in_review"
         if row.recommendation is None:
-            row.recommendation = {"decision": "declined", "amount": ctx.money(0).text(),
-                                  "destination": None}
+            row.recommendation = {
+                "decision": "declined",
+                "amount": ctx.money(0).text(),
+                "destination": None,
+            }
     return decision

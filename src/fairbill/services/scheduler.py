@@ -24,18 +24,28 @@ def next_due(ctx: Ctx) -> datetime | None:
     """The earliest instant at which anything of this merchant is due."""
     s = ctx.session
     candidates = [
-        s.scalar(select(func.min(SubscriptionRow.current_period_end)).where(
-            SubscriptionRow.status.in_(BILLED))),
-        s.scalar(select(func.min(SubscriptionRow.cancel_at)).where(
-            SubscriptionRow.status.in_(LIVE))),
-        s.scalar(select(func.min(SubscriptionRow.next_retry_at)).where(
-            SubscriptionRow.status.in_(LIVE))),
-        s.scalar(select(func.min(SubscriptionRow.usage_check_at)).where(
-            SubscriptionRow.status.in_(LIVE))),
-        s.scalar(select(func.min(CreditPackRow.expires_at)).where(
-            CreditPackRow.status == "active")),
-        s.scalar(select(func.min(CustomerRow.data_retained_until)).where(
-            CustomerRow.data_deleted_at.is_(None))),
+        s.scalar(
+            select(func.min(SubscriptionRow.current_period_end)).where(
+                SubscriptionRow.status.in_(BILLED)
+            )
+        ),
+        s.scalar(
+            select(func.min(SubscriptionRow.cancel_at)).where(SubscriptionRow.status.in_(LIVE))
+        ),
+        s.scalar(
+            select(func.min(SubscriptionRow.next_retry_at)).where(SubscriptionRow.status.in_(LIVE))
+        ),
+        s.scalar(
+            select(func.min(SubscriptionRow.usage_check_at)).where(SubscriptionRow.status.in_(LIVE))
+        ),
+        s.scalar(
+            select(func.min(CreditPackRow.expires_at)).where(CreditPackRow.status == "active")
+        ),
+        s.scalar(
+            select(func.min(CustomerRow.data_retained_until)).where(
+                CustomerRow.data_deleted_at.is_(None)
+            )
+        ),
     ]
     found = [c for c in candidates if c is not None]
     return min(found) if found else None
@@ -45,24 +55,40 @@ def run_due(ctx: Ctx) -> None:
     """Run everything due at or before ``ctx.now``."""
     now = ctx.now
     s = ctx.session
-    for sub in s.scalars(select(SubscriptionRow).where(
-            SubscriptionRow.status.in_(LIVE), SubscriptionRow.next_retry_at <= now)).all():
+    for sub in s.scalars(
+        select(SubscriptionRow).where(
+            SubscriptionRow.status.in_(LIVE), SubscriptionRow.next_retry_at <= now
+        )
+    ).all():
         accounts.retry_due(ctx, _customer(ctx, sub), sub)
-    for sub in s.scalars(select(SubscriptionRow).where(
-            SubscriptionRow.status.in_(LIVE), SubscriptionRow.usage_check_at <= now)).all():
+    for sub in s.scalars(
+        select(SubscriptionRow).where(
+            SubscriptionRow.status.in_(LIVE), SubscriptionRow.usage_check_at <= now
+        )
+    ).all():
         subscriptions.usage_check(ctx, _customer(ctx, sub), sub)
-    boundary = select(SubscriptionRow).where(
-        SubscriptionRow.status.in_(LIVE),
-        ((SubscriptionRow.current_period_end <= now) & SubscriptionRow.status.in_(BILLED))
-        | (SubscriptionRow.cancel_at <= now),
-    ).order_by(SubscriptionRow.current_period_end, SubscriptionRow.id)
+    boundary = (
+        select(SubscriptionRow)
+        .where(
+            SubscriptionRow.status.in_(LIVE),
+            ((SubscriptionRow.current_period_end <= now) & SubscriptionRow.status.in_(BILLED))
+            | (SubscriptionRow.cancel_at <= now),
+        )
+        .order_by(SubscriptionRow.current_period_end, SubscriptionRow.id)
+    )
     for sub in s.scalars(boundary).all():
         subscriptions.advance(ctx, _customer(ctx, sub), sub)
-    for pack in s.scalars(select(CreditPackRow).where(
-            CreditPackRow.status == "active", CreditPackRow.expires_at <= now)).all():
+    for pack in s.scalars(
+        select(CreditPackRow).where(
+            CreditPackRow.status == "active", CreditPackRow.expires_at <= now
+        )
+    ).all():
         credits.expire(ctx, s.get_one(CustomerRow, pack.customer_id), pack)
-    for customer in s.scalars(select(CustomerRow).where(
-            CustomerRow.data_deleted_at.is_(None), CustomerRow.data_retained_until <= now)).all():
+    for customer in s.scalars(
+        select(CustomerRow).where(
+            CustomerRow.data_deleted_at.is_(None), CustomerRow.data_retained_until <= now
+        )
+    ).all():
         accounts.delete_data_if_due(ctx, customer)
     s.flush()
 

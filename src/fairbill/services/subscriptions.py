@@ -43,11 +43,13 @@ def tier_price_minor(plan: PlanRow, level: int | None) -> int:
 
 
 def live_subscriptions(ctx: Ctx, customer: CustomerRow) -> list[SubscriptionRow]:
-    return list(ctx.session.scalars(
-        select(SubscriptionRow)
-        .where(SubscriptionRow.customer_id == customer.id, SubscriptionRow.status.in_(LIVE))
-        .order_by(SubscriptionRow.id)
-    ).all())
+    return list(
+        ctx.session.scalars(
+            select(SubscriptionRow)
+            .where(SubscriptionRow.customer_id == customer.id, SubscriptionRow.status.in_(LIVE))
+            .order_by(SubscriptionRow.id)
+        ).all()
+    )
 
 
 def the_subscription(ctx: Ctx, customer: CustomerRow, sub_id: int | None = None) -> SubscriptionRow:
@@ -64,15 +66,22 @@ def the_subscription(ctx: Ctx, customer: CustomerRow, sub_id: int | None = None)
 
 # -- subscribe ------------------------------------------------------------------------------
 def subscribe(
-    ctx: Ctx, customer: CustomerRow, plan_code: str, *, payment_method: str | None = None,
-    trial_days: int | None = None, promotion: str | None = None, usage: int | None = None,
+    ctx: Ctx,
+    customer: CustomerRow,
+    plan_code: str,
+    *,
+    payment_method: str | None = None,
+    trial_days: int | None = None,
+    promotion: str | None = None,
+    usage: int | None = None,
     is_first: bool | None = None,
 ) -> SubscriptionRow:
     plan = ctx.plan(plan_code)
     now = ctx.now
     if is_first is None:
-        earlier = ctx.session.scalar(select(SubscriptionRow.id).where(
-            SubscriptionRow.customer_id == customer.id))
+        earlier = ctx.session.scalar(
+            select(SubscriptionRow.id).where(SubscriptionRow.customer_id == customer.id)
+        )
         is_first = earlier is None
     interval = Interval(plan.interval_months)
     trial_end = None
@@ -81,12 +90,18 @@ def subscribe(
     anchor = trial_end or now
     period = period_at(ctx.local(anchor), interval, 0)
     sub = SubscriptionRow(
-        customer_id=customer.id, plan_code=plan.code, status="trialing" if trial_end else "active",
-        anchor=anchor, started_at=now,
+        customer_id=customer.id,
+        plan_code=plan.code,
+        status="trialing" if trial_end else "active",
+        anchor=anchor,
+        started_at=now,
         current_period_start=now if trial_end else period.start,
         current_period_end=trial_end or period.end,
-        trial_end=trial_end, payment_method=payment_method,
-        price_minor=tier_price_minor(plan, usage), usage_level=usage, is_first=is_first,
+        trial_end=trial_end,
+        payment_method=payment_method,
+        price_minor=tier_price_minor(plan, usage),
+        usage_level=usage,
+        is_first=is_first,
         promotion_code=promotion,
     )
     if promotion:
@@ -103,8 +118,11 @@ def subscribe(
 
 
 def _promotion(ctx: Ctx, code: str) -> PromotionRow:
-    promo = ctx.session.scalar(select(PromotionRow).where(
-        PromotionRow.merchant_id == ctx.merchant_row.id, PromotionRow.code == code))
+    promo = ctx.session.scalar(
+        select(PromotionRow).where(
+            PromotionRow.merchant_id == ctx.merchant_row.id, PromotionRow.code == code
+        )
+    )
     if promo is None:
         raise NotFound(f"no promotion {code!r}")
     return promo
@@ -119,8 +137,9 @@ def _bill_period(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> Invoi
     discount = _discount(ctx, sub, price)
     if discount:
         lines.append(Line("credit", f"promotion {sub.promotion_code}", -discount, start, end))
-    invoice = billing.issue_invoice(ctx, customer, lines, purpose="subscription", subscription=sub,
-                                    period=(start, end))
+    invoice = billing.issue_invoice(
+        ctx, customer, lines, purpose="subscription", subscription=sub, period=(start, end)
+    )
     _grant_included_credits(ctx, customer, sub, plan, end)
     if not billing.collect(ctx, customer, invoice, sub.payment_method):
         billing.handle_failure(ctx, customer, sub, invoice)
@@ -146,27 +165,49 @@ def _grant_included_credits(
         credit_kind = "message" if kind == "message_credits" else kind.removesuffix("_credits")
         expires = credit_expiry(ctx.merchant, ctx.now)
         expires = min(expires, period_end) if expires else period_end
-        ctx.session.add(CreditPackRow(customer_id=customer.id, kind=credit_kind, quantity=quantity,
-                                      remaining=quantity, purchased_at=ctx.now, expires_at=expires,
-                                      status="active", source="plan", subscription_id=sub.id))
+        ctx.session.add(
+            CreditPackRow(
+                customer_id=customer.id,
+                kind=credit_kind,
+                quantity=quantity,
+                remaining=quantity,
+                purchased_at=ctx.now,
+                expires_at=expires,
+                status="active",
+                source="plan",
+                subscription_id=sub.id,
+            )
+        )
 
 
 # -- cancel ---------------------------------------------------------------------------------
 def cancel(
-    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, *, immediately: bool = False,
-    channel: str | None = None, reason: str | None = None,
+    ctx: Ctx,
+    customer: CustomerRow,
+    sub: SubscriptionRow,
+    *,
+    immediately: bool = False,
+    channel: str | None = None,
+    reason: str | None = None,
 ) -> CancelOutcome:
     if channel == "written":
         customer.written_cancel_at = ctx.now
-    outcome = decide_cancel(ctx.merchant, ctx.subscription_facts(sub), ctx.now,
-                            immediately=immediately)
+    outcome = decide_cancel(
+        ctx.merchant, ctx.subscription_facts(sub), ctx.now, immediately=immediately
+    )
     ctx.record(customer, outcome.decision)
     if outcome.decision.outcome == "declined":
         return outcome
     for refund in outcome.refunds:
         payment = _payment(ctx, customer, refund.payment)
-        billing.pay_refund(ctx, customer, payment, refund.amount, Destination.ORIGINAL_METHOD,
-                           outcome.decision.clauses)
+        billing.pay_refund(
+            ctx,
+            customer,
+            payment,
+            refund.amount,
+            Destination.ORIGINAL_METHOD,
+            outcome.decision.clauses,
+        )
     if outcome.ends_now:
         end_subscription(ctx, customer, sub, "canceled")
     else:
@@ -176,8 +217,9 @@ def cancel(
 
 
 def _payment(ctx: Ctx, customer: CustomerRow, number: int) -> PaymentRow:
-    row = ctx.session.scalar(select(PaymentRow).where(
-        PaymentRow.customer_id == customer.id, PaymentRow.number == number))
+    row = ctx.session.scalar(
+        select(PaymentRow).where(PaymentRow.customer_id == customer.id, PaymentRow.number == number)
+    )
     if row is None:
         raise NotFound(f"no payment {number}")
     return row
@@ -193,8 +235,11 @@ def end_subscription(
     sub.cancel_at = sub.cancel_at if sub.cancel_at and sub.cancel_at <= when else when
     sub.next_retry_at = None
     sub.usage_check_at = None
-    how = "termination" if status == "terminated" else (
-        "closure" if customer.status == "closed" else "cancellation")
+    how = (
+        "termination"
+        if status == "terminated"
+        else ("closure" if customer.status == "closed" else "cancellation")
+    )
     until, _ = retention_until(ctx.merchant, how, when)
     if until is not None and not live_subscriptions(ctx, customer):
         customer.data_retained_until = until
@@ -217,8 +262,14 @@ def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code
         sub.plan_code = new.code
         sub.price_minor = new_price.minor
         if outcome.charge:
-            _bill_adjustment(ctx, customer, sub, outcome.charge, "proration",
-                             f"upgrade {old_code} → {new.code}, rest of the period")
+            _bill_adjustment(
+                ctx,
+                customer,
+                sub,
+                outcome.charge,
+                "proration",
+                f"upgrade {old_code} → {new.code}, rest of the period",
+            )
     elif outcome.mode == "end_of_period":
         sub.pending_plan = new.code
     elif outcome.mode == "cancel_and_resubscribe":
@@ -230,8 +281,9 @@ def _bill_adjustment(
     ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, amount: Money, kind: str, text: str
 ) -> None:
     now, end = ctx.now, ctx.local(sub.current_period_end)
-    invoice = billing.issue_invoice(ctx, customer, [Line(kind, text, amount, now, end)],
-                                    purpose="proration", subscription=sub)
+    invoice = billing.issue_invoice(
+        ctx, customer, [Line(kind, text, amount, now, end)], purpose="proration", subscription=sub
+    )
     if not billing.collect(ctx, customer, invoice, sub.payment_method):
         billing.handle_failure(ctx, customer, sub, invoice)
 
@@ -243,20 +295,28 @@ def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: i
         return
     new_price = tier_price_minor(plan, value)
     if new_price > sub.price_minor:
-        outcome = decide_tier_move(ctx.merchant, ctx.subscription_facts(sub),
-                                   ctx.money(new_price), ctx.now, ctx.now)
+        outcome = decide_tier_move(
+            ctx.merchant, ctx.subscription_facts(sub), ctx.money(new_price), ctx.now, ctx.now
+        )
         ctx.record(customer, outcome.decision)
         sub.price_minor = new_price
         sub.usage_fell_at = sub.usage_check_at = None
         if outcome.charge:
-            _bill_adjustment(ctx, customer, sub, outcome.charge, "proration",
-                             f"{plan.tier_metric or 'usage'} over the tier limit, rest of the period")
+            _bill_adjustment(
+                ctx,
+                customer,
+                sub,
+                outcome.charge,
+                "proration",
+                f"{plan.tier_metric or 'usage'} over the tier limit, rest of the period",
+            )
     elif new_price < sub.price_minor:
         if sub.usage_fell_at is None:
             sub.usage_fell_at = ctx.now
             local = ctx.now
-            sub.usage_check_at = ctx.local(local.replace(hour=0, minute=0, second=0,
-                                                         microsecond=0) + timedelta(days=1))
+            sub.usage_check_at = ctx.local(
+                local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            )
     else:
         sub.usage_fell_at = sub.usage_check_at = None
 
@@ -270,17 +330,26 @@ def usage_check(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     new_price = tier_price_minor(plan, sub.usage_level)
     if fell_at is None or new_price >= sub.price_minor:
         return
-    outcome = decide_tier_move(ctx.merchant, ctx.subscription_facts(sub), ctx.money(new_price),
-                               ctx.local(fell_at), ctx.now)
+    outcome = decide_tier_move(
+        ctx.merchant, ctx.subscription_facts(sub), ctx.money(new_price), ctx.local(fell_at), ctx.now
+    )
     ctx.record(customer, outcome.decision)
     sub.price_minor = new_price
     if outcome.charge:
         credited = ctx.session.scalar(
-            select(InvoiceRow).where(InvoiceRow.subscription_id == sub.id)
-            .order_by(InvoiceRow.number.desc()).limit(1))
-        billing.credit_note(ctx, customer, outcome.charge,
-                            f"{plan.tier_metric or 'usage'} fell below the tier on "
-                            f"{ctx.merchant.day(fell_at)}", credited, outcome.decision)
+            select(InvoiceRow)
+            .where(InvoiceRow.subscription_id == sub.id)
+            .order_by(InvoiceRow.number.desc())
+            .limit(1)
+        )
+        billing.credit_note(
+            ctx,
+            customer,
+            outcome.charge,
+            f"{plan.tier_metric or 'usage'} fell below the tier on {ctx.merchant.day(fell_at)}",
+            credited,
+            outcome.decision,
+        )
 
 
 # -- time-driven ----------------------------------------------------------------------------

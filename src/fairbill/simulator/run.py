@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,11 +20,14 @@ from fairbill.simulator.scenario import Event, Scenario
 from fairbill.store.db import create_schema, make_engine, session_factory
 from fairbill.store.tables import (
     CustomerRow,
+    InvoiceRow,
     MerchantRow,
     PaymentMethodRow,
+    PaymentRow,
     PlanRow,
     ProductRow,
     PromotionRow,
+    SubscriptionRow,
 )
 
 # Far more than any scenario needs; a scheduler that stops making progress is a bug.
@@ -36,8 +40,9 @@ def simulate(scenario: Scenario) -> dict[str, Any]:
     try:
         with session_factory(engine)() as session:
             clock = TestClock(scenario.start)
-            ctx = Ctx(session, clock, SandboxGateway(), _merchant(session, scenario),
-                      scenario.policy)
+            ctx = Ctx(
+                session, clock, SandboxGateway(), _merchant(session, scenario), scenario.policy
+            )
             customer = _customer(ctx, scenario)
             session.commit()
             for event in scenario.events:
@@ -65,44 +70,87 @@ def _run_until(ctx: Ctx, clock: TestClock, target: datetime) -> None:
 
 
 def _merchant(session: Session, sc: Scenario) -> MerchantRow:
-    row = MerchantRow(name=sc.policy.name, policy_ref=sc.policy.id, policy_id=sc.policy.id,
-                      policy_version=sc.policy.version, currency=sc.currency,
-                      timezone=str(sc.timezone), country=sc.country, language=sc.policy.language)
+    row = MerchantRow(
+        name=sc.policy.name,
+        policy_ref=sc.policy.id,
+        policy_id=sc.policy.id,
+        policy_version=sc.policy.version,
+        currency=sc.currency,
+        timezone=str(sc.timezone),
+        country=sc.country,
+        language=sc.policy.language,
+    )
     session.add(row)
     session.flush()
-    money = lambda value: Money(value, sc.currency).minor  # noqa: E731
+
+    def money(value: Decimal) -> int:
+        return Money(value, sc.currency).minor
+
     for plan in sc.catalog.plans:
-        session.add(PlanRow(
-            merchant_id=row.id, code=plan.id, interval_months=plan.interval_months,
-            price_minor=money(plan.price) if plan.price is not None else None,
-            commitment_months=plan.commitment_months, includes=dict(plan.includes),
-            tiers=[{"up_to": lvl.up_to, "price_minor": money(lvl.price)}
-                   for lvl in plan.tiers.levels] if plan.tiers else None,
-            tier_metric=plan.tiers.metric if plan.tiers else None))
+        session.add(
+            PlanRow(
+                merchant_id=row.id,
+                code=plan.id,
+                interval_months=plan.interval_months,
+                price_minor=money(plan.price) if plan.price is not None else None,
+                commitment_months=plan.commitment_months,
+                includes=dict(plan.includes),
+                tiers=[
+                    {"up_to": lvl.up_to, "price_minor": money(lvl.price)}
+                    for lvl in plan.tiers.levels
+                ]
+                if plan.tiers
+                else None,
+                tier_metric=plan.tiers.metric if plan.tiers else None,
+            )
+        )
     for product in sc.catalog.products:
-        session.add(ProductRow(merchant_id=row.id, code=product.id, kind=product.kind,
-                               quantity=product.quantity, credit_kind=product.credit_kind,
-                               price_minor=money(product.price)))
+        session.add(
+            ProductRow(
+                merchant_id=row.id,
+                code=product.id,
+                kind=product.kind,
+                quantity=product.quantity,
+                credit_kind=product.credit_kind,
+                price_minor=money(product.price),
+            )
+        )
     for promo in sc.catalog.promotions:
-        session.add(PromotionRow(
-            merchant_id=row.id, code=promo.id,
-            percent_off=str(promo.percent_off) if promo.percent_off is not None else None,
-            amount_off_minor=money(promo.amount_off) if promo.amount_off is not None else None,
-            duration_periods=promo.duration_periods))
+        session.add(
+            PromotionRow(
+                merchant_id=row.id,
+                code=promo.id,
+                percent_off=str(promo.percent_off) if promo.percent_off is not None else None,
+                amount_off_minor=money(promo.amount_off) if promo.amount_off is not None else None,
+                duration_periods=promo.duration_periods,
+            )
+        )
     return row
 
 
 def _customer(ctx: Ctx, sc: Scenario) -> CustomerRow:
     spec = sc.customer
-    row = CustomerRow(merchant_id=ctx.merchant_row.id, code=spec.id, type=spec.type,
-                      acquisition=spec.acquisition, flags=list(spec.flags),
-                      language=spec.language or sc.policy.language, status="active")
+    row = CustomerRow(
+        merchant_id=ctx.merchant_row.id,
+        code=spec.id,
+        type=spec.type,
+        acquisition=spec.acquisition,
+        flags=list(spec.flags),
+        language=spec.language or sc.policy.language,
+        status="active",
+    )
     ctx.session.add(row)
     ctx.session.flush()
     for pm in spec.payment_methods:
-        ctx.session.add(PaymentMethodRow(customer_id=row.id, code=pm.id, type=pm.type,
-                                         currency=pm.currency or sc.currency,
-                                         token=f"tok_{row.id}_{pm.id}"))
+        ctx.session.add(
+            PaymentMethodRow(
+                customer_id=row.id,
+                code=pm.id,
+                type=pm.type,
+                currency=pm.currency or sc.currency,
+                token=f"tok_{row.id}_{pm.id}",
+            )
+        )
     return row
 
 
@@ -110,7 +158,7 @@ def _apply(ctx: Ctx, customer: CustomerRow, event: Event) -> None:
     """One event, one transaction: it commits whole or, on an error, not at all."""
     handler = _HANDLERS[event.action]
     try:
-        handler(ctx, customer, event)
+        handler(ctx, customer, event.params)
         ctx.session.commit()
     except FairbillError as exc:
         ctx.session.rollback()
@@ -127,85 +175,159 @@ def _field(event: Event, exc: Exception) -> Location:
     return event.location
 
 
-def _sub(ctx: Ctx, customer: CustomerRow) -> Any:
+def _sub(ctx: Ctx, customer: CustomerRow) -> SubscriptionRow:
     return subscriptions.the_subscription(ctx, customer)
 
 
-def _subscribe(ctx: Ctx, c: CustomerRow, e: Event) -> None:
-    p: Any = e.params
-    subscriptions.subscribe(ctx, c, p.plan, payment_method=p.payment_method,
-                            trial_days=p.trial_days, promotion=p.promotion, usage=p.usage)
+# Each handler turns one parsed action (``p``) into one service call.
+def _subscribe(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    subscriptions.subscribe(
+        ctx,
+        c,
+        p.plan,
+        payment_method=p.payment_method,
+        trial_days=p.trial_days,
+        promotion=p.promotion,
+        usage=p.usage,
+    )
 
 
-def _cancel(ctx: Ctx, c: CustomerRow, e: Event) -> None:
-    p: Any = e.params
-    subscriptions.cancel(ctx, c, _sub(ctx, c), immediately=p.immediately,
-                         channel=str(p.channel) if p.channel else None, reason=p.reason)
+def _cancel(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    subscriptions.cancel(
+        ctx,
+        c,
+        _sub(ctx, c),
+        immediately=p.immediately,
+        channel=str(p.channel) if p.channel else None,
+        reason=p.reason,
+    )
 
 
-def _refund_request(ctx: Ctx, c: CustomerRow, e: Event) -> None:
-    p: Any = e.params
+def _change_plan(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    subscriptions.change_plan(ctx, c, _sub(ctx, c), p.plan)
+
+
+def _usage(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    subscriptions.record_usage(ctx, c, _sub(ctx, c), p.value)
+
+
+def _activity(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.activity(ctx, c)
+
+
+def _purchase(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    credits.purchase(ctx, c, p.product, p.quantity, p.payment_method)
+
+
+def _consume(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    credits.consume(ctx, c, str(p.kind), p.quantity, str(p.failed) if p.failed else None)
+
+
+def _payment_method(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.set_method_behaviour(ctx, c, p.id, p.declines)
+
+
+def _pay_outstanding(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.pay_outstanding(ctx, c, p.payment_method)
+
+
+def _refs(ctx: Ctx, c: CustomerRow, p: Any) -> tuple[PaymentRow | None, InvoiceRow | None]:
     payment = refunds.payment_by_number(ctx, c, p.payment) if p.payment is not None else None
     invoice = refunds.invoice_by_number(ctx, c, p.invoice) if p.invoice is not None else None
-    refunds.request_refund(ctx, c, p.kind, payment=payment, invoice=invoice, reason=p.reason,
-                           refund_to=p.refund_to, documents=tuple(p.documents),
-                           order_numbers=tuple(p.order_numbers))
+    return payment, invoice
 
 
-def _review(ctx: Ctx, c: CustomerRow, e: Event) -> None:
-    p: Any = e.params
-    row = refunds.request_by_number(ctx, c, p.request)
-    refunds.review(ctx, c, row, p.decision, amount=p.amount,
-                   destination=str(p.destination) if p.destination else None,
-                   fee_percent=p.fee_percent)
-
-
-def _billing_mistake(ctx: Ctx, c: CustomerRow, e: Event) -> None:
-    p: Any = e.params
-    payment = refunds.payment_by_number(ctx, c, p.payment) if p.payment is not None else None
-    invoice = refunds.invoice_by_number(ctx, c, p.invoice) if p.invoice is not None else None
+def _billing_mistake(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    payment, invoice = _refs(ctx, c, p)
     accounts.billing_mistake(ctx, c, p.kind, p.amount, payment, invoice)
 
 
-def _outage(ctx: Ctx, c: CustomerRow, e: Event) -> None:
-    p: Any = e.params
+def _refund_request(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    payment, invoice = _refs(ctx, c, p)
+    refunds.request_refund(
+        ctx,
+        c,
+        p.kind,
+        payment=payment,
+        invoice=invoice,
+        reason=p.reason,
+        refund_to=p.refund_to,
+        documents=tuple(p.documents),
+        order_numbers=tuple(p.order_numbers),
+    )
+
+
+def _review(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    row = refunds.request_by_number(ctx, c, p.request)
+    refunds.review(
+        ctx,
+        c,
+        row,
+        p.decision,
+        amount=p.amount,
+        destination=str(p.destination) if p.destination else None,
+        fee_percent=p.fee_percent,
+    )
+
+
+def _appeal(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    refunds.appeal(ctx, c, refunds.request_by_number(ctx, c, p.request))
+
+
+def _chargeback(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    payment = refunds.payment_by_number(ctx, c, p.payment)
+    accounts.chargeback(ctx, c, payment, p.contacted_support_first)
+
+
+def _dispute_closed(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.dispute_closed(ctx, c, refunds.payment_by_number(ctx, c, p.payment), p.outcome)
+
+
+def _outage(ctx: Ctx, c: CustomerRow, p: Any) -> None:
     accounts.outage(ctx, c, p.start, p.end, str(p.cause), p.reported_at)
 
 
-Handler = Callable[[Ctx, CustomerRow, Event], None]
+def _terms_change(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.terms_change(ctx, c, p.material)
+
+
+def _decline_terms(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.decline_terms(ctx, c)
+
+
+def _violation(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.violation(ctx, c, p.kind)
+
+
+def _close_account(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.close_account(ctx, c)
+
+
+def _export_data(ctx: Ctx, c: CustomerRow, p: Any) -> None:
+    accounts.export_data(ctx, c)
+
+
+Handler = Callable[[Ctx, CustomerRow, Any], None]
 _HANDLERS: dict[str, Handler] = {
     "subscribe": _subscribe,
     "cancel": _cancel,
-    "change_plan": lambda ctx, c, e: subscriptions.change_plan(ctx, c, _sub(ctx, c),
-                                                               e.params.plan),  # type: ignore[union-attr]
-    "usage": lambda ctx, c, e: subscriptions.record_usage(ctx, c, _sub(ctx, c),
-                                                          e.params.value),  # type: ignore[union-attr]
-    "activity": lambda ctx, c, e: accounts.activity(ctx, c),
-    "purchase": lambda ctx, c, e: credits.purchase(
-        ctx, c, e.params.product, e.params.quantity, e.params.payment_method),  # type: ignore[union-attr]
-    "consume_credits": lambda ctx, c, e: credits.consume(
-        ctx, c, str(e.params.kind), e.params.quantity,  # type: ignore[union-attr]
-        str(e.params.failed) if e.params.failed else None),  # type: ignore[union-attr]
-    "payment_method": lambda ctx, c, e: accounts.set_method_behaviour(
-        ctx, c, e.params.id, e.params.declines),  # type: ignore[union-attr]
-    "pay_outstanding": lambda ctx, c, e: accounts.pay_outstanding(
-        ctx, c, e.params.payment_method),  # type: ignore[union-attr]
+    "change_plan": _change_plan,
+    "usage": _usage,
+    "activity": _activity,
+    "purchase": _purchase,
+    "consume_credits": _consume,
+    "payment_method": _payment_method,
+    "pay_outstanding": _pay_outstanding,
     "billing_mistake": _billing_mistake,
     "refund_request": _refund_request,
     "review": _review,
-    "appeal": lambda ctx, c, e: refunds.appeal(
-        ctx, c, refunds.request_by_number(ctx, c, e.params.request)),  # type: ignore[union-attr]
-    "chargeback": lambda ctx, c, e: accounts.chargeback(
-        ctx, c, refunds.payment_by_number(ctx, c, e.params.payment),  # type: ignore[union-attr]
-        e.params.contacted_support_first),  # type: ignore[union-attr]
-    "dispute_closed": lambda ctx, c, e: accounts.dispute_closed(
-        ctx, c, refunds.payment_by_number(ctx, c, e.params.payment),  # type: ignore[union-attr]
-        e.params.outcome),  # type: ignore[union-attr]
+    "appeal": _appeal,
+    "chargeback": _chargeback,
+    "dispute_closed": _dispute_closed,
     "outage": _outage,
-    "terms_change": lambda ctx, c, e: accounts.terms_change(
-        ctx, c, e.params.material),  # type: ignore[union-attr]
-    "decline_terms": lambda ctx, c, e: accounts.decline_terms(ctx, c),
-    "violation": lambda ctx, c, e: accounts.violation(ctx, c, e.params.kind),  # type: ignore[union-attr]
-    "close_account": lambda ctx, c, e: accounts.close_account(ctx, c),
-    "export_data": lambda ctx, c, e: accounts.export_data(ctx, c) and None,
+    "terms_change": _terms_change,
+    "decline_terms": _decline_terms,
+    "violation": _violation,
+    "close_account": _close_account,
+    "export_data": _export_data,
 }

@@ -10,7 +10,7 @@ running ``refunded_minor`` of a payment, which is always re-checked against the 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -47,7 +47,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
 
 
 def _fk(target: str) -> Any:
@@ -173,7 +173,9 @@ class InvoiceRow(Base):
     __table_args__ = (UniqueConstraint("customer_id", "number"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = _fk("customers.id")
-    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"), nullable=True)
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id"), nullable=True
+    )
     number: Mapped[int] = mapped_column(Integer)
     issued_at: Mapped[datetime]
     currency: Mapped[str] = mapped_column(String(3))
@@ -279,7 +281,9 @@ class CreditPackRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16), default="purchase")  # purchase | plan
-    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"), nullable=True)
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id"), nullable=True
+    )
 
 
 class RequestRow(Base):
