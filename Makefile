@@ -21,8 +21,8 @@ run: $(STAMP)
 	$(BIN)/fairbill simulate examples/scenarios/kalenner-annual-cancel.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src/fairbill
