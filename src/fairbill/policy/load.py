@@ -98,4 +98,14 @@ def resolve_policy(ref: str, base_dir: Path | None = None) -> Policy:
     candidate = Path(ref)
     if not candidate.is_absolute() and base_dir is not None:
         candidate = base_dir / candidate
+    if not candidate.exists():
+        raise PolicyError(
+            [
+                (
+                    Location(ref, None, "policy"),
+                    f"unknown policy {ref!r}: not a bundled policy "
+                    f"({', '.join(BUNDLED_IDS)}) and no policy file at {candidate}",
+                )
+            ]
+        )
     return load_policy_file(candidate)

@@ -362,3 +362,17 @@ class JournalEntryRow(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+
+
+class IdempotencyKeyRow(Base):
+    """A service call's idempotency key, the fingerprint of its input and its result."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("merchant_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    key: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
