@@ -130,6 +130,13 @@ def request_refund(
 ) -> RequestRow:
     if payment is None and invoice is not None:
         payment = _invoice_payment(ctx, invoice)
+    if payment is None and order_numbers and order_numbers[0].isdigit():
+        # An order number stands for the payment it paid (the first is the one to refund).
+        payment = ctx.session.scalar(
+            select(PaymentRow).where(
+                PaymentRow.customer_id == customer.id, PaymentRow.number == int(order_numbers[0])
+            )
+        )
     sub = _subscription_of(ctx, customer, payment)
     if payment is None and kind in (
         RequestKind.SERVICE_DISRUPTION,

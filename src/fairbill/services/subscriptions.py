@@ -14,7 +14,7 @@ from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.plan_change import decide_plan_change, decide_tier_move
 from fairbill.errors import Conflict, NotFound
 from fairbill.money import Money
-from fairbill.policy.model import Destination
+from fairbill.policy.model import Destination, Trials
 from fairbill.services import billing
 from fairbill.services.billing import Line
 from fairbill.services.context import Ctx
@@ -109,6 +109,8 @@ def subscribe(
         sub.promotion_periods_left = promo.duration_periods
     ctx.session.add(sub)
     ctx.session.flush()
+    if customer.data_deleted_at is None:
+        customer.data_retained_until = None  # a live subscription stops the retention clock
     if not trial_end:
         _bill_period(ctx, customer, sub)
     if customer.terms_version is None:
@@ -373,7 +375,9 @@ def advance(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
 
 
 def _end_trial(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
-    if sub.payment_method is None:
+    rule = ctx.policy.first(Trials)
+    if sub.payment_method is None or (rule is not None and not rule.converts_automatically):
+        # "After trial expiration, you must purchase a paid plan to continue."
         end_subscription(ctx, customer, sub, "expired")
         return
     plan = ctx.plan(sub.plan_code)
