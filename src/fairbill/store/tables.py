@@ -375,4 +375,45 @@ class IdempotencyKeyRow(Base):
     operation: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # HTTP replay: None while the first request is still running.
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    """A merchant API key: only its SHA-256 hash is stored; ``prefix`` identifies it."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # admin | finance | support | readonly
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class PortalTokenRow(Base):
+    """A customer self-service token, scoped to one customer."""
+
+    __tablename__ = "portal_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.id")
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AuditLogRow(Base):
+    """Append-only: who changed what, when, under which request id."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # "key:<prefix>" | "portal:<prefix>" | "system"
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    request_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
