@@ -1,4 +1,4 @@
-"""Time-driven work: find what is due at an instant and run it.
+"""Time-driven work: find what is due at an instant and run it, for one merchant.
 
 Every job is idempotent: it acts only when its own state says it is due and moves that
 state past the instant, so running the same instant twice changes nothing.
@@ -9,8 +9,9 @@ trial end, renewal), credit expiries, data deletions.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from fairbill.services import accounts, credits, subscriptions
 from fairbill.services.context import Ctx
@@ -20,75 +21,65 @@ LIVE = subscriptions.LIVE
 BILLED = ("trialing", "active", "past_due")
 
 
+def _mine(ctx: Ctx, query: Select[Any], model: Any) -> Select[Any]:
+    """Restrict ``query`` to this merchant's rows (via their customer)."""
+    if model is CustomerRow:
+        return query.where(CustomerRow.merchant_id == ctx.merchant_row.id)
+    return query.join(CustomerRow, CustomerRow.id == model.customer_id).where(
+        CustomerRow.merchant_id == ctx.merchant_row.id
+    )
+
+
 def next_due(ctx: Ctx) -> datetime | None:
     """The earliest instant at which anything of this merchant is due."""
     s = ctx.session
-    candidates = [
-        s.scalar(
-            select(func.min(SubscriptionRow.current_period_end)).where(
-                SubscriptionRow.status.in_(BILLED)
-            )
+    sub = SubscriptionRow
+    queries: list[tuple[Select[Any], Any]] = [
+        (select(func.min(sub.current_period_end)).where(sub.status.in_(BILLED)), sub),
+        (select(func.min(sub.cancel_at)).where(sub.status.in_(LIVE)), sub),
+        (select(func.min(sub.next_retry_at)).where(sub.status.in_(LIVE)), sub),
+        (select(func.min(sub.usage_check_at)).where(sub.status.in_(LIVE)), sub),
+        (
+            select(func.min(CreditPackRow.expires_at)).where(CreditPackRow.status == "active"),
+            CreditPackRow,
         ),
-        s.scalar(
-            select(func.min(SubscriptionRow.cancel_at)).where(SubscriptionRow.status.in_(LIVE))
-        ),
-        s.scalar(
-            select(func.min(SubscriptionRow.next_retry_at)).where(SubscriptionRow.status.in_(LIVE))
-        ),
-        s.scalar(
-            select(func.min(SubscriptionRow.usage_check_at)).where(SubscriptionRow.status.in_(LIVE))
-        ),
-        s.scalar(
-            select(func.min(CreditPackRow.expires_at)).where(CreditPackRow.status == "active")
-        ),
-        s.scalar(
+        (
             select(func.min(CustomerRow.data_retained_until)).where(
                 CustomerRow.data_deleted_at.is_(None)
-            )
+            ),
+            CustomerRow,
         ),
     ]
-    found = [c for c in candidates if c is not None]
+    found = [v for q, model in queries if (v := s.scalar(_mine(ctx, q, model))) is not None]
     return min(found) if found else None
 
 
 def run_due(ctx: Ctx) -> None:
-    """Run everything due at or before ``ctx.now``."""
+    """Run everything of this merchant due at or before ``ctx.now``."""
     now = ctx.now
     s = ctx.session
-    for sub in s.scalars(
-        select(SubscriptionRow).where(
-            SubscriptionRow.status.in_(LIVE), SubscriptionRow.next_retry_at <= now
-        )
-    ).all():
-        accounts.retry_due(ctx, _customer(ctx, sub), sub)
-    for sub in s.scalars(
-        select(SubscriptionRow).where(
-            SubscriptionRow.status.in_(LIVE), SubscriptionRow.usage_check_at <= now
-        )
-    ).all():
-        subscriptions.usage_check(ctx, _customer(ctx, sub), sub)
-    boundary = (
-        select(SubscriptionRow)
-        .where(
-            SubscriptionRow.status.in_(LIVE),
-            ((SubscriptionRow.current_period_end <= now) & SubscriptionRow.status.in_(BILLED))
-            | (SubscriptionRow.cancel_at <= now),
-        )
-        .order_by(SubscriptionRow.current_period_end, SubscriptionRow.id)
+    sub = SubscriptionRow
+
+    def subs(*conditions: Any) -> list[SubscriptionRow]:
+        query = select(sub).where(sub.status.in_(LIVE), *conditions)
+        return list(s.scalars(_mine(ctx, query, sub).order_by(sub.current_period_end, sub.id)))
+
+    for row in subs(sub.next_retry_at <= now):
+        accounts.retry_due(ctx, _customer(ctx, row), row)
+    for row in subs(sub.usage_check_at <= now):
+        subscriptions.usage_check(ctx, _customer(ctx, row), row)
+    boundary = ((sub.current_period_end <= now) & sub.status.in_(BILLED)) | (sub.cancel_at <= now)
+    for row in subs(boundary):
+        subscriptions.advance(ctx, _customer(ctx, row), row)
+    packs = select(CreditPackRow).where(
+        CreditPackRow.status == "active", CreditPackRow.expires_at <= now
     )
-    for sub in s.scalars(boundary).all():
-        subscriptions.advance(ctx, _customer(ctx, sub), sub)
-    for pack in s.scalars(
-        select(CreditPackRow).where(
-            CreditPackRow.status == "active", CreditPackRow.expires_at <= now
-        )
-    ).all():
+    for pack in s.scalars(_mine(ctx, packs, CreditPackRow)):
         credits.expire(ctx, s.get_one(CustomerRow, pack.customer_id), pack)
-    for customer in s.scalars(
-        select(CustomerRow).where(
-            CustomerRow.data_deleted_at.is_(None), CustomerRow.data_retained_until <= now
-        )
-    ).all():
+    due = select(CustomerRow).where(
+        CustomerRow.data_deleted_at.is_(None), CustomerRow.data_retained_until <= now
+    )
+    for customer in s.scalars(_mine(ctx, due, CustomerRow)):
         accounts.delete_data_if_due(ctx, customer)
     s.flush()
 

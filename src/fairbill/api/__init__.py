@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): parses, calls services, renders. No business rule lives here."""

@@ -1,0 +1,115 @@
+"""RFC 9457 problem details with a stable ``code`` for every error the API returns.
+
+Codes are a public contract: never rename one. 4xx for the client's mistakes, never a 500
+for bad input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fairbill.errors import (
+    Conflict,
+    FairbillError,
+    GatewayError,
+    InputError,
+    MoneyError,
+    NotFound,
+)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    def __init__(self, status: int, code: str, title: str, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status, self.code, self.title, self.detail, self.extra = (
+            status,
+            code,
+            title,
+            detail,
+            extra,
+        )
+
+    def response(self, request: Request) -> JSONResponse:
+        body = {
+            "type": f"https://fairbill.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+            "instance": request.url.path,
+            **self.extra,
+        }
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON)
+
+
+def unauthorized(detail: str = "missing or invalid credentials") -> Problem:
+    return Problem(401, "unauthorized", "Unauthorized", detail)
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", "Forbidden", detail)
+
+
+def not_found(detail: str) -> Problem:
+    return Problem(404, "not_found", "Not found", detail)
+
+
+def conflict(code: str, detail: str) -> Problem:
+    return Problem(409, code, "Conflict", detail)
+
+
+def from_error(exc: FairbillError) -> Problem:
+    if isinstance(exc, NotFound):
+        return not_found(str(exc))
+    if isinstance(exc, Conflict):
+        return conflict("conflict", str(exc))
+    if isinstance(exc, InputError):
+        errors = [{"field": loc.field, "message": msg} for loc, msg in exc.problems]
+        return Problem(422, "invalid_input", "Invalid input", str(exc), errors=errors)
+    if isinstance(exc, MoneyError):
+        return Problem(422, "invalid_amount", "Invalid amount", str(exc))
+    if isinstance(exc, GatewayError):
+        return Problem(502, "gateway_error", "Payment gateway error", str(exc))
+    return Problem(409, "operation_refused", "Operation refused", str(exc))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return exc.response(request)
+
+    @app.exception_handler(FairbillError)
+    async def _fairbill(request: Request, exc: FairbillError) -> JSONResponse:
+        return from_error(exc).response(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = errors[0]["field"] if errors else ""
+        return Problem(
+            422,
+            "validation_error",
+            "Validation error",
+            f"invalid field: {first}" if first else "invalid request",
+            errors=errors,
+        ).response(request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        return Problem(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            str(exc.detail),
+        ).response(request)

@@ -1,0 +1,12 @@
+"""Route modules, one per resource family; each exposes ``router``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def register_routes(app: FastAPI) -> None:
+    from fairbill.api.routes import customers, merchants, subscriptions
+
+    for module in (merchants, customers, subscriptions):
+        app.include_router(module.router)

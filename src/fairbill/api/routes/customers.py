@@ -1,0 +1,129 @@
+"""Customers, their payment methods (tokens only) and portal tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from fairbill.api.deps import Caller, Db, customer_for, merchant_ctx, need, runtime
+from fairbill.api.mutation import merchant_work, mutate
+from fairbill.api.pagination import page
+from fairbill.api.schemas import CustomerIn, PaymentMethodIn
+from fairbill.api.settings import Runtime
+from fairbill.services import merchants as service
+from fairbill.services.context import Ctx
+from fairbill.services.views import Fmt, customer_view
+from fairbill.store.tables import CustomerRow, PaymentMethodRow
+
+router = APIRouter(prefix="/v1", tags=["customers"])
+Rt = Annotated[Runtime, Depends(runtime)]
+
+
+def full_view(ctx: Ctx, c: CustomerRow) -> dict[str, Any]:
+    methods = ctx.session.scalars(
+        select(PaymentMethodRow)
+        .where(PaymentMethodRow.customer_id == c.id)
+        .order_by(PaymentMethodRow.id)
+    )
+    return customer_view(Fmt(ctx), c) | {
+        "type": c.type,
+        "acquisition": c.acquisition,
+        "flags": list(c.flags),
+        "language": c.language,
+        "wallet_balance": ctx.money(c.wallet_minor).text(),
+        "payment_methods": [
+            {"id": m.code, "type": m.type, "currency": m.currency} for m in methods
+        ],
+    }
+
+
+@router.post("/customers", status_code=201)
+def create_customer(body: CustomerIn, request: Request, rt: Rt, who: Caller) -> JSONResponse:
+    need(who, "customers")
+
+    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        row = service.create_customer(ctx.session, ctx.merchant_row, body.model_dump())
+        for pm in body.payment_methods:
+            service.add_payment_method(ctx.session, ctx.merchant_row, row, pm.model_dump())
+        ctx.session.flush()
+        return f"customer:{row.code}", full_view(ctx, row)
+
+    return mutate(
+        request, rt, who, "customer.create", body.model_dump(), merchant_work(rt, who, work), 201
+    )
+
+
+@router.get("/customers")
+def list_customers(
+    session: Db,
+    rt: Rt,
+    who: Caller,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    need(who, "read")
+    ctx = merchant_ctx(session, rt, who)
+    query = select(CustomerRow).where(CustomerRow.merchant_id == ctx.merchant_row.id)
+    if who.kind == "portal":
+        query = query.where(CustomerRow.id == who.customer_id)
+    if status:
+        query = query.where(CustomerRow.status == status)
+    return page(session, query, CustomerRow, limit, cursor, lambda c: full_view(ctx, c))
+
+
+@router.get("/customers/{customer_id}")
+def get_customer(customer_id: str, session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
+    need(who, "read")
+    ctx = merchant_ctx(session, rt, who)
+    return full_view(ctx, customer_for(ctx, who, customer_id))
+
+
+@router.post("/customers/{customer_id}/payment_methods", status_code=201)
+def add_payment_method(
+    customer_id: str, body: PaymentMethodIn, request: Request, rt: Rt, who: Caller
+) -> JSONResponse:
+    need(who, "customers")
+
+    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        customer = customer_for(ctx, who, customer_id)
+        row = service.add_payment_method(ctx.session, ctx.merchant_row, customer, body.model_dump())
+        return f"payment_method:{customer.code}/{row.code}", {
+            "id": row.code,
+            "type": row.type,
+            "currency": row.currency,
+        }
+
+    return mutate(
+        request,
+        rt,
+        who,
+        "payment_method.create",
+        body.model_dump(),
+        merchant_work(rt, who, work),
+        201,
+    )
+
+
+@router.post("/customers/{customer_id}/portal_tokens", status_code=201)
+def create_portal_token(customer_id: str, request: Request, rt: Rt, who: Caller) -> JSONResponse:
+    """A self-service token for one customer (shown once)."""
+    need(who, "customers")
+
+    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        customer = customer_for(ctx, who, customer_id)
+        token = service.issue_portal_token(ctx.session, customer, ctx.now)
+        return f"portal_token:{customer.code}", {"customer": customer.code, "token": token}
+
+    return mutate(
+        request,
+        rt,
+        who,
+        "portal_token.create",
+        {"customer": customer_id},
+        merchant_work(rt, who, work),
+        201,
+    )

@@ -1,0 +1,106 @@
+"""Request bodies. Money is a decimal string ("240.00"): a JSON number is rejected."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MoneyText = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$", max_length=20)]
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def dec(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None
+
+
+class MerchantIn(Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    policy: Code
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    timezone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+class TierLevelIn(Body):
+    up_to: Annotated[int, Field(ge=0)] | None
+    price: MoneyText
+
+
+class TiersIn(Body):
+    metric: Code
+    levels: Annotated[list[TierLevelIn], Field(min_length=1, max_length=50)]
+
+
+class PlanIn(Body):
+    id: Code
+    interval_months: Annotated[int, Field(ge=1, le=120)] = 1
+    price: MoneyText | None = None
+    commitment_months: Annotated[int, Field(ge=1, le=240)] | None = None
+    includes: dict[Code, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    tiers: TiersIn | None = None
+
+
+class ProductIn(Body):
+    id: Code
+    kind: Literal["message_credits", "setup_fee", "training", "add_on", "data_product"]
+    quantity: Annotated[int, Field(ge=1)] | None = None
+    credit_kind: Literal["sms", "mms", "email", "message"] | None = None
+    price: MoneyText
+
+
+class PromotionIn(Body):
+    id: Code
+    percent_off: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]+)?$")] | None = None
+    amount_off: MoneyText | None = None
+    duration_periods: Annotated[int, Field(ge=1)] | None = None
+
+
+class PaymentMethodIn(Body):
+    id: Code
+    type: Literal["card", "sepa_debit", "bank_transfer"] = "card"
+    token: Code | None = None  # a gateway token: card data never reaches fairbill
+
+
+class CustomerIn(Body):
+    id: Code
+    type: Literal["consumer", "business"] = "business"
+    acquisition: Literal["self_serve", "direct_marketing"] = "self_serve"
+    flags: list[Code] = Field(default_factory=list, max_length=20)
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] | None = None
+    payment_methods: list[PaymentMethodIn] = Field(default_factory=list, max_length=20)
+
+
+class SubscriptionIn(Body):
+    customer: Code
+    plan: Code
+    payment_method: Code | None = None
+    trial_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    promotion: Code | None = None
+    usage: Annotated[int, Field(ge=0)] | None = None
+
+
+class CancelIn(Body):
+    immediately: bool = False
+    channel: Literal["portal", "support", "written"] | None = None
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class ChangePlanIn(Body):
+    plan: Code
+
+
+class PreviewIn(Body):
+    action: Literal["cancel", "change_plan"]
+    immediately: bool = False
+    plan: Code | None = None
+
+
+class UsageIn(Body):
+    metric: Code
+    value: Annotated[int, Field(ge=0)]

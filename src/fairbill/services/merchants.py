@@ -1,0 +1,241 @@
+"""Merchant, catalog, customer and credential use cases (the API's admin side).
+
+Secrets are generated here and returned once; only their SHA-256 hashes are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fairbill.errors import Conflict, NotFound
+from fairbill.money import Money
+from fairbill.policy.load import resolve_policy
+from fairbill.policy.model import Policy
+from fairbill.store.tables import (
+    ApiKeyRow,
+    CustomerRow,
+    MerchantRow,
+    PaymentMethodRow,
+    PlanRow,
+    PortalTokenRow,
+    ProductRow,
+    PromotionRow,
+)
+
+ROLES = ("admin", "finance", "support", "readonly")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret(kind: str) -> tuple[str, str, str]:
+    """(full key shown once, prefix stored in clear, hash stored)."""
+    prefix = f"{kind}_{secrets.token_hex(6)}"
+    full = f"{prefix}.{secrets.token_urlsafe(24)}"
+    return full, prefix, _hash(full)
+
+
+def split_prefix(full: str) -> str:
+    return full.split(".", 1)[0]
+
+
+def verify(full: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(_hash(full), stored_hash)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    role: str
+    key: str
+    prefix: str
+
+
+def create_merchant(
+    session: Session,
+    now: datetime,
+    *,
+    name: str,
+    policy_ref: str,
+    currency: str | None = None,
+    timezone: str | None = None,
+    country: str | None = None,
+) -> tuple[MerchantRow, list[IssuedKey]]:
+    policy = resolve_policy(policy_ref)
+    row = MerchantRow(
+        name=name,
+        policy_ref=policy_ref,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        currency=currency or policy.currency,
+        timezone=timezone or policy.timezone,
+        country=country or policy.country,
+        language=policy.language,
+    )
+    session.add(row)
+    session.flush()
+    keys = [issue_key(session, row, role, now) for role in ROLES]
+    return row, keys
+
+
+def issue_key(session: Session, merchant: MerchantRow, role: str, now: datetime) -> IssuedKey:
+    if role not in ROLES:
+        raise Conflict(f"unknown role {role!r}")
+    full, prefix, digest = new_secret("fb")
+    session.add(
+        ApiKeyRow(
+            merchant_id=merchant.id, prefix=prefix, secret_hash=digest, role=role, created_at=now
+        )
+    )
+    return IssuedKey(role, full, prefix)
+
+
+def authenticate_key(session: Session, full: str) -> ApiKeyRow | None:
+    row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == split_prefix(full)))
+    if row is None or row.revoked_at is not None or not verify(full, row.secret_hash):
+        return None
+    return row
+
+
+def issue_portal_token(session: Session, customer: CustomerRow, now: datetime) -> str:
+    full, prefix, digest = new_secret("cpt")
+    session.add(
+        PortalTokenRow(customer_id=customer.id, prefix=prefix, secret_hash=digest, created_at=now)
+    )
+    return full
+
+
+def authenticate_portal(session: Session, full: str, now: datetime) -> PortalTokenRow | None:
+    row = session.scalar(select(PortalTokenRow).where(PortalTokenRow.prefix == split_prefix(full)))
+    if row is None or not verify(full, row.secret_hash):
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    return row
+
+
+def merchant_policy(merchant: MerchantRow) -> Policy:
+    return resolve_policy(merchant.policy_ref)
+
+
+def _minor(amount: Decimal, currency: str) -> int:
+    return Money(amount, currency).minor
+
+
+def add_plan(session: Session, merchant: MerchantRow, spec: dict[str, Any]) -> PlanRow:
+    _unique(session, PlanRow, merchant, spec["id"])
+    tiers = spec.get("tiers")
+    row = PlanRow(
+        merchant_id=merchant.id,
+        code=spec["id"],
+        interval_months=spec["interval_months"],
+        price_minor=_minor(spec["price"], merchant.currency)
+        if spec.get("price") is not None
+        else None,
+        commitment_months=spec.get("commitment_months"),
+        includes=spec.get("includes") or {},
+        tiers=[
+            {"up_to": t["up_to"], "price_minor": _minor(t["price"], merchant.currency)}
+            for t in tiers["levels"]
+        ]
+        if tiers
+        else None,
+        tier_metric=tiers["metric"] if tiers else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_product(session: Session, merchant: MerchantRow, spec: dict[str, Any]) -> ProductRow:
+    _unique(session, ProductRow, merchant, spec["id"])
+    row = ProductRow(
+        merchant_id=merchant.id,
+        code=spec["id"],
+        kind=spec["kind"],
+        quantity=spec.get("quantity"),
+        credit_kind=spec.get("credit_kind"),
+        price_minor=_minor(spec["price"], merchant.currency),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_promotion(session: Session, merchant: MerchantRow, spec: dict[str, Any]) -> PromotionRow:
+    _unique(session, PromotionRow, merchant, spec["id"])
+    off = spec.get("amount_off")
+    row = PromotionRow(
+        merchant_id=merchant.id,
+        code=spec["id"],
+        percent_off=str(spec["percent_off"]) if spec.get("percent_off") is not None else None,
+        amount_off_minor=_minor(off, merchant.currency) if off is not None else None,
+        duration_periods=spec.get("duration_periods"),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _unique(session: Session, model: Any, merchant: MerchantRow, code: str) -> None:
+    if (
+        session.scalar(select(model.id).where(model.merchant_id == merchant.id, model.code == code))
+        is not None
+    ):
+        raise Conflict(f"{model.__tablename__[:-1]} {code!r} already exists")
+
+
+def create_customer(session: Session, merchant: MerchantRow, spec: dict[str, Any]) -> CustomerRow:
+    _unique(session, CustomerRow, merchant, spec["id"])
+    row = CustomerRow(
+        merchant_id=merchant.id,
+        code=spec["id"],
+        type=spec.get("type") or "business",
+        acquisition=spec.get("acquisition") or "self_serve",
+        flags=list(spec.get("flags") or []),
+        language=spec.get("language") or merchant.language,
+        status="active",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_customer(session: Session, merchant: MerchantRow, code: str) -> CustomerRow:
+    row = session.scalar(
+        select(CustomerRow).where(CustomerRow.merchant_id == merchant.id, CustomerRow.code == code)
+    )
+    if row is None:
+        raise NotFound(f"no customer {code!r}")
+    return row
+
+
+def add_payment_method(
+    session: Session, merchant: MerchantRow, customer: CustomerRow, spec: dict[str, Any]
+) -> PaymentMethodRow:
+    exists = session.scalar(
+        select(PaymentMethodRow.id).where(
+            PaymentMethodRow.customer_id == customer.id, PaymentMethodRow.code == spec["id"]
+        )
+    )
+    if exists is not None:
+        raise Conflict(f"payment method {spec['id']!r} already exists")
+    row = PaymentMethodRow(
+        customer_id=customer.id,
+        code=spec["id"],
+        type=spec.get("type") or "card",
+        currency=spec.get("currency") or merchant.currency,
+        token=spec.get("token") or f"tok_{secrets.token_hex(8)}",
+    )
+    session.add(row)
+    session.flush()
+    return row
