@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from fairbill.calendar.periods import Interval, Period
@@ -194,6 +194,54 @@ class Ctx:
                 currency=leg.amount.currency,
             )
             for leg in txn.legs
+        )
+
+    def post_many(self, txns: list[Transaction], customers: dict[str, int]) -> None:
+        """``post`` for a chunk: one query for keys already stored, then bulk inserts.
+        Each transaction was checked when built; its legs are checked again here."""
+        if not txns:
+            return
+        seen = set(
+            self.session.scalars(
+                select(JournalTransactionRow.key).where(
+                    JournalTransactionRow.key.in_([t.key for t in txns])
+                )
+            )
+        )
+        fresh = [t for t in txns if t.key not in seen]
+        for txn in fresh:
+            off = imbalance((leg.amount.currency, leg.amount.minor) for leg in txn.legs)
+            if off:
+                raise UnbalancedTransaction(f"refusing to store {txn.key}: {off}")
+        if not fresh:
+            return
+        ids = self.session.scalars(
+            insert(JournalTransactionRow).returning(
+                JournalTransactionRow.id, sort_by_parameter_order=True
+            ),
+            [
+                {
+                    "merchant_id": self.merchant_row.id,
+                    "key": t.key,
+                    "at": t.at,
+                    "description": t.description,
+                }
+                for t in fresh
+            ],
+        ).all()
+        self.session.execute(
+            insert(JournalEntryRow),
+            [
+                {
+                    "transaction_id": txn_id,
+                    "account": str(leg.account),
+                    "customer_id": customers.get(txn.key),
+                    "amount_minor": leg.amount.minor,
+                    "currency": leg.amount.currency,
+                }
+                for txn, txn_id in zip(fresh, ids, strict=True)
+                for leg in txn.legs
+            ],
         )
 
     def record(self, customer: CustomerRow, decision: Decision) -> DecisionRow:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from fairbill.services import accounts, credits, subscriptions
+from fairbill.services import accounts, billing_cycle, credits, subscriptions
 from fairbill.services.context import Ctx
 from fairbill.store.tables import CreditPackRow, CustomerRow, SubscriptionRow
 
@@ -68,6 +68,7 @@ def run_due(ctx: Ctx) -> None:
         accounts.retry_due(ctx, _customer(ctx, row), row)
     for row in subs(sub.usage_check_at <= now):
         subscriptions.usage_check(ctx, _customer(ctx, row), row)
+    billing_cycle.renew_due(ctx)
     boundary = ((sub.current_period_end <= now) & sub.status.in_(BILLED)) | (sub.cancel_at <= now)
     for row in subs(boundary):
         subscriptions.advance(ctx, _customer(ctx, row), row)

@@ -10,7 +10,7 @@ running ``refunded_minor`` of a payment, which is always re-checked against the 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -44,6 +45,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for bulk statements."""
+    return cast(Table, model.__table__)
 
 
 class Base(DeclarativeBase):
