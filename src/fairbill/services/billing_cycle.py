@@ -13,6 +13,7 @@ Both paths write the same rows with the same idempotency keys.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -147,7 +148,7 @@ def _next_numbers(ctx: Ctx, model: Any, customer_ids: set[int]) -> dict[int, int
     return {cid: int(found.get(cid) or 0) for cid in customer_ids}
 
 
-def _renew_chunk(ctx: Ctx, rows: list[Any], plans: dict[str, _Plan], stats: CycleStats) -> None:
+def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: CycleStats) -> None:
     from fairbill.services.subscriptions import tier_price_minor
 
     now = ctx.now
