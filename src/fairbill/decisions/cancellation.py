@@ -119,14 +119,13 @@ def _immediate(
     explanation = f"Canceled on {m.day(now)} with immediate effect."
     reasons = [Reason.CANCEL_IMMEDIATE]
     rule = _refund_rule(m, sub, immediate=True)
-    payment = sub.payment_for(now)
-    if rule is not None and rule.refund == RefundBasis.UNUSED_DAYS and payment is not None:
+    paid = _period_payments(sub, now)
+    if rule is not None and rule.refund == RefundBasis.UNUSED_DAYS and paid:
         clauses.append(rule.id)
-        price = payment.period_price or payment.amount
-        assert payment.period is not None
-        share = remaining_days(payment.period, now)
-        amount = min_money(share.of(price).round(m.rounding), payment.refundable)
-        refunds = (PaymentRefund(payment.number, amount),) if amount else ()
+        price = sub.plan.price
+        share = remaining_days(sub.current_period, now)
+        amount = min_money(share.of(price).round(m.rounding), refundable_total(paid, m.currency))
+        refunds = _spread(amount, paid)
         reasons.append(Reason.REFUND_UNUSED_DAYS)
         explanation += (
             " Unused days refunded: "
@@ -165,11 +164,9 @@ def _scheduled(
         clauses.append(rule.id)
         if rule.refund == RefundBasis.FULL_REMAINING_MONTHS:
             amount, refund_reason, text = _remaining_months(m, sub, now, ends_at)
-            payment = sub.payment_for(now)
-            if payment is not None:
-                amount = min_money(amount, payment.refundable)
-                if amount:
-                    refunds = (PaymentRefund(payment.number, amount),)
+            paid = _period_payments(sub, now)
+            amount = min_money(amount, refundable_total(paid, m.currency))
+            refunds = _spread(amount, paid)
             reasons = (*reasons, refund_reason)
             sentence += " " + text
         else:
@@ -256,8 +253,7 @@ def _remaining_months(
     billing_end_month = (billing_index + 1) * months_total
     ends_month = period_index(sub.anchor, Interval.month(), ends_at)
     months = max(0, billing_end_month - ends_month)
-    payment = sub.payment_for(now)
-    price = (payment.period_price if payment else None) or sub.plan.price
+    price = sub.plan.price  # the price now in force (after any upgrade)
     if months == 0:
         return m.zero(), Reason.NO_FULL_MONTHS_REMAIN, "No full month remains to refund."
     amount = price.ratio(months, months_total).round(m.rounding)
@@ -267,6 +263,31 @@ def _remaining_months(
         + "."
     )
     return amount, Reason.REFUND_REMAINING_MONTHS, text
+
+
+def _period_payments(sub: SubscriptionFacts, now: datetime) -> tuple[PaymentFacts, ...]:
+    """Payments for the billing period containing ``now``: the period's charge and any
+    prorated upgrade charged during it, newest first."""
+    period = sub.payment_for(now)
+    if period is None or period.period is None:
+        return ()
+    start = period.period.start
+    found = [p for p in sub.payments if p.at >= start or p is period]
+    return tuple(sorted(found, key=lambda p: p.at, reverse=True))
+
+
+def _spread(amount: Money, payments: tuple[PaymentFacts, ...]) -> tuple[PaymentRefund, ...]:
+    """Refund ``amount`` against the newest payments first, never beyond what each has left."""
+    left = amount
+    out: list[PaymentRefund] = []
+    for payment in payments:
+        if left.is_zero:
+            break
+        take = min_money(left, payment.refundable)
+        if take:
+            out.append(PaymentRefund(payment.number, take))
+            left = left - take
+    return tuple(out)
 
 
 def min_money(a: Money, b: Money) -> Money:
