@@ -16,7 +16,7 @@ from fairbill.simulator.expect import first_mismatch
 from fairbill.simulator.run import simulate
 from fairbill.simulator.scenario import load_scenario
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -118,7 +118,7 @@ def test_command(
     """Check each scenario's expect: block; exit 1 if any fails, 2 on input errors."""
     passed = failed = 0
     input_errors = False
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     files = _files(paths)
     if not files:
         err.print("no scenario files found")
