@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import typer
 
+from fairbill.cli import db as db_cli
 from fairbill.cli import policy as policy_cli
+from fairbill.cli import serve as serve_cli
 from fairbill.cli import simulate as simulate_cli
 
 app = typer.Typer(
@@ -18,7 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(policy_cli.app, name="policy")
+app.add_typer(db_cli.app, name="db")
 simulate_cli.register(app)
+serve_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

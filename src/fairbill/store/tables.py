@@ -14,6 +14,7 @@ from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
+    MetaData,
     BigInteger,
     Boolean,
     DateTime,
@@ -53,6 +54,14 @@ def table(model: type[Base]) -> Table:
 
 
 class Base(DeclarativeBase):
+    # Named constraints, so later migrations can alter them the same way on every database.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
 
 
@@ -128,7 +137,7 @@ class CustomerRow(Base):
     terms_declined_at: Mapped[datetime | None] = mapped_column(nullable=True)
     written_cancel_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_activity_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    data_retained_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    data_retained_until: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     data_deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
     wallet_minor: Mapped[int] = mapped_column(BigInteger, default=0)
 
@@ -155,14 +164,14 @@ class SubscriptionRow(Base):
     started_at: Mapped[datetime]
     current_period_start: Mapped[datetime]
     current_period_end: Mapped[datetime] = mapped_column(index=True)
-    cancel_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    cancel_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
     trial_end: Mapped[datetime | None] = mapped_column(nullable=True)
     payment_method: Mapped[str | None] = mapped_column(String(100), nullable=True)
     price_minor: Mapped[int] = mapped_column(BigInteger)  # the price of the current period
     usage_level: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     usage_fell_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    usage_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    usage_check_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     promotion_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
     promotion_periods_left: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pending_plan: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -180,7 +189,7 @@ class InvoiceRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = _fk("customers.id")
     subscription_id: Mapped[int | None] = mapped_column(
-        ForeignKey("subscriptions.id"), nullable=True
+        ForeignKey("subscriptions.id"), nullable=True, index=True
     )
     number: Mapped[int] = mapped_column(Integer)
     issued_at: Mapped[datetime]
@@ -240,8 +249,12 @@ class RefundRow(Base):
     __tablename__ = "refunds"
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = _fk("customers.id")
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), nullable=True)
-    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), nullable=True)
+    payment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payments.id"), nullable=True, index=True
+    )
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("requests.id"), nullable=True, index=True
+    )
     at: Mapped[datetime]
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     fee_minor: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -259,9 +272,11 @@ class CreditNoteRow(Base):
     at: Mapped[datetime]
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
-    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
+    invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id"), nullable=True, index=True
+    )
     applied_to_invoice_id: Mapped[int | None] = mapped_column(
-        ForeignKey("invoices.id"), nullable=True
+        ForeignKey("invoices.id"), nullable=True, index=True
     )
     clauses: Mapped[list[str]] = mapped_column(JSON, default=list)
 
@@ -288,7 +303,7 @@ class CreditPackRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16), default="purchase")  # purchase | plan
     subscription_id: Mapped[int | None] = mapped_column(
-        ForeignKey("subscriptions.id"), nullable=True
+        ForeignKey("subscriptions.id"), nullable=True, index=True
     )
 
 
@@ -310,7 +325,9 @@ class RequestRow(Base):
     explanation: Mapped[str] = mapped_column(Text, default="")
     review_due: Mapped[datetime | None] = mapped_column(nullable=True)
     paid_due: Mapped[datetime | None] = mapped_column(nullable=True)
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), nullable=True)
+    payment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payments.id"), nullable=True, index=True
+    )
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
@@ -348,7 +365,7 @@ class NotificationRow(Base):
     template: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
 
 
 class JournalTransactionRow(Base):
@@ -365,7 +382,9 @@ class JournalEntryRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     transaction_id: Mapped[int] = _fk("journal_transactions.id")
     account: Mapped[str] = mapped_column(String(64))
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id"), nullable=True, index=True
+    )
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
 

@@ -1,0 +1,89 @@
+"""``fairbill serve``: the API on SQLite (default ``./fairbill.db``) or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fairbill.api.app import create_app
+from fairbill.api.settings import Runtime
+from fairbill.services.background import run_forever
+from fairbill.store.db import DEFAULT_URL, make_engine
+
+console = Console(highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    database_url: Annotated[
+        str, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
+    ] = DEFAULT_URL,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Seed five demo merchants if the database is empty and print their keys."
+        ),
+    ] = False,
+    tick_seconds: Annotated[float, typer.Option(help="How often due work runs.")] = 30.0,
+) -> None:
+    """Create and migrate the schema, then serve the API (docs at /docs)."""
+    import uvicorn
+
+    from fairbill.store.migrate import upgrade
+
+    try:
+        upgrade(database_url)
+    except Exception as exc:  # a bad URL or an unreachable server is an input error
+        console.print(f"cannot open the database {database_url!r}: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    admin = os.environ.get("FAIRBILL_ADMIN_TOKEN") or f"adm_{secrets.token_urlsafe(18)}"
+    runtime = Runtime(make_engine(database_url), admin_token=admin)
+    if demo:
+        _seed_demo(runtime)
+    console.print(f"platform admin token: {admin}", markup=False)
+    console.print(f"API docs: http://{host}:{port}/docs  (OpenAPI: /openapi.json)", markup=False)
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=run_forever,
+        args=(runtime.sessions, runtime.clock, runtime.gateway, stop, tick_seconds),
+        daemon=True,
+    )
+    worker.start()
+    try:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+    finally:
+        stop.set()
+
+
+def _seed_demo(runtime: Runtime) -> None:
+    from sqlalchemy import func, select
+
+    from fairbill.services.demo import seed
+    from fairbill.store.tables import MerchantRow
+
+    with runtime.sessions() as session:
+        if session.scalar(select(func.count()).select_from(MerchantRow)):
+            console.print("demo: the database already has merchants; not seeding again")
+            return
+        made = seed(session, runtime.clock, runtime.gateway)
+    table = Table(
+        "policy",
+        "merchant",
+        "admin API key",
+        "portal token (customer -active)",
+        title="Demo merchants",
+    )
+    for m in made:
+        table.add_row(m.policy, str(m.merchant_id), m.keys["admin"], m.portal_token)
+    console.print(table)
