@@ -7,6 +7,7 @@ applies the result: it stops renewal at ``ends_at`` (or ends service now) and pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -163,12 +164,14 @@ def _scheduled(
     if rule is not None:
         clauses.append(rule.id)
         if rule.refund == RefundBasis.FULL_REMAINING_MONTHS:
-            amount, refund_reason, text = _remaining_months(m, sub, now, ends_at)
+            computed, refund_reason, text = _remaining_months(m, sub, now, ends_at)
             paid = _period_payments(sub, now)
-            amount = min_money(amount, refundable_total(paid, m.currency))
+            amount = min_money(computed, refundable_total(paid, m.currency))
             refunds = _spread(amount, paid)
-            reasons = (*reasons, refund_reason)
-            sentence += " " + text
+            sentence, more = _capped(
+                m, computed, amount, f"{sentence} {text}", [*reasons, refund_reason]
+            )
+            reasons = tuple(more)
         else:
             reasons = (*reasons, Reason.NO_REFUND_CURRENT_PERIOD)
             sentence += " No refund is due for the current period."
@@ -253,7 +256,7 @@ def _remaining_months(
     billing_end_month = (billing_index + 1) * months_total
     ends_month = period_index(sub.anchor, Interval.month(), ends_at)
     months = max(0, billing_end_month - ends_month)
-    price = sub.plan.price  # the price now in force (after any upgrade)
+    price = price_paid(sub, now)
     if months == 0:
         return m.zero(), Reason.NO_FULL_MONTHS_REMAIN, "No full month remains to refund."
     amount = price.ratio(months, months_total).round(m.rounding)
@@ -263,6 +266,32 @@ def _remaining_months(
         + "."
     )
     return amount, Reason.REFUND_REMAINING_MONTHS, text
+
+
+def price_paid(sub: SubscriptionFacts, now: datetime) -> Money:
+    """The period's price as the customer pays it: the plan price now in force (after any
+    upgrade) less the promotional discount on the period's invoice, which is never paid
+    out as cash."""
+    payment = sub.payment_for(now)
+    discount = payment.discount if payment is not None else None
+    return sub.plan.price - discount if discount is not None else sub.plan.price
+
+
+def _capped(
+    m: Merchant, computed: Money, amount: Money, text: str, reasons: Sequence[Reason]
+) -> tuple[str, list[Reason]]:
+    """Say so when the ceiling (what is left of the payments) cut the computed refund."""
+    out = list(reasons)
+    if amount >= computed:
+        return text, out
+    if amount.is_zero:
+        out.append(Reason.NOTHING_LEFT_TO_REFUND)
+        return text + " Nothing is left to refund on the payments for this period.", out
+    out.append(Reason.CAPPED_AT_AMOUNT_PAID)
+    return (
+        text + f" Capped at {m.fmt(amount)}, what is left of the payments after earlier refunds.",
+        out,
+    )
 
 
 def _period_payments(sub: SubscriptionFacts, now: datetime) -> tuple[PaymentFacts, ...]:

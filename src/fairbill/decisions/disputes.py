@@ -109,9 +109,13 @@ def decide_closure(m: Merchant) -> Consequence:
         clauses=(rule.id,) if rule else (),
         explanation="Closing the account is treated as a cancellation; no refund for "
         "the remaining time"
-        + (", and unused credits are forfeited." if rule is None or rule.forfeit_credits else "."),
+        + (
+            ", and unused credits are forfeited."
+            if rule is not None and rule.forfeit_credits
+            else "."
+        ),
     )
-    return Consequence(d, forfeit_credits=rule is None or rule.forfeit_credits)
+    return Consequence(d, forfeit_credits=rule is not None and rule.forfeit_credits)
 
 
 def retention_until(m: Merchant, ended: str, at: datetime) -> tuple[datetime | None, str | None]:

@@ -61,7 +61,8 @@ class PaymentFacts:
     is_duplicate: bool = False
     overcharge: Money | None = None  # recorded billing mistake on the paid invoice
     period: Period | None = None  # the subscription period this payment paid for
-    period_price: Money | None = None  # the plan price of that period
+    period_price: Money | None = None  # what was billed for that period (after discounts)
+    discount: Money | None = None  # promotional discount on that period's invoice
     is_renewal: bool = False
     is_initial: bool = False  # the first payment of the customer's first subscription
     subscription_id: int | None = None
@@ -125,5 +126,7 @@ class RequestFacts:
     used_since: datetime | None = None
     subscription: SubscriptionFacts | None = None
     outage: OutageFacts | None = None
+    # Every paid period an outage touches (a long outage can cross a renewal).
+    covering: tuple[PaymentFacts, ...] = ()
     on_go_funds: bool = False
     extra: dict[str, str] = field(default_factory=dict)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from fairbill.calendar.periods import Period
 from fairbill.calendar.proration import duration_share, overlap, remaining_days
 from fairbill.calendar.windows import within_business_days, within_days
 from fairbill.decisions.cancellation import guarantee_applies, min_money
@@ -251,6 +250,19 @@ def _billing_error(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> D
             f"Payment {payment.number} was charged in error: "
             f"{m.fmt(payment.amount)} is returned in full.",
         )
+    no_error = payment is None or payment.overcharge is None or payment.overcharge.is_zero
+    if payment is not None and no_error and _unused_renewal(req, clause):
+        # "processed automatically and the service is no longer used"
+        return _full(
+            m,
+            payment,
+            clause.id,
+            clause.decision,
+            clause.destination,
+            Reason.UNUSED_SINCE_PAYMENT_FULL,
+            f"Payment {payment.number} was an automatic renewal and the service was not used "
+            f"since: {m.fmt(payment.amount)} is refundable in full.",
+        )
     if payment is None or payment.overcharge is None or payment.overcharge.is_zero:
         return _review_or_decline(
             m,
@@ -274,6 +286,16 @@ def _billing_error(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> D
         reason,
         f"The invoice was charged {m.fmt(payment.overcharge)} more than it should have "
         f"been: {m.fmt(amount)} is returned.",
+    )
+
+
+def _unused_renewal(req: RequestFacts, clause: ExceptionRefund) -> bool:
+    payment = req.payment
+    return (
+        payment is not None
+        and payment.is_renewal
+        and not req.used_since_payment
+        and clause.basis == RefundBasis.FULL
     )
 
 
@@ -392,6 +414,7 @@ def _terms_declined(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> 
         since=declined,
         lead=f"New terms declined on {m.day(declined)}, within "
         f"{clause.within_days} days of the notice: unused time refunded: ",
+        reason=Reason.TERMS_DECLINED_IN_WINDOW,
     )
 
 
@@ -408,13 +431,24 @@ def _cooling_off(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Dec
             "The cooling-off right covers consumers signed up through direct marketing.",
         )
     sale = req.subscription.anchor if req.subscription else payment.at
-    if not within_business_days(sale, req.at, clause.business_days, m.tz, m.country):
+    notice = customer.written_cancel_at
+    if clause.written_notice and (notice is None or notice < sale):
+        return _declined(
+            m,
+            Reason.COOLING_OFF_NOT_WRITTEN,
+            clause.id,
+            "The cooling-off right needs the cancellation in writing; no written cancellation "
+            "is on record.",
+        )
+    # The deadline is for the cancellation; the refund request may come after it.
+    cancelled = notice if clause.written_notice and notice is not None else req.at
+    if not within_business_days(sale, cancelled, clause.business_days, m.tz, m.country):
         return _declined(
             m,
             Reason.COOLING_OFF_WINDOW_EXPIRED,
             clause.id,
             f"The {clause.business_days}-business-day cooling-off period from "
-            f"{m.day(sale)} has ended.",
+            f"{m.day(sale)} had ended when the cancellation came ({m.day(cancelled)}).",
         )
     if clause.max_amount is not None and payment.amount.amount > clause.max_amount:
         return _declined(
@@ -442,6 +476,7 @@ def _cooling_off(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Dec
         None,
         lead=f"Cancelled within {clause.business_days} business days; the "
         "service was used, so the unused part is refunded: ",
+        reason=Reason.COOLING_OFF_PRORATED,
     )
 
 
@@ -486,15 +521,24 @@ def _outage(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision
                 f"Disruptions must be reported within "
                 f"{clause.report_within_hours} hours of their start.",
             )
-    if payment is None or payment.period is None:
+    paid_periods = [p for p in (req.covering or ((payment,) if payment else ())) if p.period]
+    exact = m.zero()
+    parts = []
+    for paid in paid_periods:
+        assert paid.period is not None
+        price = paid.period_price or paid.amount
+        affected = overlap(paid.period, outage.start, outage.end)
+        if not affected:
+            continue
+        exact = exact + duration_share(price, paid.period, affected)
+        period_hours = int(paid.period.duration.total_seconds() // 3600)
+        affected_hours = affected.total_seconds() / 3600  # float-ok: display only
+        parts.append(f"{m.fmt(price)} × {affected_hours:g} / {period_hours} hours")
+    if not parts:
         return _declined(
             m, Reason.NOTHING_LEFT_TO_REFUND, clause.id, "No paid period covers the disruption."
         )
-    price = payment.period_price or payment.amount
-    affected = overlap(payment.period, outage.start, outage.end)
-    amount = duration_share(price, payment.period, affected).round(m.rounding)
-    period_hours = int(payment.period.duration.total_seconds() // 3600)
-    affected_hours = affected.total_seconds() / 3600  # float-ok: display only
+    amount = exact.round(m.rounding)  # rounded once, over every period the outage touched
     return _pay(
         m,
         clause.id,
@@ -503,8 +547,7 @@ def _outage(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision
         amount,
         amount,
         Reason.OUTAGE_COMPENSATED,
-        f"Service disrupted for {affected_hours:g} hours of a {period_hours}-hour period: "
-        f"{m.fmt(price)} × {affected_hours:g} / {period_hours} hours = {m.fmt(amount)}.",
+        f"Service disrupted for {hours:g} hours: {' + '.join(parts)} = {m.fmt(amount)}.",
     )
 
 
@@ -604,6 +647,7 @@ def _unused_days(
     *,
     since: datetime | None = None,
     lead: str = "Unused days refunded: ",
+    reason: Reason | None = None,
 ) -> Decision:
     payment = req.payment
     if payment is None or payment.period is None:
@@ -613,24 +657,19 @@ def _unused_days(
             clause,
             "No paid subscription period is named in the request.",
         )
+    if reason is None:
+        used = req.used_since_payment
+        reason = Reason.USED_SINCE_PAYMENT_PRORATED if used else Reason.REFUND_UNUSED_DAYS
     price = payment.period_price or payment.amount
     share = remaining_days(payment.period, since or req.at)
-    amount = share.of(price).round(m.rounding)
-    reason = (
-        Reason.USED_SINCE_PAYMENT_PRORATED if req.used_since_payment else Reason.REFUND_UNUSED_DAYS
-    )
-    return _pay(
-        m,
-        clause,
-        decision,
-        destination,
-        amount,
-        payment.amount,
-        reason,
-        lead
-        + share_sentence(m, price, share.numerator_days, share.period_days, "days", amount)
-        + ".",
-    )
+    unused = share.of(price).round(m.rounding)
+    text = lead + share_sentence(m, price, share.numerator_days, share.period_days, "days", unused)
+    # The used part stays paid: earlier refunds on this payment already gave back part of
+    # the unused time, so they count against it.
+    amount = unused - payment.refunded if unused > payment.refunded else m.zero()
+    if payment.refunded:
+        text += f"; less {m.fmt(payment.refunded)} already refunded: {m.fmt(amount)}"
+    return _pay(m, clause, decision, destination, amount, payment.amount, reason, text + ".")
 
 
 def _pay(
@@ -719,20 +758,27 @@ def resolve_destination(
     policy_rule = m.policy.first(RefundDestination)
     dest = clause_destination or (policy_rule.default if policy_rule else None)
     dest = dest or Destination.ORIGINAL_METHOD
-    clauses: tuple[str, ...] = ()
-    reasons: tuple[Reason, ...] = ()
-    if policy_rule is not None and dest == Destination.WALLET:
+    # The policy's destination rule fired unless the clause sent the money elsewhere.
+    fired = policy_rule is not None and dest == policy_rule.default
+    clauses: tuple[str, ...] = (policy_rule.id,) if fired and policy_rule else ()
+    reasons: tuple[Reason, ...] = (Reason.DESTINATION_WALLET,) if dest == Destination.WALLET else ()
+    if (
+        dest == Destination.WALLET
+        and policy_rule is not None
+        and policy_rule.aml_exception
+        and "aml_review" in customer.flags
+    ):
+        dest = Destination.ORIGINAL_METHOD
         clauses = (policy_rule.id,)
-        reasons = (Reason.DESTINATION_WALLET,)
-        if policy_rule.aml_exception and "aml_review" in customer.flags:
-            dest = Destination.ORIGINAL_METHOD
-            reasons = (Reason.DESTINATION_AML_ORIGINAL_METHOD,)
+        reasons = (Reason.DESTINATION_AML_ORIGINAL_METHOD,)
     return dest, clauses, reasons
 
 
 def _route(m: Merchant, customer: CustomerFacts, d: Decision) -> Decision:
     dest, clauses, reasons = resolve_destination(m, customer, d.destination)
     rec = d.recommendation
+    if d.amount.is_zero and (rec is None or rec.amount.is_zero):
+        clauses, reasons = (), ()  # nothing is paid anywhere: no destination rule fired
     if rec is not None:
         rec = Recommendation(
             rec.outcome, rec.amount, dest if rec.outcome != DecisionOutcome.DECLINED else None
@@ -747,7 +793,3 @@ def _route(m: Merchant, customer: CustomerFacts, d: Decision) -> Decision:
         explanation=d.explanation,
         recommendation=rec,
     )
-
-
-def period_of(payment: PaymentFacts) -> Period | None:
-    return payment.period

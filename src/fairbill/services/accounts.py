@@ -114,7 +114,7 @@ def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_f
     ctx.record(customer, consequence.decision)
     if consequence.suspend:
         for sub in subscriptions.live_subscriptions(ctx, customer):
-            billing.suspend(ctx, customer, sub)
+            billing.suspend(ctx, customer, sub, non_payment=False)
 
 
 def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome: str) -> None:
@@ -175,7 +175,7 @@ def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
         customer.data_retained_until = until
     elif consequence.suspend:
         for sub in subscriptions.live_subscriptions(ctx, customer):
-            billing.suspend(ctx, customer, sub)
+            billing.suspend(ctx, customer, sub, non_payment=False)
 
 
 def terms_change(ctx: Ctx, customer: CustomerRow, material: bool) -> None:

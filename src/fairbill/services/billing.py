@@ -257,7 +257,11 @@ def handle_failure(
         suspend(ctx, customer, sub)
 
 
-def suspend(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow | None) -> None:
+def suspend(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow | None, *, non_payment: bool = True
+) -> None:
+    """Suspend service. The retention clock ("data retained N days after suspension")
+    starts only for a suspension for non-payment, the case the policies give it for."""
     if sub is not None:
         sub.status = "suspended"
         sub.suspended_at = ctx.now
@@ -265,7 +269,7 @@ def suspend(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow | None) -> Non
     if customer.status == "active":
         customer.status = "suspended"
         until, _ = retention_until(ctx.merchant, "suspension", ctx.now)
-        if until is not None:
+        if until is not None and non_payment:
             customer.data_retained_until = until
         ctx.notify(customer, "suspended")
 

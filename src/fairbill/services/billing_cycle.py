@@ -143,7 +143,9 @@ def _next_numbers(ctx: Ctx, model: Any, customer_ids: set[int]) -> dict[int, int
             select(model.customer_id, func.max(model.number))
             .where(model.customer_id.in_(customer_ids))
             .group_by(model.customer_id)
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     return {cid: int(found.get(cid) or 0) for cid in customer_ids}
 

@@ -101,6 +101,7 @@ class Ctx:
         period = None
         period_price = None
         item = ItemKind.SUBSCRIPTION
+        discount_minor = 0
         if invoice.purpose == "product":
             line = self.session.scalar(
                 select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == invoice.id)
@@ -110,6 +111,13 @@ class Ctx:
         elif invoice.period_start is not None and invoice.period_end is not None:
             period = Period(self.local(invoice.period_start), self.local(invoice.period_end))
             period_price = self.money(invoice.total_minor)
+            discount_minor = -sum(
+                self.session.scalars(
+                    select(InvoiceLineRow.amount_minor).where(
+                        InvoiceLineRow.invoice_id == invoice.id, InvoiceLineRow.kind == "credit"
+                    )
+                )
+            )
         is_renewal = invoice.purpose == "subscription" and payment.number > 1
         return PaymentFacts(
             number=payment.number,
@@ -122,6 +130,7 @@ class Ctx:
             overcharge=self.money(invoice.overcharge_minor) if invoice.overcharge_minor else None,
             period=period,
             period_price=period_price,
+            discount=self.money(discount_minor) if period is not None and discount_minor else None,
             is_renewal=is_renewal,
             subscription_id=invoice.subscription_id,
         )

@@ -169,6 +169,7 @@ def request_refund(
         order_numbers=order_numbers,
         used_since_payment=used,
         subscription=ctx.subscription_facts(sub) if sub is not None else None,
+        covering=_covering(ctx, sub, outage) if outage is not None else (),
         outage=OutageFacts(
             ctx.local(outage.start),
             ctx.local(outage.end),
@@ -185,6 +186,24 @@ def request_refund(
     if decision.outcome != DecisionOutcome.NEEDS_REVIEW:
         _settle(ctx, customer, row, decision, payment, sub)
     return row
+
+
+def _covering(ctx: Ctx, sub: SubscriptionRow | None, outage: OutageRow) -> tuple[Any, ...]:
+    """Facts of every subscription payment whose period the outage touches."""
+    if sub is None:
+        return ()
+    invoices = ctx.session.scalars(
+        select(InvoiceRow)
+        .where(
+            InvoiceRow.subscription_id == sub.id,
+            InvoiceRow.purpose == "subscription",
+            InvoiceRow.period_start < outage.end,
+            InvoiceRow.period_end > outage.start,
+        )
+        .order_by(InvoiceRow.number)
+    )
+    payments = [_invoice_payment(ctx, invoice) for invoice in invoices]
+    return tuple(ctx.payment_facts(p) for p in payments if p is not None)
 
 
 def _subscription_of(
