@@ -130,6 +130,8 @@ def request_refund(
 ) -> RequestRow:
     if payment is None and invoice is not None:
         payment = _invoice_payment(ctx, invoice)
+    if payment is not None:
+        lock_payment(ctx, payment)
     if payment is None and order_numbers and order_numbers[0].isdigit():
         # An order number stands for the payment it paid (the first is the one to refund).
         payment = ctx.session.scalar(
@@ -204,6 +206,12 @@ def _covering(ctx: Ctx, sub: SubscriptionRow | None, outage: OutageRow) -> tuple
     )
     payments = [_invoice_payment(ctx, invoice) for invoice in invoices]
     return tuple(ctx.payment_facts(p) for p in payments if p is not None)
+
+
+def lock_payment(ctx: Ctx, payment: PaymentRow) -> None:
+    """Re-read the payment under a row lock: concurrent refunds of one payment queue here,
+    and each sees what the others refunded (PostgreSQL; SQLite serialises writers)."""
+    ctx.session.refresh(payment, with_for_update=True)
 
 
 def _subscription_of(
@@ -333,6 +341,8 @@ def review(
     fee_percent: Decimal | None = None,
 ) -> Decision:
     payment = ctx.session.get(PaymentRow, row.payment_id) if row.payment_id else None
+    if payment is not None:
+        lock_payment(ctx, payment)
     pending = _pending_decision(ctx, row)
     if row.status != "in_review":
         decision = Decision(

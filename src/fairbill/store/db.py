@@ -1,4 +1,10 @@
-"""Engines and sessions. SQLite by default; PostgreSQL through the same URL setting."""
+"""Engines and sessions. SQLite by default; PostgreSQL through the same URL setting.
+
+On a SQLite file every transaction starts with ``BEGIN IMMEDIATE``: writers queue for the
+database lock up front instead of failing when a read turns into a write, so two requests
+refunding the same payment run one after the other (WAL keeps readers unblocked). On
+PostgreSQL the services lock the rows they change (``SELECT ... FOR UPDATE``).
+"""
 
 from __future__ import annotations
 
@@ -12,16 +18,24 @@ from sqlalchemy.pool import StaticPool
 from fairbill.store.tables import Base
 
 DEFAULT_URL = "sqlite:///fairbill.db"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
-    if url in ("sqlite://", "sqlite:///:memory:"):
+    memory = url in ("sqlite://", "sqlite:///:memory:")
+    if memory:
         # One shared connection, or each session would see its own empty database.
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
+    elif url.startswith("sqlite"):
+        kwargs.setdefault(
+            "connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+        )
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect if not memory else _sqlite_pragmas)
+        if not memory:
+            event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
@@ -29,6 +43,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    # Take transaction control from pysqlite so that BEGIN IMMEDIATE is ours to emit.
+    dbapi_connection.isolation_level = None
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_schema(engine: Engine) -> None:
