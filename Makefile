@@ -17,8 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/fairbill policy list
-	$(BIN)/fairbill policy explain kalenner
-	$(BIN)/fairbill simulate examples/scenarios/kalenner-annual-cancel.yaml
+	$(BIN)/fairbill serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
