@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from fairbill.api.app import create_app
 from fairbill.api.settings import Runtime
@@ -77,13 +76,15 @@ def _seed_demo(runtime: Runtime) -> None:
             console.print("demo: the database already has merchants; not seeding again")
             return
         made = seed(session, runtime.clock, runtime.gateway)
-    table = Table(
-        "policy",
-        "merchant",
-        "admin API key",
-        "portal token (customer -active)",
-        title="Demo merchants",
-    )
+    console.print("Demo merchants (paste these lines into a shell to use the curl examples):")
     for m in made:
-        table.add_row(m.policy, str(m.merchant_id), m.keys["admin"], m.portal_token)
-    console.print(table)
+        name = m.policy.upper()
+        console.print(f"export {name}_KEY={m.keys['admin']}", markup=False, soft_wrap=True)
+        console.print(
+            f"export {name}_SUPPORT_KEY={m.keys['support']}", markup=False, soft_wrap=True
+        )
+        console.print(
+            f"export {name}_PORTAL_TOKEN={m.portal_token}  # customer {m.policy}-active",
+            markup=False,
+            soft_wrap=True,
+        )
