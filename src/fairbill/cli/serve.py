@@ -12,6 +12,8 @@ from rich.console import Console
 
 from fairbill.api.app import create_app
 from fairbill.api.settings import Runtime
+from fairbill.notify.outbox import deliver_forever
+from fairbill.notify.smtp import SmtpSettings
 from fairbill.services.background import run_forever
 from fairbill.store.db import DEFAULT_URL, make_engine
 
@@ -59,6 +61,18 @@ def serve(
         daemon=True,
     )
     worker.start()
+    smtp = SmtpSettings.from_env()
+    if smtp is not None:
+        # The outbox: messages committed with the state change go out from here.
+        threading.Thread(
+            target=deliver_forever,
+            args=(runtime.sessions, smtp, runtime.clock.now, stop, 10.0),
+            daemon=True,
+            name="fairbill-outbox",
+        ).start()
+        console.print(f"email: sending through {smtp.host}:{smtp.port}", markup=False)
+    else:
+        console.print("email: FAIRBILL_SMTP_HOST is not set; notifications wait in the outbox")
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
     finally:

@@ -123,15 +123,20 @@ def _immediate(
     paid = _period_payments(sub, now)
     if rule is not None and rule.refund == RefundBasis.UNUSED_DAYS and paid:
         clauses.append(rule.id)
-        price = sub.plan.price
+        price = price_paid(sub, now)
         share = remaining_days(sub.current_period, now)
-        amount = min_money(share.of(price).round(m.rounding), refundable_total(paid, m.currency))
+        computed = share.of(price).round(m.rounding)
+        amount = min_money(computed, refundable_total(paid, m.currency))
         refunds = _spread(amount, paid)
-        reasons.append(Reason.REFUND_UNUSED_DAYS)
-        explanation += (
-            " Unused days refunded: "
-            + share_sentence(m, price, share.numerator_days, share.period_days, "days", amount)
-            + "."
+        explanation, reasons = _capped(
+            m,
+            computed,
+            amount,
+            explanation
+            + " Unused days refunded: "
+            + share_sentence(m, price, share.numerator_days, share.period_days, "days", computed)
+            + ".",
+            [*reasons, Reason.REFUND_UNUSED_DAYS],
         )
     decision = Decision(
         action="cancel",

@@ -669,6 +669,8 @@ def _unused_days(
     amount = unused - payment.refunded if unused > payment.refunded else m.zero()
     if payment.refunded:
         text += f"; less {m.fmt(payment.refunded)} already refunded: {m.fmt(amount)}"
+    if amount.is_zero:
+        return _declined(m, Reason.NOTHING_LEFT_TO_REFUND, clause, text + ".")
     return _pay(m, clause, decision, destination, amount, payment.amount, reason, text + ".")
 
 

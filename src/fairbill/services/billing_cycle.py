@@ -112,6 +112,7 @@ def _due_query(ctx: Ctx, plain_codes: list[str]) -> Any:
             s.usage_level,
             s.payment_method,
             PaymentMethodRow.token,
+            c.language,
         )
         .join(c, c.id == s.customer_id)
         .join(
@@ -158,7 +159,6 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
     invoice_no = _next_numbers(ctx, InvoiceRow, customers)
     payment_no = _next_numbers(ctx, PaymentRow, customers)
     out = _Chunk()
-    language = ctx.merchant_row.language
     for r in rows:
         plan = plans[r.plan_code]
         anchor = ctx.local(r.anchor)
@@ -244,7 +244,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
                     r.customer_id,
                     now,
                     "receipt",
-                    language,
+                    r.language or ctx.policy.language,
                     {"invoice": str(number), "amount": amount.text()},
                 )
             )
@@ -279,7 +279,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
                     r.customer_id,
                     now,
                     "payment_failed",
-                    language,
+                    r.language or ctx.policy.language,
                     {"invoice": str(number), "amount": amount.text()},
                 )
             )
