@@ -358,12 +358,17 @@ class TestQomon:
     def r(self, kind: RequestKind, pay: PaymentFacts | None = None, **kw: object) -> Decision:
         return ask(self.m, kind, self.now, pay or self.pay, self.sub, **kw)  # type: ignore[arg-type]
 
-    @pytest.mark.parametrize("kind", [K.MONEY_BACK, K.UNUSED_PERIOD, K.COOLING_OFF])
+    @pytest.mark.parametrize("kind", [K.MONEY_BACK, K.UNUSED_PERIOD])
     def test_started_period_is_not_refundable(self, kind: RequestKind) -> None:
-        """ "subscription fees are non-refundable once the billing period has started" (and
-        the right of withdrawal is waived at payment)."""
+        """ "subscription fees are non-refundable once the billing period has started" """
         d = self.r(kind, who=customer(type="consumer", acquisition="direct_marketing"))
         declined(d, Reason.NON_REFUNDABLE_PERIOD_STARTED, "qomon/subscription-fees-non-refundable")
+
+    def test_withdrawal_is_declined_citing_the_waiver(self) -> None:
+        """ "by subscribing and completing payment, you expressly waive your right of
+        withdrawal" """
+        d = self.r(K.COOLING_OFF, who=customer(type="consumer", acquisition="direct_marketing"))
+        declined(d, Reason.WITHDRAWAL_WAIVED, "qomon/withdrawal-waived")
 
     @pytest.mark.parametrize(
         "item",

@@ -63,6 +63,7 @@ class Reason(StrEnum):
     COOLING_OFF_WINDOW_EXPIRED = "cooling_off_window_expired"
     COOLING_OFF_OVER_LIMIT = "cooling_off_over_limit"
     COOLING_OFF_NOT_WRITTEN = "cooling_off_not_written"
+    WITHDRAWAL_WAIVED = "withdrawal_waived"
     UNUSED_SINCE_PAYMENT_FULL = "unused_since_payment_full"
     USED_SINCE_PAYMENT_PRORATED = "used_since_payment_prorated"
     EXCEPTIONAL_AT_DISCRETION = "exceptional_at_discretion"
@@ -84,6 +85,7 @@ class Reason(StrEnum):
     REVIEW_AMOUNT_CAPPED = "review_amount_capped"
     REVIEW_FEE_CAPPED = "review_fee_capped"
     REVIEW_FEE_NOT_ALLOWED = "review_fee_not_allowed"
+    REVIEW_DESTINATION_FIXED = "review_destination_fixed"
     APPEAL_NOT_ALLOWED = "appeal_not_allowed"
     APPEAL_TO_REVIEW = "appeal_to_review"
     # billing cycle

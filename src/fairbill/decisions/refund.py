@@ -34,6 +34,8 @@ from fairbill.policy.model import (
     RefundDestination,
     RequestKind,
     RequestRequirements,
+    TermsAcceptance,
+    Violations,
 )
 
 ACTION = "refund_request"
@@ -59,12 +61,15 @@ def _requirements(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
     if req.kind == RequestKind.SERVICE_DISRUPTION:
         applicable = []  # opened by the merchant on the customer's behalf
     no_reason = not (req.reason and req.reason.strip())
-    if "violation" in grounds and customer.in_violation:
+    violations = m.policy.first(Violations)
+    if customer.in_violation and ("violation" in grounds or violations is not None):
+        ground = grounds.get("violation")
+        clause_id = ground.id if ground is not None else violations.id if violations else ""
         return _declined(
             m,
             Reason.ACCOUNT_IN_VIOLATION,
-            grounds["violation"].id,
-            "The account was found in violation of the terms of service.",
+            clause_id,
+            "The account was found in violation of the terms of service; no refund is given.",
         )
     if no_reason and ("no_reason" in grounds or any(r.reason_required for r in applicable)):
         clause = grounds["no_reason"].id if "no_reason" in grounds else applicable[0].id
@@ -100,6 +105,7 @@ def _requirements(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
                 f"Refunds go only to the method that paid ({req.payment.method}), "
                 f"not to {req.refund_to}.",
             )
+    own_window = any(c.within_days for c in _exceptions(m, req.kind))
     for r in applicable:
         if r.order_number_required and req.payment is None and not req.order_numbers:
             return _declined(
@@ -107,6 +113,7 @@ def _requirements(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
             )
         if (
             r.window_days is not None
+            and not own_window
             and req.payment is not None
             and not within_days(req.payment.at, req.at, r.window_days, m.tz)
         ):
@@ -270,7 +277,8 @@ def _billing_error(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> D
             Reason.BILLING_ERROR_NOT_FOUND,
             "No billing error is on record for this charge.",
         )
-    amount = payment.amount if clause.basis == RefundBasis.FULL else payment.overcharge
+    # An overcharge on record is what was charged in error: only the excess goes back.
+    amount = payment.overcharge
     reason = (
         Reason.OVERPAYMENT_CONFIRMED
         if req.kind == RequestKind.OVERPAYMENT
@@ -421,6 +429,17 @@ def _terms_declined(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> 
 def _cooling_off(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision:
     clause = m.policy.first(CoolingOff)
     payment = req.payment
+    waiver = next(
+        (t for t in m.policy.clauses_of(TermsAcceptance) if t.withdrawal_waived_at_payment), None
+    )
+    if clause is None and waiver is not None:
+        return _declined(
+            m,
+            Reason.WITHDRAWAL_WAIVED,
+            waiver.id,
+            "By subscribing and completing payment the customer expressly waived the right "
+            "of withdrawal.",
+        )
     if clause is None or payment is None:
         return _not_refundable(m, req)
     if customer.type not in clause.customer_types or customer.acquisition not in clause.acquisition:

@@ -13,7 +13,7 @@ from fairbill.decisions.decision import Decision, DecisionOutcome, Recommendatio
 from fairbill.decisions.facts import Merchant
 from fairbill.decisions.reasons import Reason
 from fairbill.money import Money
-from fairbill.policy.model import Appeals, Destination, Fees
+from fairbill.policy.model import Appeals, Destination, Fees, RefundDestination
 
 
 def decide_review(
@@ -50,6 +50,13 @@ def decide_review(
         dest, reasons = destination or rec.destination, [Reason.REVIEW_APPROVED]
     dest = dest or pending.destination or Destination.ORIGINAL_METHOD
     clauses = list(pending.clauses)
+    fixed = next((d for d in m.policy.clauses_of(RefundDestination) if d.same_method_only), None)
+    if fixed is not None and dest != Destination.ORIGINAL_METHOD:
+        # "Refund is processed strictly via the same payment method": no override.
+        dest = Destination.ORIGINAL_METHOD
+        reasons.append(Reason.REVIEW_DESTINATION_FIXED)
+        if fixed.id not in clauses:
+            clauses.append(fixed.id)
     text = f"A reviewer {'accepted the recommendation' if verdict == 'accept' else 'approved'}"
     if granted > refundable:
         granted = refundable

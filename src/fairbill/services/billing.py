@@ -282,11 +282,28 @@ def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Mone
     if was in ("past_due", "suspended"):
         sub.status = "active"
         sub.suspended_at = None
+    if not _welcomed(ctx, customer):
+        ctx.notify(customer, "welcome", plan=sub.plan_code)
     if was == "suspended" or customer.status == "suspended":
         customer.status = "active"
         customer.data_retained_until = None
         ctx.record(customer, decide_reactivation(ctx.merchant, paid))
         ctx.notify(customer, "reactivated")
+
+
+def _welcomed(ctx: Ctx, customer: CustomerRow) -> bool:
+    from fairbill.store.tables import NotificationRow
+
+    return (
+        ctx.session.scalar(
+            select(NotificationRow.id)
+            .where(
+                NotificationRow.customer_id == customer.id, NotificationRow.template == "welcome"
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 # -- refunds and the wallet ----------------------------------------------------------------

@@ -39,6 +39,8 @@ from fairbill.store.tables import (
     NotificationRow,
     PaymentRow,
     PlanRow,
+    RefundRow,
+    RequestRow,
     SubscriptionRow,
 )
 
@@ -127,13 +129,32 @@ class Ctx:
             method=payment.method,
             item=item,
             is_duplicate=payment.is_duplicate,
-            overcharge=self.money(invoice.overcharge_minor) if invoice.overcharge_minor else None,
+            overcharge=self._overcharge_left(invoice),
             period=period,
             period_price=period_price,
             discount=self.money(discount_minor) if period is not None and discount_minor else None,
             is_renewal=is_renewal,
             subscription_id=invoice.subscription_id,
         )
+
+    def _overcharge_left(self, invoice: InvoiceRow) -> Money | None:
+        """The invoice's recorded overcharge less what billing-error refunds already gave
+        back: an overcharge is corrected once."""
+        if not invoice.overcharge_minor:
+            return None
+        corrected = (
+            self.session.scalar(
+                select(func.coalesce(func.sum(RefundRow.amount_minor + RefundRow.fee_minor), 0))
+                .join(RequestRow, RequestRow.id == RefundRow.request_id)
+                .join(PaymentRow, PaymentRow.id == RefundRow.payment_id)
+                .where(
+                    PaymentRow.invoice_id == invoice.id,
+                    RequestRow.kind.in_(("billing_error", "overpayment")),
+                )
+            )
+            or 0
+        )
+        return self.money(max(0, invoice.overcharge_minor - int(corrected)))
 
     def subscription_facts(self, sub: SubscriptionRow) -> SubscriptionFacts:
         payments = self.session.scalars(

@@ -111,11 +111,14 @@ def subscribe(
     ctx.session.flush()
     if customer.data_deleted_at is None:
         customer.data_retained_until = None  # a live subscription stops the retention clock
+    paid = True
     if not trial_end:
-        _bill_period(ctx, customer, sub)
+        paid = _bill_period(ctx, customer, sub).status == "paid"
     if customer.terms_version is None:
         customer.terms_version = ctx.policy.version  # accepted at payment (terms_acceptance)
-    ctx.notify(customer, "welcome", plan=plan.code)
+    if paid:
+        # Activation details go out once registration and payment have succeeded.
+        ctx.notify(customer, "welcome", plan=plan.code)
     return sub
 
 
