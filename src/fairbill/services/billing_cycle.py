@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 
 from fairbill.calendar.periods import Interval, period_at, period_index
 from fairbill.decisions.dunning import decide_failure
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Transaction, transfer
 from fairbill.services.context import Ctx
+from fairbill.store.ids import allocate_ids
 from fairbill.store.tables import (
     CreditNoteRow,
     CustomerRow,
@@ -307,22 +308,38 @@ def _note(
 
 
 def _write(ctx: Ctx, out: _Chunk) -> None:
-    s = ctx.session
-    ids = s.scalars(
-        insert(InvoiceRow).returning(InvoiceRow.id, sort_by_parameter_order=True), out.invoices
-    ).all()
+    # Core statements on the session's connection: the same transaction, no ORM bookkeeping.
+    conn = ctx.session.connection()
+    invoices = table(InvoiceRow)
+    ids = allocate_ids(conn, invoices, len(out.invoices))
+    for invoice, invoice_id in zip(out.invoices, ids, strict=True):
+        invoice["id"] = invoice_id
+    conn.execute(insert(invoices), out.invoices)
     for line, invoice_id in zip(out.lines, ids, strict=True):
         line["invoice_id"] = invoice_id
-    s.execute(insert(table(InvoiceLineRow)), out.lines)
+    conn.execute(insert(table(InvoiceLineRow)), out.lines)
     # Payments and failures point at their invoice by its position in the chunk until now.
     for row in (*out.payments, *out.failures):
         row["invoice_id"] = ids[row["invoice_id"]]
     if out.payments:
-        s.execute(insert(table(PaymentRow)), out.payments)
+        conn.execute(insert(table(PaymentRow)), out.payments)
     if out.failures:
-        s.execute(insert(table(FailedPaymentRow)), out.failures)
-        s.execute(insert(table(DecisionRow)), out.decisions)
+        conn.execute(insert(table(FailedPaymentRow)), out.failures)
+        conn.execute(insert(table(DecisionRow)), out.decisions)
     if out.notes:
-        s.execute(insert(table(NotificationRow)), out.notes)
+        conn.execute(insert(table(NotificationRow)), out.notes)
     ctx.post_many(out.txns, out.txn_customer)
-    ctx.session.execute(update(SubscriptionRow), out.subs)
+    subs = table(SubscriptionRow)
+    columns = {key for sub in out.subs for key in sub if key != "id"}
+    # One executemany per shape of row: renewed ones and failed ones carry different columns.
+    for shape in ({"current_period_start", "current_period_end", "price_minor"}, columns):
+        rows = [
+            {"sub_id": r["id"], **{k: r[k] for k in shape}}
+            for r in out.subs
+            if set(r) - {"id"} == shape
+        ]
+        if rows:
+            conn.execute(
+                update(subs).where(subs.c.id == bindparam("sub_id")),
+                rows,
+            )

@@ -28,6 +28,7 @@ from fairbill.ledger.journal import Transaction, imbalance
 from fairbill.money import Money
 from fairbill.policy.model import ItemKind, Policy
 from fairbill.services.clock import Clock
+from fairbill.store.ids import allocate_ids
 from fairbill.store.tables import (
     CustomerRow,
     DecisionRow,
@@ -42,6 +43,7 @@ from fairbill.store.tables import (
     RefundRow,
     RequestRow,
     SubscriptionRow,
+    table,
 )
 
 
@@ -245,22 +247,24 @@ class Ctx:
                 raise UnbalancedTransaction(f"refusing to store {txn.key}: {off}")
         if not fresh:
             return
-        ids = self.session.scalars(
-            insert(JournalTransactionRow).returning(
-                JournalTransactionRow.id, sort_by_parameter_order=True
-            ),
+        conn = self.session.connection()
+        journal = table(JournalTransactionRow)
+        ids = allocate_ids(conn, journal, len(fresh))
+        conn.execute(
+            insert(journal),
             [
                 {
+                    "id": txn_id,
                     "merchant_id": self.merchant_row.id,
                     "key": t.key,
                     "at": t.at,
                     "description": t.description,
                 }
-                for t in fresh
+                for t, txn_id in zip(fresh, ids, strict=True)
             ],
-        ).all()
-        self.session.execute(
-            insert(JournalEntryRow),
+        )
+        conn.execute(
+            insert(table(JournalEntryRow)),
             [
                 {
                     "transaction_id": txn_id,
