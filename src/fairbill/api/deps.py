@@ -16,8 +16,9 @@ from fairbill.services import merchants as merchant_service
 from fairbill.services.context import Ctx
 from fairbill.store.tables import CustomerRow, MerchantRow
 
-# What each role may do. A portal token may only act on its own customer, and only:
-PORTAL = frozenset({"read", "cancel", "preview", "request_refund"})
+# What each role may do. A portal token may only act on its own customer, and only read,
+# cancel, preview, ask for a refund and export its own data (data portability):
+PORTAL = frozenset({"read", "cancel", "preview", "request_refund", "export"})
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
         {

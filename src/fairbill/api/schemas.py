@@ -104,3 +104,86 @@ class PreviewIn(Body):
 class UsageIn(Body):
     metric: Code
     value: Annotated[int, Field(ge=0)]
+
+
+# -- refund requests, reviews, appeals ------------------------------------------------------
+from pydantic import AwareDatetime  # noqa: E402  (appended section: times need an offset)
+
+from fairbill.policy.model import (  # noqa: E402  (the policy's own vocabularies)
+    DeliveryFailure,
+    Destination,
+    OutageCause,
+    RequestKind,
+)
+
+PaymentId = Annotated[str, StringConstraints(pattern=r"^pay_[0-9]{1,18}$")]
+InvoiceId = Annotated[str, StringConstraints(pattern=r"^inv_[0-9]{1,18}$")]
+Percent = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]{1,6})?$")]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class RefundRequestIn(Body):
+    customer: Code
+    kind: RequestKind
+    payment: PaymentId | None = None
+    invoice: InvoiceId | None = None
+    reason: Text | None = None
+    refund_to: Code | None = None
+    documents: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=20
+    )
+    order_numbers: list[Code] = Field(default_factory=list, max_length=20)
+
+
+class ReviewIn(Body):
+    decision: Literal["accept", "approve", "decline"]
+    amount: MoneyText | None = None
+    destination: Destination | None = None
+    fee_percent: Percent | None = None
+    note: Text | None = None
+
+
+class AppealIn(Body):
+    reason: Text | None = None
+
+
+# -- purchases, credits, collection ---------------------------------------------------------
+class PurchaseIn(Body):
+    product: Code
+    quantity: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    payment_method: Code | None = None
+
+
+class ConsumeIn(Body):
+    kind: Literal["sms", "mms", "email", "message"]
+    quantity: Annotated[int, Field(ge=1, le=100_000_000)]
+    failed: DeliveryFailure | None = None
+
+
+class PayOutstandingIn(Body):
+    payment_method: Code | None = None
+
+
+# -- disputes, outages, terms ---------------------------------------------------------------
+class DisputeIn(Body):
+    payment: PaymentId
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    contacted_support_first: bool
+
+
+class DisputeCloseIn(Body):
+    outcome: Literal["won", "lost"]
+
+
+class OutageIn(Body):
+    """Times need an offset: a naive time is rejected on its field."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    cause: OutageCause
+    reported_at: AwareDatetime | None = None
+    customers: list[Code] | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class TermsChangeIn(Body):
+    material: bool

@@ -19,6 +19,7 @@ from fairbill.decisions.disputes import (
     retention_until,
 )
 from fairbill.decisions.reasons import Reason
+from fairbill.errors import Conflict
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import transfer
 from fairbill.money import Money
@@ -108,6 +109,8 @@ def billing_mistake(
 
 
 def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_first: bool) -> None:
+    if payment.disputed == "open":
+        raise Conflict(f"payment {payment.number} already has an open dispute")
     payment.disputed = "open"
     left = ctx.money(payment.amount_minor - payment.refunded_minor)
     consequence = decide_chargeback(ctx.merchant, left, contacted_first)
@@ -118,6 +121,8 @@ def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_f
 
 
 def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome: str) -> None:
+    if payment.disputed != "open":
+        raise Conflict(f"payment {payment.number} has no open dispute")
     left = ctx.money(payment.amount_minor - payment.refunded_minor)
     decision = decide_dispute_closed(ctx.merchant, left, outcome)
     ctx.record(customer, decision)

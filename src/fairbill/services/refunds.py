@@ -265,7 +265,11 @@ def _store_request(
         amount_minor=0
         if decision.outcome == DecisionOutcome.NEEDS_REVIEW
         else decision.amount.minor,
-        destination=str(decision.destination) if decision.destination and decision.amount else None,
+        destination=str(decision.destination)
+        if decision.destination
+        and decision.amount
+        and decision.outcome != DecisionOutcome.NEEDS_REVIEW
+        else None,
         reasons=[str(r) for r in decision.reasons],
         clauses=list(decision.clauses),
         explanation=decision.explanation,

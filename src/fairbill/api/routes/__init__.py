@@ -6,7 +6,14 @@ from fastapi import FastAPI
 
 
 def register_routes(app: FastAPI) -> None:
-    from fairbill.api.routes import customers, merchants, subscriptions
+    from fairbill.api.routes import (
+        account,
+        billing,
+        customers,
+        merchants,
+        refund_requests,
+        subscriptions,
+    )
 
-    for module in (merchants, customers, subscriptions):
+    for module in (merchants, customers, subscriptions, refund_requests, billing, account):
         app.include_router(module.router)
