@@ -80,13 +80,21 @@ def plan(merchant_id: int, code: str = "monthly") -> PlanRow:
     return PlanRow(merchant_id=merchant_id, code=code, interval_months=1, price_minor=1900)
 
 
-def test_the_only_revision_is_0001() -> None:
-    assert head_revision() == "0001"
-    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial.py"]
+HEAD = "0002"
+VERSION_FILES = ["0001_initial.py", "0002_fx_rates_and_settled_amounts.py"]
+
+
+def _all_migrations() -> str:
+    return "\n".join((MIGRATIONS_DIR / "versions" / name).read_text() for name in VERSION_FILES)
+
+
+def test_the_revisions_form_one_line_to_the_head() -> None:
+    assert head_revision() == HEAD
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == VERSION_FILES
 
 
 def test_migration_files_do_not_import_fairbill() -> None:
-    text_ = (MIGRATIONS_DIR / "versions" / "0001_initial.py").read_text()
+    text_ = _all_migrations()
     assert not re.search(r"^\s*(from|import)\s+fairbill", text_, re.MULTILINE)
     assert "UtcDateTime(" not in text_
     # Every instant column is a timezone-aware DateTime.
@@ -105,7 +113,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
         tables = set(inspect(connection).get_table_names())
     assert tables == MODEL_TABLES | {"alembic_version"}
     assert len(MODEL_TABLES) >= 25  # 25 at revision 0001
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == HEAD
 
 
 def test_upgraded_schema_matches_the_models(database_url: str) -> None:
@@ -172,9 +180,9 @@ def test_every_index_unique_constraint_and_foreign_key_is_created(database_url: 
             uc["column_names"] for uc in inspector.get_unique_constraints("journal_transactions")
         ]
         reflected_total = sum(len(inspector.get_foreign_keys(name)) for name in MODEL_TABLES)
-    migration = (MIGRATIONS_DIR / "versions" / "0001_initial.py").read_text()
+    migration = _all_migrations()
     assert reflected_total == migration.count("sa.ForeignKeyConstraint(")
-    assert reflected_total >= 33  # 33 at revision 0001
+    assert reflected_total >= 34  # 33 at revision 0001, fx_rates adds one
 
 
 def test_constraints_are_enforced_and_instants_come_back_in_utc(database_url: str) -> None:
@@ -226,10 +234,10 @@ def test_upgrade_is_idempotent_and_keeps_data(database_url: str) -> None:
         s.commit()
     upgrade(database_url)  # already at head: nothing to do
     upgrade(database_url)
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == HEAD
     with connect(database_url) as connection:
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert [tuple(v) for v in versions] == [("0001",)]
+        assert [tuple(v) for v in versions] == [(HEAD,)]
     with session(database_url) as s:
         assert s.scalars(select(MerchantRow.name)).all() == ["Kept"]
 
@@ -248,4 +256,4 @@ def test_downgrade_to_base_removes_every_table(database_url: str) -> None:
         engine.dispose()
     assert current_revision(database_url) is None
     upgrade(database_url)  # and back up again
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == HEAD

@@ -15,3 +15,4 @@ class Account(StrEnum):
     COMPENSATION = "compensation"  # outage credits and goodwill
     CHARGEBACKS = "chargebacks"
     FEES = "fee_revenue"  # fees withheld from refunds
+    FX = "fx_clearing"  # where a payment in another currency meets the invoice's currency

@@ -21,7 +21,6 @@ from fairbill.decisions.disputes import (
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import Conflict
 from fairbill.ledger.accounts import Account
-from fairbill.ledger.journal import transfer
 from fairbill.money import Money
 from fairbill.policy.model import RequestKind
 from fairbill.services import billing, credits, refunds, subscriptions
@@ -112,7 +111,7 @@ def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_f
     if payment.disputed == "open":
         raise Conflict(f"payment {payment.number} already has an open dispute")
     payment.disputed = "open"
-    left = ctx.money(payment.amount_minor - payment.refunded_minor)
+    left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
     consequence = decide_chargeback(ctx.merchant, left, contacted_first)
     ctx.record(customer, consequence.decision)
     if consequence.suspend:
@@ -123,20 +122,22 @@ def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_f
 def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome: str) -> None:
     if payment.disputed != "open":
         raise Conflict(f"payment {payment.number} has no open dispute")
-    left = ctx.money(payment.amount_minor - payment.refunded_minor)
+    left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
     decision = decide_dispute_closed(ctx.merchant, left, outcome)
     ctx.record(customer, decision)
     payment.disputed = outcome
     if outcome == "lost" and left:
-        payment.refunded_minor += left.minor
+        # The bank returned what was left of the payment, in the payment's own currency.
+        returned = Money.from_minor(payment.amount_minor - payment.refunded_minor, payment.currency)
+        payment.refunded_minor = payment.amount_minor
+        payment.settled_refunded_minor += left.minor
         ctx.post(
-            transfer(
+            billing.across(
                 f"chargeback:{customer.id}:{payment.number}",
                 ctx.now,
                 f"chargeback lost on payment {payment.number}",
-                Account.CHARGEBACKS,
-                Account.CASH,
-                left,
+                (Account.CHARGEBACKS, left),
+                (Account.CASH, returned),
             ),
             customer,
         )

@@ -19,6 +19,7 @@ from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Leg, Transaction, transfer
 from fairbill.money import Money
 from fairbill.policy.model import Destination
+from fairbill.services import fx
 from fairbill.services.context import Ctx
 from fairbill.store.tables import (
     CreditNoteRow,
@@ -192,7 +193,8 @@ def charge(
         f"charge:{customer.id}:{invoice.number}:{len(attempts)}:{int(duplicate)}:"
         f"{ctx.now.isoformat()}"
     )
-    result = ctx.gateway.charge(pm.token, amount, key)
+    charged = fx.convert(ctx, amount, pm.currency, ctx.now)
+    result = ctx.gateway.charge(pm.token, charged, key)
     if not result.ok:
         ctx.session.add(
             FailedPaymentRow(
@@ -211,8 +213,11 @@ def charge(
         invoice_id=invoice.id,
         number=ctx.next_number(PaymentRow, customer),
         at=ctx.now,
-        amount_minor=amount.minor,
-        currency=amount.currency,
+        amount_minor=charged.minor,
+        currency=charged.currency,
+        settled_minor=amount.minor,
+        settled_refunded_minor=0,
+        refunded_minor=0,
         method=method,
         is_duplicate=duplicate,
         gateway_ref=result.reference or "",
@@ -224,18 +229,44 @@ def charge(
         if amount_due(invoice) <= 0:
             invoice.status = "paid"
     ctx.post(
-        transfer(
+        across(
             f"pay:{customer.id}:{payment.number}",
             ctx.now,
             f"payment {payment.number} for invoice {invoice.number}",
-            Account.CASH,
-            Account.RECEIVABLE,
-            amount,
+            (Account.CASH, charged),
+            (Account.RECEIVABLE, amount),
         ),
         customer,
     )
-    ctx.notify(customer, "receipt", invoice=str(invoice.number), amount=amount.text())
+    ctx.notify(
+        customer,
+        "receipt",
+        invoice=str(invoice.number),
+        amount=charged.text(),
+        currency=charged.currency,
+    )
     return True
+
+
+def across(
+    key: str, at: datetime, text: str, debit: tuple[Account, Money], credit: tuple[Account, Money]
+) -> Transaction:
+    """A transfer whose two sides may be in different currencies: each side balances
+    against the FX clearing account in its own currency."""
+    (debit_account, debit_amount), (credit_account, credit_amount) = debit, credit
+    if debit_amount.currency == credit_amount.currency:
+        return transfer(key, at, text, debit_account, credit_account, debit_amount)
+    return Transaction(
+        key,
+        at,
+        text,
+        (
+            Leg(debit_account, debit_amount),
+            Leg(Account.FX, -debit_amount),
+            Leg(Account.FX, credit_amount),
+            Leg(credit_account, -credit_amount),
+        ),
+    )
 
 
 # -- failed payments and dunning ------------------------------------------------------------
@@ -322,10 +353,18 @@ def pay_refund(
     """Pay ``amount`` back, to the original method or the wallet, never beyond what the
     payment has left unrefunded. Returns the refund row (None when nothing was paid)."""
     if payment is not None:
-        left = payment.amount_minor - payment.refunded_minor
+        left = payment.settled_minor - payment.settled_refunded_minor
         amount = ctx.money(min(amount.minor, left))
     if amount.minor <= 0:
         return None
+    # In the payment's own currency, at today's rate: the customer carries the FX difference.
+    in_payment_currency = amount
+    if payment is not None and payment.currency != amount.currency:
+        converted = fx.convert(ctx, amount, payment.currency, ctx.now)
+        in_payment_currency = Money.from_minor(
+            min(converted.minor, payment.amount_minor - payment.refunded_minor), payment.currency
+        )
+    paid_out = amount if destination == Destination.WALLET else in_payment_currency
     debit = Account.COMPENSATION if compensation else Account.REFUNDS
     if payment is not None and payment.is_duplicate:
         debit = Account.RECEIVABLE
@@ -353,21 +392,22 @@ def pay_refund(
             ).all()
         )
         result = ctx.gateway.refund(
-            payment.gateway_ref, amount, f"refund:{customer.id}:{payment.number}:{count}"
+            payment.gateway_ref, paid_out, f"refund:{customer.id}:{payment.number}:{count}"
         )
         if not result.ok:
             raise GatewayError(f"the gateway refused the refund of payment {payment.number}")
         reference = result.reference
     if payment is not None:
-        payment.refunded_minor += amount.minor
+        payment.refunded_minor += in_payment_currency.minor
+        payment.settled_refunded_minor += amount.minor
     refund = RefundRow(
         customer_id=customer.id,
         payment_id=payment.id if payment else None,
         request_id=request_id,
         at=ctx.now,
-        amount_minor=amount.minor,
+        amount_minor=paid_out.minor,
         fee_minor=fee.minor if fee else 0,
-        currency=amount.currency,
+        currency=paid_out.currency,
         destination=str(destination),
         method=method,
         clauses=list(clauses),
@@ -376,11 +416,12 @@ def pay_refund(
     ctx.session.add(refund)
     ctx.session.flush()
     ctx.post(
-        Transaction(
+        across(
             f"refund:{customer.id}:{refund.id}",
             ctx.now,
             f"refund {refund.id}" + (f" of payment {payment.number}" if payment else ""),
-            (Leg(debit, amount), Leg(credit, -amount)),
+            (debit, amount),
+            (credit, paid_out),
         ),
         customer,
     )

@@ -121,6 +121,8 @@ def _due_query(ctx: Ctx, plain_codes: list[str]) -> Any:
             and_(
                 PaymentMethodRow.customer_id == s.customer_id,
                 PaymentMethodRow.code == s.payment_method,
+                # A card in another currency goes through the one-by-one path (FX rates).
+                PaymentMethodRow.currency == ctx.currency,
             ),
         )
         .where(
@@ -223,6 +225,8 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
                     "currency": ctx.currency,
                     "method": r.payment_method,
                     "refunded_minor": 0,
+                    "settled_minor": price,
+                    "settled_refunded_minor": 0,
                     "is_duplicate": False,
                     "gateway_ref": charge.reference or "",
                     "invoice_id": at,

@@ -126,8 +126,8 @@ class Ctx:
         return PaymentFacts(
             number=payment.number,
             at=self.local(payment.at),
-            amount=self.money(payment.amount_minor),
-            refunded=self.money(payment.refunded_minor),
+            amount=self.money(payment.settled_minor),
+            refunded=self.money(payment.settled_refunded_minor),
             method=payment.method,
             item=item,
             is_duplicate=payment.is_duplicate,

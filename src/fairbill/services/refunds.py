@@ -360,9 +360,11 @@ def review(
         ctx.record(customer, decision)
         return decision
     refundable = (
-        ctx.money(payment.amount_minor - payment.refunded_minor) if payment else ctx.money(0)
+        ctx.money(payment.settled_minor - payment.settled_refunded_minor)
+        if payment
+        else ctx.money(0)
     )
-    full = ctx.money(payment.amount_minor) if payment else ctx.money(0)
+    full = ctx.money(payment.settled_minor) if payment else ctx.money(0)
     decision = decide_review(
         ctx.merchant,
         pending,

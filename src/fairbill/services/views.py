@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from fairbill.decisions.decision import Decision
+from fairbill.money import Money
 from fairbill.services.context import Ctx
 from fairbill.store.tables import (
     CreditNoteRow,
@@ -88,11 +89,11 @@ def payment_view(t: Fmt, p: PaymentRow, invoice_number: int) -> dict[str, Any]:
     return {
         "number": p.number,
         "at": t.time(p.at),
-        "amount": t.money(p.amount_minor),
+        "amount": Money.from_minor(p.amount_minor, p.currency).text(),
         "currency": p.currency,
         "method": p.method,
         "invoice": invoice_number,
-        "refunded": t.money(p.refunded_minor),
+        "refunded": Money.from_minor(p.refunded_minor, p.currency).text(),
     }
 
 
@@ -101,7 +102,7 @@ def refund_view(
 ) -> dict[str, Any]:
     return {
         "at": t.time(r.at),
-        "amount": t.money(r.amount_minor),
+        "amount": Money.from_minor(r.amount_minor, r.currency).text(),
         "currency": r.currency,
         "destination": r.destination,
         "method": r.method,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from fairbill.errors import FairbillError, Location, ScenarioError
 from fairbill.gateway.sandbox import SandboxGateway
 from fairbill.money import Money
-from fairbill.services import accounts, credits, refunds, scheduler, subscriptions
+from fairbill.services import accounts, credits, fx, refunds, scheduler, subscriptions
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator.result import build_result
@@ -44,6 +44,8 @@ def simulate(scenario: Scenario) -> dict[str, Any]:
                 session, clock, SandboxGateway(), _merchant(session, scenario), scenario.policy
             )
             customer = _customer(ctx, scenario)
+            for rate in scenario.fx:
+                fx.record_rate(ctx, rate.base, rate.quote, rate.at, rate.rate)
             session.commit()
             for event in scenario.events:
                 _run_until(ctx, clock, event.at)

@@ -231,6 +231,10 @@ class PaymentRow(Base):
     currency: Mapped[str] = mapped_column(String(3))
     method: Mapped[str] = mapped_column(String(100))
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The same payment in the merchant's currency, as settled on the invoice (equal to the
+    # amount unless the customer paid in another currency). Decisions reason in these.
+    settled_minor: Mapped[int] = mapped_column(BigInteger)
+    settled_refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     is_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
     gateway_ref: Mapped[str] = mapped_column(String(100))
     disputed: Mapped[str | None] = mapped_column(String(16), nullable=True)  # open | won | lost
@@ -444,3 +448,15 @@ class AuditLogRow(Base):
     target: Mapped[str] = mapped_column(String(128))
     request_id: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class FxRateRow(Base):
+    """An exchange rate from ``at`` on: 1 ``base`` = ``rate`` ``quote`` (exact decimal text)."""
+
+    __tablename__ = "fx_rates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    base: Mapped[str] = mapped_column(String(3))
+    quote: Mapped[str] = mapped_column(String(3))
+    at: Mapped[datetime] = mapped_column(index=True)
+    rate: Mapped[str] = mapped_column(String(32))
