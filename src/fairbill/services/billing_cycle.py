@@ -22,6 +22,7 @@ from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, updat
 
 from fairbill.calendar.periods import Interval, period_at, period_index
 from fairbill.decisions.dunning import decide_failure
+from fairbill.gateway.port import ChargeResult
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Transaction, transfer
 from fairbill.services.context import Ctx
@@ -171,8 +172,13 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
         invoice_no[r.customer_id] += 1
         number = invoice_no[r.customer_id]
         amount = ctx.money(price)
-        charge = ctx.gateway.charge(
-            r.token, amount, f"charge:{r.customer_id}:{number}:0:0:{now.isoformat()}"
+        # Nothing due, nothing charged (as billing.collect does for the one-by-one path).
+        charge = (
+            ctx.gateway.charge(
+                r.token, amount, f"charge:{r.customer_id}:{number}:0:0:{now.isoformat()}"
+            )
+            if price
+            else ChargeResult(True, None)
         )
         invoice = {
             "customer_id": r.customer_id,

@@ -14,11 +14,13 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util import LRUCache
 
 from fairbill.store.tables import Base
 
 DEFAULT_URL = "sqlite:///fairbill.db"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_MEMORY_COMPILED_CACHE: LRUCache[Any, Any] = LRUCache(2000)
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
@@ -27,6 +29,9 @@ def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
         # One shared connection, or each session would see its own empty database.
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
+        # The simulator makes an engine per scenario; sharing compiled SQL across them
+        # saves recompiling every statement each time (the cache is per engine otherwise).
+        kwargs.setdefault("execution_options", {"compiled_cache": _MEMORY_COMPILED_CACHE})
     elif url.startswith("sqlite"):
         kwargs.setdefault(
             "connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
