@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
 
 from fairbill.calendar.periods import Interval, period_at, period_index
-from fairbill.decisions.dunning import decide_failure
+from fairbill.decisions.dunning import decide_failure, retry_offsets
 from fairbill.gateway.port import ChargeResult
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Transaction, transfer
@@ -272,19 +273,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
                     "invoice_id": at,
                 }
             )
-            out.decisions.append(
-                {
-                    "customer_id": r.customer_id,
-                    "at": now,
-                    "action": outcome.decision.action,
-                    "outcome": str(outcome.decision.outcome),
-                    "amount_minor": price,
-                    "reasons": [str(x) for x in outcome.decision.reasons],
-                    "clauses": list(outcome.decision.clauses),
-                    "explanation": outcome.decision.explanation,
-                    "policy_version": ctx.policy.version,
-                }
-            )
+            out.decisions.append(_decision_row(ctx, r.customer_id, outcome.decision, price))
             out.notes.append(
                 _note(
                     r.customer_id,
@@ -353,3 +342,243 @@ def _write(ctx: Ctx, out: _Chunk) -> None:
                 update(subs).where(subs.c.id == bindparam("sub_id")),
                 rows,
             )
+
+
+# -- retries ---------------------------------------------------------------------------------
+def retry_due(ctx: Ctx, chunk_size: int = CHUNK) -> CycleStats:
+    """Retry, in chunks, this merchant's failed renewals whose retry is due now.
+
+    Selected here: a past-due subscription with one open renewal invoice, charged to a card
+    in the merchant's currency, no wallet balance or unapplied credit note, and a retry that
+    is not the last (a last failure suspends the account: the scheduler hands those to
+    ``accounts.retry_due``, as it does every other case).
+    """
+    stats = CycleStats()
+    offsets, _ = retry_offsets(ctx.merchant)
+    ctx.session.flush()
+    while True:
+        rows = ctx.session.execute(_retry_query(ctx, len(offsets)).limit(chunk_size)).all()
+        if not rows:
+            break
+        _retry_chunk(ctx, rows, stats)
+        stats.chunks += 1
+        if len(rows) < chunk_size:
+            break
+    ctx.session.expire_all()
+    return stats
+
+
+def _retry_query(ctx: Ctx, retries: int) -> Any:
+    s, c, inv = SubscriptionRow, CustomerRow, InvoiceRow
+    unapplied = exists().where(
+        CreditNoteRow.customer_id == s.customer_id, CreditNoteRow.applied_to_invoice_id.is_(None)
+    )
+    others = aliased(InvoiceRow)
+    open_invoices = (
+        select(func.count())
+        .select_from(others)
+        .where(others.subscription_id == s.id, others.status == "open")
+        .correlate(s)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            s.id,
+            s.customer_id,
+            s.payment_method,
+            s.failed_attempts,
+            s.first_failed_at,
+            PaymentMethodRow.token,
+            c.language,
+            inv.id.label("invoice_id"),
+            inv.number.label("invoice_number"),
+            (
+                inv.total_minor
+                - inv.credit_applied_minor
+                - inv.wallet_applied_minor
+                - inv.amount_paid_minor
+            ).label("due"),
+        )
+        .join(c, c.id == s.customer_id)
+        .join(inv, and_(inv.subscription_id == s.id, inv.status == "open"))
+        .join(
+            PaymentMethodRow,
+            and_(
+                PaymentMethodRow.customer_id == s.customer_id,
+                PaymentMethodRow.code == s.payment_method,
+                PaymentMethodRow.currency == ctx.currency,
+            ),
+        )
+        .where(
+            c.merchant_id == ctx.merchant_row.id,
+            c.status == "active",
+            c.wallet_minor == 0,
+            ~unapplied,
+            s.status == "past_due",
+            s.next_retry_at <= ctx.now,
+            s.failed_attempts < retries,
+            s.first_failed_at.is_not(None),
+            inv.period_start > s.started_at,
+            open_invoices == 1,
+        )
+        .order_by(s.next_retry_at, s.id)
+    )
+
+
+def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
+    now = ctx.now
+    customers = {r.customer_id for r in rows}
+    payment_no = _next_numbers(ctx, PaymentRow, customers)
+    attempts = dict(
+        ctx.session.execute(
+            select(FailedPaymentRow.invoice_id, func.count())
+            .where(FailedPaymentRow.invoice_id.in_([r.invoice_id for r in rows]))
+            .group_by(FailedPaymentRow.invoice_id)
+        )
+        .tuples()
+        .all()
+    )
+    out = _Chunk()
+    invoice_updates: list[dict[str, Any]] = []
+    for r in rows:
+        tried = int(attempts.get(r.invoice_id, 0))
+        amount = ctx.money(r.due)
+        language = r.language or ctx.policy.language
+        charge = ctx.gateway.charge(
+            r.token,
+            amount,
+            f"charge:{r.customer_id}:{r.invoice_number}:{tried}:0:{now.isoformat()}",
+        )
+        if charge.ok:
+            payment_no[r.customer_id] += 1
+            number = payment_no[r.customer_id]
+            out.payments.append(
+                {
+                    "customer_id": r.customer_id,
+                    "invoice_id": r.invoice_id,
+                    "number": number,
+                    "at": now,
+                    "amount_minor": r.due,
+                    "currency": ctx.currency,
+                    "method": r.payment_method,
+                    "refunded_minor": 0,
+                    "settled_minor": r.due,
+                    "settled_refunded_minor": 0,
+                    "is_duplicate": False,
+                    "gateway_ref": charge.reference or "",
+                }
+            )
+            invoice_updates.append({"invoice_id": r.invoice_id, "paid": r.due})
+            key = f"pay:{r.customer_id}:{number}"
+            out.txns.append(
+                transfer(
+                    key,
+                    now,
+                    f"payment {number} for invoice {r.invoice_number}",
+                    Account.CASH,
+                    Account.RECEIVABLE,
+                    amount,
+                )
+            )
+            out.txn_customer[key] = r.customer_id
+            out.notes.append(
+                _note(
+                    r.customer_id,
+                    now,
+                    "receipt",
+                    language,
+                    {"invoice": str(r.invoice_number), "amount": amount.text()},
+                )
+            )
+            out.subs.append(
+                {
+                    "id": r.id,
+                    "status": "active",
+                    "first_failed_at": None,
+                    "failed_attempts": 0,
+                    "next_retry_at": None,
+                }
+            )
+            stats.renewed += 1
+            continue
+        attempt = r.failed_attempts + 1
+        outcome = decide_failure(ctx.merchant, attempt, ctx.local(r.first_failed_at), amount)
+        out.failures.append(
+            {
+                "customer_id": r.customer_id,
+                "invoice_id": r.invoice_id,
+                "at": now,
+                "amount_minor": r.due,
+                "method": r.payment_method,
+                "attempt": tried + 1,
+            }
+        )
+        out.decisions.append(_decision_row(ctx, r.customer_id, outcome.decision, r.due))
+        out.notes.append(
+            _note(
+                r.customer_id,
+                now,
+                "payment_failed",
+                language,
+                {"invoice": str(r.invoice_number), "amount": amount.text()},
+            )
+        )
+        out.subs.append(
+            {
+                "id": r.id,
+                "status": "past_due",
+                "first_failed_at": r.first_failed_at,
+                "failed_attempts": attempt,
+                "next_retry_at": outcome.next_retry_at,
+            }
+        )
+        stats.failed += 1
+    _write_retries(ctx, out, invoice_updates)
+
+
+def _decision_row(ctx: Ctx, customer_id: int, decision: Any, amount_minor: int) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "at": ctx.now,
+        "action": decision.action,
+        "outcome": str(decision.outcome),
+        "amount_minor": amount_minor,
+        "reasons": [str(x) for x in decision.reasons],
+        "clauses": list(decision.clauses),
+        "explanation": decision.explanation,
+        "policy_version": ctx.policy.version,
+    }
+
+
+def _write_retries(ctx: Ctx, out: _Chunk, invoice_updates: list[dict[str, Any]]) -> None:
+    conn = ctx.session.connection()
+    if out.payments:
+        conn.execute(insert(table(PaymentRow)), out.payments)
+    if out.failures:
+        conn.execute(insert(table(FailedPaymentRow)), out.failures)
+        conn.execute(insert(table(DecisionRow)), out.decisions)
+    if out.notes:
+        conn.execute(insert(table(NotificationRow)), out.notes)
+    if invoice_updates:
+        invoices = table(InvoiceRow)
+        conn.execute(
+            update(invoices)
+            .where(invoices.c.id == bindparam("invoice_id"))
+            .values(
+                amount_paid_minor=invoices.c.amount_paid_minor + bindparam("paid"), status="paid"
+            ),
+            invoice_updates,
+        )
+    ctx.post_many(out.txns, out.txn_customer)
+    subs = table(SubscriptionRow)
+    conn.execute(
+        update(subs)
+        .where(subs.c.id == bindparam("sub_id"))
+        .values(
+            status=bindparam("status"),
+            first_failed_at=bindparam("first_failed_at"),
+            failed_attempts=bindparam("failed_attempts"),
+            next_retry_at=bindparam("next_retry_at"),
+        ),
+        [{"sub_id": r["id"], **{k: v for k, v in r.items() if k != "id"}} for r in out.subs],
+    )

@@ -64,6 +64,7 @@ def run_due(ctx: Ctx) -> None:
         query = select(sub).where(sub.status.in_(LIVE), *conditions)
         return list(s.scalars(_mine(ctx, query, sub).order_by(sub.current_period_end, sub.id)))
 
+    billing_cycle.retry_due(ctx)
     for row in subs(sub.next_retry_at <= now):
         accounts.retry_due(ctx, _customer(ctx, row), row)
     for row in subs(sub.usage_check_at <= now):
