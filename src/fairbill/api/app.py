@@ -6,15 +6,14 @@ from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from fairbill.api import problems
+from fairbill.api.deps import client_request_id
 from fairbill.api.routes import register_routes
 from fairbill.api.settings import Runtime
 
 
 class RequestId(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        import uuid
-
-        rid = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:16]}"
+        rid = client_request_id(request.headers.get("x-request-id"))
         request.state.request_id = rid
         response = await call_next(request)
         response.headers["X-Request-Id"] = rid

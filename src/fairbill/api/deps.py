@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,8 +77,19 @@ def db(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
         yield session
 
 
+MAX_REQUEST_ID = 64  # the audit log's request_id column
+
+
+def client_request_id(header: str | None) -> str:
+    """The caller's ``X-Request-Id`` if it fits the audit log, else a new one (a longer
+    one made every state change a 500 on PostgreSQL)."""
+    if header and len(header) <= MAX_REQUEST_ID:
+        return header
+    return f"req_{uuid.uuid4().hex[:16]}"
+
+
 def request_id(request: Request) -> str:
-    rid = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:16]}"
+    rid = client_request_id(request.headers.get("x-request-id"))
     request.state.request_id = rid
     return rid
 
@@ -90,7 +102,7 @@ def principal(
     if not authorization or not authorization.lower().startswith("bearer "):
         raise unauthorized()
     token = authorization[7:].strip()
-    if rt.admin_token and token == rt.admin_token:
+    if rt.admin_token and hmac.compare_digest(token.encode(), rt.admin_token.encode()):
         return Principal("admin", "admin")
     if token.startswith("fb_"):
         key = merchant_service.authenticate_key(session, token)

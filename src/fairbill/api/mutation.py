@@ -4,6 +4,7 @@ log, and ``Idempotency-Key`` replay.
 Idempotency (as Stripe does it): the first response to a key is stored and replayed for
 the same key and body; the same key with another body is 409 ``idempotency_key_reused``;
 a second request while the first still runs is 409 ``idempotency_key_in_progress``.
+Keys belong to the merchant; a portal token's belong to its customer alone.
 The key is claimed in its own short transaction first, so two concurrent requests with the
 same key cannot both run.
 """
@@ -12,20 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select
+from sqlalchemy import String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fairbill.api.deps import Principal, merchant_ctx
-from fairbill.api.problems import conflict
+from fairbill.api.problems import Problem, conflict
 from fairbill.api.settings import Runtime
 from fairbill.services.context import Ctx
 from fairbill.services.idempotency import fingerprint
-from fairbill.store.tables import AuditLogRow, IdempotencyKeyRow
+from fairbill.store.tables import AuditLogRow, IdempotencyKeyRow, table
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,12 @@ def mutate(
     work: Work,
     status: int = 200,
 ) -> JSONResponse:
-    key = request.headers.get("idempotency-key")
+    shown = request.headers.get("idempotency-key")
+    key = _scoped_key(who, shown)
     merchant_id = who.merchant_id or 0
     digest = fingerprint(f"{request.method} {request.url.path}", payload)
     if key:
-        replay = _claim(rt, merchant_id, key, digest, action)
+        replay = _claim(rt, merchant_id, key, digest, action, shown or "")
         if replay is not None:
             return replay
     try:
@@ -79,7 +81,7 @@ def mutate(
                     at=rt.clock.now(),
                     actor=who.actor,
                     action=action,
-                    target=done.target,
+                    target=done.target[:_TARGET_LENGTH],
                     request_id=getattr(request.state, "request_id", "") or "",
                     details={"payload": _jsonable(payload)},
                 )
@@ -96,6 +98,34 @@ def mutate(
     return JSONResponse(body, status_code=status)
 
 
+MAX_IDEMPOTENCY_KEY = 128
+# The audit column's width: a target naming two 100-character codes would not fit (on
+# PostgreSQL a 500 after the work was done).
+_TARGET_LENGTH = cast(String, table(AuditLogRow).c.target.type).length
+
+
+def _scoped_key(who: Principal, key: str | None) -> str | None:
+    """The stored form of an ``Idempotency-Key``. Keys are the merchant's, except a portal
+    token's: those are its customer's own, so that another customer of the merchant who
+    sends the same key (and the same request) is not replayed this customer's response."""
+    if not key:
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise Problem(
+            422,
+            "validation_error",
+            "Validation error",
+            "invalid field: Idempotency-Key",
+            errors=[
+                {
+                    "field": "Idempotency-Key",
+                    "message": f"at most {MAX_IDEMPOTENCY_KEY} characters",
+                }
+            ],
+        )
+    return f"portal:{who.customer_id}:{key}" if who.kind == "portal" else key
+
+
 def _key_row(session: Session, merchant_id: int, key: str) -> IdempotencyKeyRow | None:
     return session.scalar(
         select(IdempotencyKeyRow).where(
@@ -105,7 +135,7 @@ def _key_row(session: Session, merchant_id: int, key: str) -> IdempotencyKeyRow 
 
 
 def _claim(
-    rt: Runtime, merchant_id: int, key: str, digest: str, action: str
+    rt: Runtime, merchant_id: int, key: str, digest: str, action: str, shown: str
 ) -> JSONResponse | None:
     with rt.sessions() as session:
         seen = _key_row(session, merchant_id, key)
@@ -131,12 +161,12 @@ def _claim(
         if seen.fingerprint != digest:
             raise conflict(
                 "idempotency_key_reused",
-                f"Idempotency-Key {key!r} was used with a different request",
+                f"Idempotency-Key {shown!r} was used with a different request",
             )
         if seen.status_code is None:
             raise conflict(
                 "idempotency_key_in_progress",
-                f"a request with Idempotency-Key {key!r} is still running",
+                f"a request with Idempotency-Key {shown!r} is still running",
             )
         response = JSONResponse(seen.result, status_code=seen.status_code)
         response.headers["Idempotent-Replayed"] = "true"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,19 @@ from sqlalchemy.orm import Session
 from fairbill.api.problems import Problem
 
 MAX_LIMIT = 100
+# Row ids are 32-bit integer columns on PostgreSQL: a larger number names no row, and
+# binding it would fail in the database (a 500) instead of answering 404 or 422.
+MAX_ID = 2**31 - 1
+_ID_TEXT = re.compile(r"^[0-9]{1,10}$")
+
+
+def row_id(text: str) -> int | None:
+    """ASCII digits naming a possible row id, else None (``int`` alone accepts "1_0",
+    " 1", "-1" and non-ASCII digits)."""
+    if not _ID_TEXT.match(text):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
 
 
 def encode(row_id: int) -> str:
@@ -22,9 +36,10 @@ def decode(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode()).decode()
-        if not text.startswith("id:"):
+        number = row_id(text[3:]) if text.startswith("id:") else None
+        if number is None:
             raise ValueError(cursor)
-        return int(text[3:])
+        return number
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(
             422,

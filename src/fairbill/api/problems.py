@@ -49,6 +49,50 @@ class Problem(Exception):
         return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON)
 
 
+# -- documenting them: every route declares the problems it may answer ------------------
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "stable: never renamed"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+
+
+# ``APIRouter(responses=RESPONSES)``: the problems any authenticated route may answer
+# (FastAPI then drops its own ``application/json`` 422, which this API never sends).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem("Missing or invalid credentials (`unauthorized`)."),
+    403: _problem("The credential may not do this (`forbidden`)."),
+    404: _problem("No such object for this merchant (`not_found`)."),
+    409: _problem(
+        "Refused in the object's present state, or an `Idempotency-Key` reused or in progress."
+    ),
+    422: _problem("Invalid input (`validation_error`, `invalid_input`, `invalid_amount`, ...)."),
+}
+# Routes that may refund through the payment gateway.
+GATEWAY_RESPONSES: dict[int | str, dict[str, Any]] = RESPONSES | {
+    502: _problem("The payment gateway refused or failed (`gateway_error`).")
+}
+
+
 def unauthorized(detail: str = "missing or invalid credentials") -> Problem:
     return Problem(401, "unauthorized", "Unauthorized", detail)
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-MoneyText = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$", max_length=20)]
+# Bounds that keep every stored number inside its column: counts live in 32-bit integer
+# columns on PostgreSQL, amounts in 64-bit minor units (a price of at most 9 digits, times
+# a purchase quantity of at most a million, in a currency of up to 3 minor digits, fits).
+MAX_COUNT = 2**31 - 1
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+MoneyText = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}(\.[0-9]+)?$", max_length=20)]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
 
 
@@ -28,7 +33,7 @@ class MerchantIn(Body):
 
 
 class TierLevelIn(Body):
-    up_to: Annotated[int, Field(ge=0)] | None
+    up_to: Count | None
     price: MoneyText
 
 
@@ -42,23 +47,38 @@ class PlanIn(Body):
     interval_months: Annotated[int, Field(ge=1, le=120)] = 1
     price: MoneyText | None = None
     commitment_months: Annotated[int, Field(ge=1, le=240)] | None = None
-    includes: dict[Code, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    includes: dict[Code, Count] = Field(default_factory=dict)
     tiers: TiersIn | None = None
 
 
 class ProductIn(Body):
     id: Code
     kind: Literal["message_credits", "setup_fee", "training", "add_on", "data_product"]
-    quantity: Annotated[int, Field(ge=1)] | None = None
+    quantity: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
     credit_kind: Literal["sms", "mms", "email", "message"] | None = None
     price: MoneyText
+
+    @model_validator(mode="after")
+    def _credits(self) -> ProductIn:
+        if self.kind == "message_credits" and (self.quantity is None or self.credit_kind is None):
+            raise ValueError("a message_credits product needs quantity and credit_kind")
+        return self
 
 
 class PromotionIn(Body):
     id: Code
-    percent_off: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]+)?$")] | None = None
+    # 0 to 100, as in scenario files (more than 100% off made invoices negative).
+    percent_off: (
+        Annotated[str, StringConstraints(pattern=r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$")] | None
+    ) = None
     amount_off: MoneyText | None = None
-    duration_periods: Annotated[int, Field(ge=1)] | None = None
+    duration_periods: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
+
+    @model_validator(mode="after")
+    def _one_discount(self) -> PromotionIn:
+        if (self.percent_off is None) == (self.amount_off is None):
+            raise ValueError("a promotion has either percent_off or amount_off (one of them)")
+        return self
 
 
 class PaymentMethodIn(Body):
@@ -82,7 +102,7 @@ class SubscriptionIn(Body):
     payment_method: Code | None = None
     trial_days: Annotated[int, Field(ge=1, le=365)] | None = None
     promotion: Code | None = None
-    usage: Annotated[int, Field(ge=0)] | None = None
+    usage: Count | None = None
 
 
 class CancelIn(Body):
@@ -103,7 +123,7 @@ class PreviewIn(Body):
 
 class UsageIn(Body):
     metric: Code
-    value: Annotated[int, Field(ge=0)]
+    value: Count
 
 
 # -- refund requests, reviews, appeals ------------------------------------------------------

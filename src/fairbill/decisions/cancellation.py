@@ -45,11 +45,19 @@ class CancelOutcome:
 
 
 def decide_cancel(
-    m: Merchant, sub: SubscriptionFacts, now: datetime, *, immediately: bool = False
+    m: Merchant,
+    sub: SubscriptionFacts,
+    now: datetime,
+    *,
+    immediately: bool = False,
+    for_downgrade: bool = False,
 ) -> CancelOutcome:
+    """``for_downgrade``: the cancellation half of a downgrade (Kalenner). The customer
+    stays, so the money-back guarantee does not apply: the current period runs to its end
+    and the lower plan starts then."""
     if sub.status in ENDED or sub.cancel_at is not None:
         return _already(m, sub, now)
-    guarantee = _guarantee(m, sub, now)
+    guarantee = None if for_downgrade else _guarantee(m, sub, now)
     if guarantee is not None:
         return guarantee
     timing = m.policy.first(CancellationTiming)

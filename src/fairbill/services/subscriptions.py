@@ -194,11 +194,16 @@ def cancel(
     immediately: bool = False,
     channel: str | None = None,
     reason: str | None = None,
+    for_downgrade: bool = False,
 ) -> CancelOutcome:
     if channel == "written":
         customer.written_cancel_at = ctx.now
     outcome = decide_cancel(
-        ctx.merchant, ctx.subscription_facts(sub), ctx.now, immediately=immediately
+        ctx.merchant,
+        ctx.subscription_facts(sub),
+        ctx.now,
+        immediately=immediately,
+        for_downgrade=for_downgrade,
     )
     ctx.record(customer, outcome.decision)
     if outcome.decision.outcome == "declined":
@@ -279,7 +284,7 @@ def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code
         sub.pending_plan = new.code
     elif outcome.mode == "cancel_and_resubscribe":
         sub.successor_plan = new.code
-        cancel(ctx, customer, sub)
+        cancel(ctx, customer, sub, for_downgrade=True)
 
 
 def _bill_adjustment(

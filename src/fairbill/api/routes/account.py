@@ -16,7 +16,7 @@ from sqlalchemy import exists, select
 
 from fairbill.api.deps import Caller, Principal, customer_for, need, runtime
 from fairbill.api.mutation import merchant_work, mutate
-from fairbill.api.problems import Problem, conflict
+from fairbill.api.problems import GATEWAY_RESPONSES, Problem, conflict
 from fairbill.api.routes.billing import (
     EARLIEST,
     LATEST,
@@ -33,6 +33,7 @@ from fairbill.api.routes.customers import full_view
 from fairbill.api.routes.refund_requests import Recording, request_out
 from fairbill.api.routes.subscriptions import view as subscription_out
 from fairbill.api.schemas import (
+    MAX_COUNT,
     ConsumeIn,
     DisputeCloseIn,
     DisputeIn,
@@ -54,12 +55,13 @@ from fairbill.store.tables import (
     NotificationRow,
     PaymentMethodRow,
     PaymentRow,
+    ProductRow,
     RefundRow,
     RequestRow,
     SubscriptionRow,
 )
 
-router = APIRouter(prefix="/v1", tags=["account"])
+router = APIRouter(prefix="/v1", tags=["account"], responses=GATEWAY_RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
@@ -114,6 +116,14 @@ def purchase(
     need(who, "purchase")
 
     def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
+        product = rec.session.scalar(
+            select(ProductRow).where(
+                ProductRow.merchant_id == rec.merchant_row.id, ProductRow.code == body.product
+            )
+        )
+        if product is not None and (product.quantity or 0) * body.quantity > MAX_COUNT:
+            # The credit pack would not fit its column (a 500 before).
+            raise _invalid("quantity", f"at most {MAX_COUNT} credits in one purchase")
         invoice = credits.purchase(rec, customer, body.product, body.quantity, body.payment_method)
         rec.session.flush()
         return {"invoice": invoice_out(rec, invoice), "credit_packs": packs_out(rec, customer)}

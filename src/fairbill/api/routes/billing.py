@@ -16,8 +16,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
-from fairbill.api.pagination import page
-from fairbill.api.problems import Problem, not_found
+from fairbill.api.pagination import page, row_id
+from fairbill.api.problems import RESPONSES, Problem, not_found
 from fairbill.api.settings import Runtime
 from fairbill.services.billing import amount_due
 from fairbill.services.context import Ctx
@@ -40,7 +40,7 @@ from fairbill.store.tables import (
     WalletEntryRow,
 )
 
-router = APIRouter(prefix="/v1", tags=["billing"])
+router = APIRouter(prefix="/v1", tags=["billing"], responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 From = Annotated[
@@ -66,9 +66,10 @@ _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 def number_of(prefix: str, text: str, what: str) -> int:
     """``inv_12`` → 12; any other shape is a 404 (an id we never issued)."""
     digits = text.removeprefix(f"{prefix}_")
-    if digits == text or not digits.isdigit() or len(digits) > 18:
+    number = row_id(digits) if digits != text else None
+    if number is None:
         raise not_found(f"no {what} {text!r}")
-    return int(digits)
+    return number
 
 
 def owner(ctx: Ctx, who: Principal, customer_id: int, what: str, text: str) -> CustomerRow:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from fairbill.api.deps import Caller, Db, customer_for, merchant_ctx, need, runtime
 from fairbill.api.mutation import merchant_work, mutate
 from fairbill.api.pagination import page
+from fairbill.api.problems import RESPONSES
 from fairbill.api.schemas import CustomerIn, PaymentMethodIn
 from fairbill.api.settings import Runtime
 from fairbill.services import merchants as service
@@ -18,7 +19,7 @@ from fairbill.services.context import Ctx
 from fairbill.services.views import Fmt, customer_view
 from fairbill.store.tables import CustomerRow, PaymentMethodRow
 
-router = APIRouter(prefix="/v1", tags=["customers"])
+router = APIRouter(prefix="/v1", tags=["customers"], responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fairbill.api.deps import Caller, Db, merchant_ctx, need, runtime
 from fairbill.api.mutation import Done, merchant_work, mutate
-from fairbill.api.problems import Problem, forbidden
+from fairbill.api.problems import RESPONSES, Problem, forbidden
 from fairbill.api.schemas import MerchantIn, PlanIn, ProductIn, PromotionIn, dec
 from fairbill.api.settings import Runtime
 from fairbill.services import merchants as service
@@ -21,7 +21,7 @@ from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.store.tables import MerchantRow, PlanRow, ProductRow, PromotionRow
 
-router = APIRouter(prefix="/v1", tags=["merchants and catalog"])
+router = APIRouter(prefix="/v1", tags=["merchants and catalog"], responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
 from fairbill.api.mutation import merchant_work, mutate
 from fairbill.api.pagination import decode, encode, page
-from fairbill.api.problems import Problem, not_found
+from fairbill.api.problems import GATEWAY_RESPONSES, Problem, not_found
 from fairbill.api.routes.billing import (
     Limit,
     To,
@@ -45,7 +45,7 @@ from fairbill.store.tables import (
     RequestRow,
 )
 
-router = APIRouter(prefix="/v1", tags=["refund requests"])
+router = APIRouter(prefix="/v1", tags=["refund requests"], responses=GATEWAY_RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
 from fairbill.api.mutation import merchant_work, mutate
-from fairbill.api.pagination import page
-from fairbill.api.problems import Problem, not_found
+from fairbill.api.pagination import page, row_id
+from fairbill.api.problems import GATEWAY_RESPONSES, Problem, not_found
 from fairbill.api.schemas import CancelIn, ChangePlanIn, PreviewIn, SubscriptionIn, UsageIn
 from fairbill.api.settings import Runtime
 from fairbill.decisions.cancellation import decide_cancel
@@ -21,16 +21,16 @@ from fairbill.services.context import Ctx
 from fairbill.services.views import Fmt, decision_view, subscription_view
 from fairbill.store.tables import CustomerRow, DecisionRow, SubscriptionRow
 
-router = APIRouter(prefix="/v1", tags=["subscriptions"])
+router = APIRouter(prefix="/v1", tags=["subscriptions"], responses=GATEWAY_RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
 def load(ctx: Ctx, who: Principal, sub_id: str) -> tuple[CustomerRow, SubscriptionRow]:
     """The caller's subscription ``sub_N``; anything else is 404 (nothing leaks)."""
-    try:
-        number = int(sub_id.removeprefix("sub_"))
-    except ValueError as exc:
-        raise not_found(f"no subscription {sub_id!r}") from exc
+    digits = sub_id.removeprefix("sub_")
+    number = row_id(digits) if digits != sub_id else None
+    if number is None:
+        raise not_found(f"no subscription {sub_id!r}")
     sub = ctx.session.get(SubscriptionRow, number)
     customer = ctx.session.get(CustomerRow, sub.customer_id) if sub else None
     if (
