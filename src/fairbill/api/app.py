@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -20,6 +23,57 @@ class RequestId(BaseHTTPMiddleware):
         return response
 
 
+def _nul_field(value: Any, path: str = "") -> str | None:
+    """The dotted name of the first string in a JSON value holding a NUL, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        name = f"{path}.{key}".lstrip(".")
+        if isinstance(key, str) and "\x00" in key:
+            return name
+        found = _nul_field(item, name)
+        if found is not None:
+            return found
+    return None
+
+
+class RejectNul(BaseHTTPMiddleware):
+    """PostgreSQL text cannot hold a NUL character: one in the path is a 404 (no object has
+    such an id), in the query or a JSON body a 422 naming the field, instead of a 500 from
+    the database (SQLite stored them)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        def invalid(field: str) -> Response:
+            return problems.Problem(
+                422,
+                "validation_error",
+                "Validation error",
+                f"invalid field: {field}",
+                errors=[{"field": field, "message": "must not contain NUL characters"}],
+            ).response(request)
+
+        if "\x00" in request.scope["path"]:
+            return problems.not_found("no such resource").response(request)
+        for name, value in request.query_params.multi_items():
+            if "\x00" in name + value:
+                return invalid(name)
+        body = await request.body()
+        if b"\\u0000" in body:  # the JSON escape (a raw NUL is not JSON)
+            try:
+                field = _nul_field(json.loads(body))
+            except ValueError:
+                field = None  # not JSON: the route answers it
+            if field is not None:
+                return invalid(field)
+        return await call_next(request)
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="fairbill",
@@ -33,7 +87,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         ),
     )
     app.state.runtime = runtime
-    app.add_middleware(RequestId)
+    app.add_middleware(RejectNul)
+    app.add_middleware(RequestId)  # the outer one: problems above carry the id too
     problems.install(app)
     register_routes(app)
     return app

@@ -99,6 +99,17 @@ def principal(
     rt: Annotated[Runtime, Depends(runtime)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
+    try:
+        return _authenticate(session, rt, authorization)
+    finally:
+        # End the read now. On a SQLite file it began with BEGIN IMMEDIATE, so it held the
+        # database lock for the whole request, and ``mutate``'s own session then waited out
+        # the busy timeout and failed ("database is locked", a 500 after 30 s, on every
+        # write with an API key); elsewhere it kept a second pooled connection busy.
+        session.rollback()
+
+
+def _authenticate(session: Session, rt: Runtime, authorization: str | None) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise unauthorized()
     token = authorization[7:].strip()

@@ -79,6 +79,7 @@ def _problem(description: str) -> dict[str, Any]:
 # ``APIRouter(responses=RESPONSES)``: the problems any authenticated route may answer
 # (FastAPI then drops its own ``application/json`` 422, which this API never sends).
 RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("The body could not be parsed (`http_error`)."),
     401: _problem("Missing or invalid credentials (`unauthorized`)."),
     403: _problem("The credential may not do this (`forbidden`)."),
     404: _problem("No such object for this merchant (`not_found`)."),
@@ -124,6 +125,10 @@ def from_error(exc: FairbillError) -> Problem:
     return Problem(409, "operation_refused", "Operation refused", str(exc))
 
 
+def _field(loc: Any) -> str:
+    return ".".join(str(p) for p in loc if p != "body")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -136,7 +141,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+            # A body that is not JSON is located by a character offset, not a field.
+            {"field": "" if e["type"] == "json_invalid" else _field(e["loc"]), "message": e["msg"]}
             for e in exc.errors()
         ]
         first = errors[0]["field"] if errors else ""
@@ -151,9 +157,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
-        return Problem(
+        response = Problem(
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
             str(exc.detail),
         ).response(request)
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+            response.headers[name] = value
+        return response

@@ -38,7 +38,7 @@ class TierLevelIn(Body):
 
 
 class TiersIn(Body):
-    metric: Code
+    metric: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     levels: Annotated[list[TierLevelIn], Field(min_length=1, max_length=50)]
 
 

@@ -46,6 +46,7 @@ def set_method_behaviour(ctx: Ctx, customer: CustomerRow, code: str, declines: b
 
 def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) -> int:
     """Pay every open invoice, oldest first; reactivate what the payments settle."""
+    ctx.lock_customer(customer)
     paid = 0
     invoices = ctx.session.scalars(
         select(InvoiceRow)
@@ -96,6 +97,7 @@ def billing_mistake(
     payment: PaymentRow | None,
     invoice: InvoiceRow | None,
 ) -> None:
+    ctx.lock_customer(customer)
     money = Money(amount, ctx.currency)
     if kind == "duplicate_charge":
         assert payment is not None
@@ -108,6 +110,7 @@ def billing_mistake(
 
 
 def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_first: bool) -> None:
+    ctx.lock_customer(customer)
     if payment.disputed == "open":
         raise Conflict(f"payment {payment.number} already has an open dispute")
     payment.disputed = "open"
@@ -120,6 +123,7 @@ def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_f
 
 
 def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome: str) -> None:
+    ctx.lock_customer(customer)
     if payment.disputed != "open":
         raise Conflict(f"payment {payment.number} has no open dispute")
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
@@ -162,6 +166,7 @@ def outage(
 
 
 def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
+    ctx.lock_customer(customer)
     consequence = decide_violation(ctx.merchant, kind)
     ctx.record(customer, consequence.decision)
     customer.in_violation = True
@@ -197,6 +202,7 @@ def decline_terms(ctx: Ctx, customer: CustomerRow) -> None:
 
 
 def close_account(ctx: Ctx, customer: CustomerRow) -> None:
+    ctx.lock_customer(customer)
     consequence = decide_closure(ctx.merchant)
     ctx.record(customer, consequence.decision)
     customer.status = "closed"

@@ -200,6 +200,15 @@ class Ctx:
             written_cancel_at=loc(customer.written_cancel_at),
         )
 
+    def lock_customer(self, customer: CustomerRow) -> None:
+        """Take the customer's row lock before changing their money (PostgreSQL; SQLite
+        serialises writers): concurrent cancels, refunds and reviews for one customer queue
+        here. Rows read before the lock may be stale, so they are re-read after it. Lock
+        order is customer, then payment."""
+        self.session.flush()
+        self.session.expire_all()
+        self.session.refresh(customer, with_for_update=True)
+
     # -- recording -------------------------------------------------------------------------
     def post(self, txn: Transaction, customer: CustomerRow | None = None) -> None:
         """Store a balanced transaction once: its key is an idempotency key, and the legs

@@ -128,6 +128,7 @@ def request_refund(
     order_numbers: tuple[str, ...] = (),
     outage: OutageRow | None = None,
 ) -> RequestRow:
+    ctx.lock_customer(customer)
     if payment is None and invoice is not None:
         payment = _invoice_payment(ctx, invoice)
     if payment is not None:
@@ -344,6 +345,7 @@ def review(
     destination: str | None = None,
     fee_percent: Decimal | None = None,
 ) -> Decision:
+    ctx.lock_customer(customer)
     payment = ctx.session.get(PaymentRow, row.payment_id) if row.payment_id else None
     if payment is not None:
         lock_payment(ctx, payment)
@@ -403,6 +405,7 @@ def _pending_decision(ctx: Ctx, row: RequestRow) -> Decision:
 
 
 def appeal(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Decision:
+    ctx.lock_customer(customer)
     decision = decide_appeal(ctx.merchant, _pending_decision(ctx, row))
     ctx.record(customer, decision)
     if decision.outcome == DecisionOutcome.NEEDS_REVIEW and row.status != "paid":

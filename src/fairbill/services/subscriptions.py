@@ -196,6 +196,7 @@ def cancel(
     reason: str | None = None,
     for_downgrade: bool = False,
 ) -> CancelOutcome:
+    ctx.lock_customer(customer)
     if channel == "written":
         customer.written_cancel_at = ctx.now
     outcome = decide_cancel(
@@ -260,6 +261,7 @@ def end_subscription(
 
 # -- plan changes and usage -----------------------------------------------------------------
 def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code: str) -> None:
+    ctx.lock_customer(customer)
     if sub.status not in LIVE:
         raise Conflict(f"subscription {sub.id} is {sub.status}")
     new = ctx.plan(plan_code)
@@ -299,6 +301,7 @@ def _bill_adjustment(
 
 
 def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: int) -> None:
+    ctx.lock_customer(customer)
     plan = ctx.plan(sub.plan_code)
     sub.usage_level = value
     if plan.tiers is None or sub.status not in LIVE:
