@@ -64,6 +64,8 @@ def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) 
         if billing.collect(ctx, customer, invoice, use):
             paid += due
             if sub is not None and sub.status in ("past_due", "suspended"):
+                if sub.status == "suspended":
+                    subscriptions.skip_suspended_periods(ctx, sub)
                 billing.reactivate(ctx, customer, sub, ctx.money(due))
                 subscriptions.advance(ctx, customer, sub)
         elif sub is not None:

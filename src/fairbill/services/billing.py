@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fairbill.decisions.decision import Decision
 from fairbill.decisions.disputes import retention_until
@@ -189,8 +189,19 @@ def charge(
     attempts = ctx.session.scalars(
         select(FailedPaymentRow).where(FailedPaymentRow.invoice_id == invoice.id)
     ).all()
+    # A duplicate charge (a billing mistake) is a charge of its own: count the earlier ones,
+    # or two mistakes at one instant would share the gateway's idempotency key.
+    earlier = (
+        ctx.session.scalar(
+            select(func.count())
+            .select_from(PaymentRow)
+            .where(PaymentRow.invoice_id == invoice.id, PaymentRow.is_duplicate.is_(True))
+        )
+        if duplicate
+        else 0
+    )
     key = (
-        f"charge:{customer.id}:{invoice.number}:{len(attempts)}:{int(duplicate)}:"
+        f"charge:{customer.id}:{invoice.number}:{len(attempts)}:{int(duplicate) + (earlier or 0)}:"
         f"{ctx.now.isoformat()}"
     )
     charged = fx.convert(ctx, amount, pm.currency, ctx.now)

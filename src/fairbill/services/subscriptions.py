@@ -410,6 +410,18 @@ def _renew(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     _bill_period(ctx, customer, sub)
 
 
+def skip_suspended_periods(ctx: Ctx, sub: SubscriptionRow) -> None:
+    """On reactivation: periods that began and ended while suspended are not billed; the
+    next renewal bills the period containing now."""
+    if sub.current_period_end > ctx.now:
+        return
+    plan = ctx.plan(sub.plan_code)
+    anchor, interval = ctx.local(sub.anchor), Interval(plan.interval_months)
+    index = period_index(anchor, interval, ctx.now)
+    previous = period_at(anchor, interval, index - 1)
+    sub.current_period_start, sub.current_period_end = previous.start, previous.end
+
+
 def next_due(sub: SubscriptionRow) -> datetime | None:
     if sub.status not in LIVE:
         return None

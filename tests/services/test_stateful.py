@@ -1,0 +1,363 @@
+"""Stateful property tests: random customer histories through the real services.
+
+One ``RuleBasedStateMachine`` per bundled policy. Each run builds a merchant, a catalog and
+a customer on an in-memory SQLite database (``World``), then applies random actions --
+subscribe, cancel, change plan, usage, purchases, credits, card declines, payments,
+refund requests and reviews, outages, billing mistakes, chargebacks, account closure --
+while the test clock moves forward running every scheduled job at its own instant.
+
+After every step the invariants of ``World.check_invariants`` must hold (balanced ledger,
+refunds within payments and equal to the refund rows, wallet never negative and equal to
+its entries, no invoice after a subscription ended, ...). At the end of a run the recorded
+history is written out as a scenario file and replayed with ``simulate`` on a fresh
+database: the result JSON must be identical (determinism).
+
+Business refusals are values, not exceptions; ``NotFound``/``Conflict`` for impossible
+references roll the step back. Any other exception fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from fairbill.policy.model import DeliveryFailure, Destination, OutageCause, RequestKind
+from fairbill.simulator.run import simulate
+from fairbill.simulator.scenario import parse_scenario
+
+from .world import METHODS, PLANS, POLICY_IDS, World, base_text, stamp
+
+# A deeper local hunt:
+#   FAIRBILL_STATEFUL_EXAMPLES=300 FAIRBILL_STATEFUL_STEPS=50 pytest tests/services/test_stateful.py
+SETTINGS = settings(
+    max_examples=int(os.environ.get("FAIRBILL_STATEFUL_EXAMPLES", "15")),
+    stateful_step_count=int(os.environ.get("FAIRBILL_STATEFUL_STEPS", "20")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+methods = st.sampled_from(METHODS)
+maybe_method = st.one_of(st.none(), methods)
+index = st.integers(min_value=0, max_value=50)  # picks among what exists, modulo its count
+cents = st.integers(min_value=1, max_value=60_000)
+# Request kinds some policy grants in the states this machine reaches: drawn twice as often.
+LIKELY_TO_PAY = [
+    "money_back",
+    "unused_period",
+    "duplicate_charge",
+    "billing_error",
+    "cooling_off",
+    "service_disruption",
+]
+
+
+def money(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d}"
+
+
+class BillingMachine(RuleBasedStateMachine):
+    policy_id: ClassVar[str] = "kalenner"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world: World | None = None
+        self.clean = True  # False while a step is running: teardown replays only clean runs
+
+    @property
+    def w(self) -> World:
+        assert self.world is not None
+        return self.world
+
+    def do(self, action: str, params: dict[str, Any]) -> bool:
+        self.clean = False
+        return self.w.act(action, params)
+
+    def has(self, what: str) -> bool:
+        return self.world is not None and bool(getattr(self.world, what)())
+
+    def pick(self, rows: list[Any], i: int) -> Any:
+        return rows[i % len(rows)]
+
+    # -- setup -------------------------------------------------------------------------------
+    @initialize(
+        customer_type=st.sampled_from(["consumer", "business"]),
+        acquisition=st.sampled_from(["self_serve", "direct_marketing"]),
+        plan=st.sampled_from(PLANS),
+        method=methods,
+        usage=st.integers(min_value=0, max_value=12_000),
+    )
+    def start(
+        self, customer_type: str, acquisition: str, plan: str, method: str, usage: int
+    ) -> None:
+        header = base_text(self.policy_id, customer_type=customer_type, acquisition=acquisition)
+        self.world = World(header)
+        params: dict[str, Any] = {"plan": plan, "payment_method": method}
+        if plan == "tiered":
+            params["usage"] = usage
+        assert self.do("subscribe", params)
+        self.clean = True
+
+    # -- time ---------------------------------------------------------------------------------
+    @rule(hours=st.integers(min_value=1, max_value=72))
+    def advance_hours(self, hours: int) -> None:
+        self.clean = False
+        self.w.advance(timedelta(hours=hours))
+
+    @rule(days=st.integers(min_value=1, max_value=45))
+    def advance_days(self, days: int) -> None:
+        self.clean = False
+        self.w.advance(timedelta(days=days))
+
+    # -- subscriptions ------------------------------------------------------------------------
+    @precondition(lambda self: not self.has("live_subscriptions"))
+    @rule(
+        plan=st.sampled_from(PLANS),
+        method=maybe_method,
+        trial=st.sampled_from([None, None, 7]),
+        usage=st.integers(min_value=0, max_value=12_000),
+        promotion=st.booleans(),
+    )
+    def subscribe(
+        self, plan: str, method: str | None, trial: int | None, usage: int, promotion: bool
+    ) -> None:
+        params: dict[str, Any] = {"plan": plan}
+        if promotion:
+            params["promotion"] = "WELCOME20"
+        if method is not None:
+            params["payment_method"] = method
+        if trial is not None or method is None:
+            params["trial_days"] = trial or 7
+        if plan == "tiered":
+            params["usage"] = usage
+        self.do("subscribe", params)
+
+    @precondition(lambda self: self.has("live_subscriptions"))
+    @rule(
+        immediately=st.booleans(),
+        channel=st.sampled_from([None, "portal", "support", "written"]),
+    )
+    def cancel(self, immediately: bool, channel: str | None) -> None:
+        params: dict[str, Any] = {"immediately": immediately}
+        if channel:
+            params["channel"] = channel
+        self.do("cancel", params)
+
+    @precondition(lambda self: self.has("live_subscriptions"))
+    @rule(plan=st.sampled_from(PLANS))
+    def change_plan(self, plan: str) -> None:
+        self.do("change_plan", {"plan": plan})
+
+    @precondition(lambda self: self.has("live_subscriptions"))
+    @rule(value=st.integers(min_value=0, max_value=15_000))
+    def usage(self, value: int) -> None:
+        self.do("usage", {"metric": "contacts", "value": value})
+
+    # -- one-time purchases and credits -------------------------------------------------------
+    @rule(
+        product=st.sampled_from(["sms-1000", "setup"]),
+        quantity=st.integers(min_value=1, max_value=3),
+        method=maybe_method,
+    )
+    def purchase(self, product: str, quantity: int, method: str | None) -> None:
+        params: dict[str, Any] = {"product": product, "quantity": quantity}
+        if method is not None:
+            params["payment_method"] = method
+        self.do("purchase", params)
+
+    @rule(
+        kind=st.sampled_from(["sms", "message"]),
+        quantity=st.integers(min_value=1, max_value=1500),
+        failed=st.one_of(st.none(), st.sampled_from([str(f) for f in DeliveryFailure])),
+    )
+    def consume_credits(self, kind: str, quantity: int, failed: str | None) -> None:
+        params: dict[str, Any] = {"kind": kind, "quantity": quantity}
+        if failed is not None:
+            params["failed"] = failed
+        self.do("consume_credits", params)
+
+    # -- payments -----------------------------------------------------------------------------
+    @rule(method=methods, declines=st.booleans())
+    def card_declines(self, method: str, declines: bool) -> None:
+        self.do("payment_method", {"id": method, "declines": declines})
+
+    @rule(method=maybe_method)
+    def pay_outstanding(self, method: str | None) -> None:
+        self.do("pay_outstanding", {} if method is None else {"payment_method": method})
+
+    # -- requests and reviews -----------------------------------------------------------------
+    @rule(
+        kind=st.sampled_from([*LIKELY_TO_PAY, *(str(k) for k in RequestKind)]),
+        about=st.sampled_from(["payment", "payment", "invoice", None]),
+        i=index,
+        reason=st.sampled_from([None, "not what I expected", "charged twice"]),
+        refund_to=st.one_of(st.none(), methods),
+    )
+    def refund_request(
+        self, kind: str, about: str | None, i: int, reason: str | None, refund_to: str | None
+    ) -> None:
+        params: dict[str, Any] = {"kind": kind}
+        if about == "payment" and self.w.count_payments():
+            params["payment"] = i % self.w.count_payments() + 1
+        elif about == "invoice" and self.w.count_invoices():
+            params["invoice"] = i % self.w.count_invoices() + 1
+        if reason is not None:
+            params["reason"] = reason
+        if refund_to is not None:
+            params["refund_to"] = refund_to
+        self.do("refund_request", params)
+
+    @precondition(lambda self: self.has("requests"))
+    @rule(
+        i=index,
+        only_pending=st.booleans(),
+        decision=st.sampled_from(["accept", "approve", "decline"]),
+        amount=st.one_of(st.none(), cents),
+        destination=st.one_of(st.none(), st.sampled_from([str(d) for d in Destination])),
+        fee_percent=st.sampled_from([None, "5", "18", "30"]),
+    )
+    def review(
+        self,
+        i: int,
+        only_pending: bool,
+        decision: str,
+        amount: int | None,
+        destination: str | None,
+        fee_percent: str | None,
+    ) -> None:
+        pending = self.w.requests("in_review")
+        rows = pending if only_pending and pending else self.w.requests()
+        params: dict[str, Any] = {"request": self.pick(rows, i).number, "decision": decision}
+        if decision == "approve":
+            if amount is not None:
+                params["amount"] = money(amount)
+            if destination is not None:
+                params["destination"] = destination
+            if fee_percent is not None:
+                params["fee_percent"] = fee_percent
+        self.do("review", params)
+
+    @rule(
+        ended_hours_ago=st.integers(min_value=0, max_value=96),
+        hours=st.integers(min_value=1, max_value=120),
+        cause=st.sampled_from([str(c) for c in OutageCause]),
+        reported_after=st.one_of(st.none(), st.integers(min_value=0, max_value=96)),
+    )
+    def outage(
+        self, ended_hours_ago: int, hours: int, cause: str, reported_after: int | None
+    ) -> None:
+        end = self.w.now - timedelta(hours=ended_hours_ago)
+        start = end - timedelta(hours=hours)
+        params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat()}
+        params["cause"] = cause
+        if reported_after is not None:
+            reported = min(start + timedelta(hours=reported_after), self.w.now)
+            params["reported_at"] = reported.isoformat()
+        self.do("outage", params)
+
+    # -- the merchant's mistakes and the bank ---------------------------------------------------
+    @precondition(lambda self: self.has("payments"))
+    @rule(
+        kind=st.sampled_from(["duplicate_charge", "overcharge"]),
+        i=index,
+        same_amount=st.booleans(),
+        amount=st.integers(min_value=1, max_value=5_000),
+    )
+    def billing_mistake(self, kind: str, i: int, same_amount: bool, amount: int) -> None:
+        payment = self.pick(self.w.payments(), i)
+        minor = payment.amount_minor if same_amount and kind == "duplicate_charge" else amount
+        params = {"kind": kind, "payment": payment.number, "amount": money(minor)}
+        last = self.w.events[-1] if self.w.events else {}
+        if (
+            kind == "duplicate_charge"
+            and last.get("billing_mistake", {}).get("kind") == kind
+            and last["at"] == stamp(self.w.now)
+        ):
+            # Known bug (test_idempotency: two duplicate charges at one instant share a
+            # gateway key); keep them a minute apart so this machine stays about the rest.
+            self.clean = False
+            self.w.advance(timedelta(minutes=1))
+        self.do("billing_mistake", params)
+
+    @precondition(lambda self: self.has("payments"))
+    @rule(i=index, stage=st.sampled_from(["opened", "opened_after_contact", "won", "lost"]))
+    def dispute(self, i: int, stage: str) -> None:
+        payment = self.pick(self.w.payments(), i)
+        if stage.startswith("opened"):
+            params: dict[str, Any] = {
+                "payment": payment.number,
+                "reason": "not recognised",
+                "contacted_support_first": stage == "opened_after_contact",
+            }
+            self.do("chargeback", params)
+        else:
+            self.do("dispute_closed", {"payment": payment.number, "outcome": stage})
+
+    # -- the account ----------------------------------------------------------------------------
+    @rule(
+        kind=st.sampled_from(
+            [
+                "activity",
+                "activity",
+                "terms_change",
+                "material_terms_change",
+                "appeal",
+                "export_data",
+                "decline_terms",
+                "close_account",
+                "violation",
+            ]
+        ),
+        i=index,
+    )
+    def account_event(self, kind: str, i: int) -> None:
+        if kind == "appeal":
+            requests = self.w.requests()
+            if requests:
+                self.do("appeal", {"request": self.pick(requests, i).number})
+        elif kind.endswith("terms_change"):
+            self.do("terms_change", {"material": kind.startswith("material")})
+        elif kind == "violation":
+            self.do("violation", {"kind": "spam"})
+        else:
+            self.do(kind, {})
+
+    # -- invariants and the replay ----------------------------------------------------------------
+    @invariant()
+    def engine_invariants(self) -> None:
+        if self.world is not None:
+            self.world.check_invariants()
+        self.clean = True
+
+    def teardown(self) -> None:
+        if self.world is None:
+            return
+        try:
+            if self.clean:
+                self.world.settle()
+                self.world.check_invariants()
+                replay = simulate(parse_scenario(self.world.scenario_text(), "<replay>"))
+                assert replay == self.world.result(), "replaying the history changed the result"
+        finally:
+            self.world.close()
+
+
+def _machine(policy_id: str) -> type[BillingMachine]:
+    return type(f"BillingMachine_{policy_id}", (BillingMachine,), {"policy_id": policy_id})
+
+
+@pytest.mark.parametrize("policy_id", POLICY_IDS)
+def test_engine_invariants_hold_for_random_histories(policy_id: str) -> None:
+    run_state_machine_as_test(_machine(policy_id), settings=SETTINGS)
