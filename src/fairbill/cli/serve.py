@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from fairbill.api.settings import Runtime
 from fairbill.notify.outbox import deliver_forever
 from fairbill.notify.smtp import SmtpSettings
 from fairbill.services.background import run_forever
+from fairbill.services.clock import Clock, SystemClock, TestClock
 from fairbill.store.db import DEFAULT_URL, make_engine
 
 console = Console(highlight=False)
@@ -37,11 +39,27 @@ def serve(
         ),
     ] = False,
     tick_seconds: Annotated[float, typer.Option(help="How often due work runs.")] = 30.0,
+    test_clock: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on a test clock that starts at this ISO 8601 time (with an offset) and "
+            "moves only through POST /v1/test_clock/advance. For tests and demos.",
+        ),
+    ] = None,
 ) -> None:
     """Create and migrate the schema, then serve the API (docs at /docs)."""
     import uvicorn
 
     from fairbill.store.migrate import upgrade
+
+    clock: Clock = SystemClock()
+    if test_clock is not None:
+        try:
+            start = datetime.fromisoformat(test_clock)
+            clock = TestClock(start)
+        except ValueError as exc:
+            console.print(f"--test-clock: {exc} (e.g. 2026-03-01T09:00:00+00:00)", markup=False)
+            raise typer.Exit(2) from exc
 
     try:
         upgrade(database_url)
@@ -49,7 +67,7 @@ def serve(
         console.print(f"cannot open the database {database_url!r}: {exc}", markup=False)
         raise typer.Exit(2) from exc
     admin = os.environ.get("FAIRBILL_ADMIN_TOKEN") or f"adm_{secrets.token_urlsafe(18)}"
-    runtime = Runtime(make_engine(database_url), admin_token=admin)
+    runtime = Runtime(make_engine(database_url), clock=clock, admin_token=admin)
     if demo:
         _seed_demo(runtime)
     console.print(f"platform admin token: {admin}", markup=False)
