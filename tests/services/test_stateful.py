@@ -38,7 +38,7 @@ from fairbill.policy.model import DeliveryFailure, Destination, OutageCause, Req
 from fairbill.simulator.run import simulate
 from fairbill.simulator.scenario import parse_scenario
 
-from .world import METHODS, PLANS, POLICY_IDS, World, base_text, stamp
+from .world import METHODS, PLANS, POLICY_IDS, World, base_text
 
 # A deeper local hunt:
 #   FAIRBILL_STATEFUL_EXAMPLES=300 FAIRBILL_STATEFUL_STEPS=50 pytest tests/services/test_stateful.py
@@ -279,16 +279,6 @@ class BillingMachine(RuleBasedStateMachine):
         payment = self.pick(self.w.payments(), i)
         minor = payment.amount_minor if same_amount and kind == "duplicate_charge" else amount
         params = {"kind": kind, "payment": payment.number, "amount": money(minor)}
-        last = self.w.events[-1] if self.w.events else {}
-        if (
-            kind == "duplicate_charge"
-            and last.get("billing_mistake", {}).get("kind") == kind
-            and last["at"] == stamp(self.w.now)
-        ):
-            # Known bug (test_idempotency: two duplicate charges at one instant share a
-            # gateway key); keep them a minute apart so this machine stays about the rest.
-            self.clean = False
-            self.w.advance(timedelta(minutes=1))
         self.do("billing_mistake", params)
 
     @precondition(lambda self: self.has("payments"))
