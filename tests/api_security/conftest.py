@@ -174,6 +174,8 @@ def build_world(fb: Api) -> World:
             "invoice_id": invoices[0],
             # The disputed payment: /v1/disputes/{payment_id}/close has an open dispute.
             "payment_id": payments[0],
+            "merchant_id": str(a.id),
+            "prefix": a.keys["readonly"].split(".")[0],
         },
         portal=portal,
     )

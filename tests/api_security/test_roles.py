@@ -43,6 +43,9 @@ EVERYONE = "AFSRP"  # every merchant credential; the operator has no merchant
 MATRIX: dict[Op, tuple[str, str]] = {
     ("POST", "/v1/merchants"): ("platform", "O"),
     ("POST", "/v1/test_clock/advance"): ("platform", "O"),
+    ("POST", "/v1/merchants/{merchant_id}/api_keys"): ("platform", "O"),
+    ("GET", "/v1/api_keys"): ("keys", "A"),
+    ("POST", "/v1/api_keys"): ("keys", "A"),
     ("GET", "/v1/merchant"): ("read", EVERYONE),
     ("GET", "/v1/plans"): ("read", EVERYONE),
     ("GET", "/v1/products"): ("read", EVERYONE),
@@ -86,6 +89,7 @@ MATRIX: dict[Op, tuple[str, str]] = {
     ("POST", "/v1/customers/{customer_id}/decline_terms"): ("cancel", "ASP"),
     ("GET", "/v1/customers/{customer_id}/export"): ("export", "AFSP"),
     ("POST", "/v1/customers/{customer_id}/close"): ("close", "A"),
+    ("POST", "/v1/api_keys/{prefix}/revoke"): ("keys", "A"),
 }
 ORDER = list(MATRIX)  # run in this order: creations before uses, closing last
 
@@ -95,6 +99,8 @@ def body(op: Op, code: str, ids: dict[str, str]) -> dict[str, Any]:
     bodies: dict[Op, dict[str, Any]] = {
         ("POST", "/v1/merchants"): {"json": {"name": f"new {code}", "policy": "conek"}},
         ("POST", "/v1/test_clock/advance"): {"params": {"to": "2026-04-20T12:00:00+02:00"}},
+        ("POST", "/v1/merchants/{merchant_id}/api_keys"): {"json": {"role": "readonly"}},
+        ("POST", "/v1/api_keys"): {"json": {"role": "readonly"}},
         ("POST", "/v1/plans"): {"json": {"id": f"plan-{code}", "price": "99.00"}},
         ("POST", "/v1/products"): {
             "json": {
@@ -184,6 +190,9 @@ def setup(fb: Api) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
             "payment_id": payment["id"],
             "invoice_id": payment["invoice_id"],
         }
+    spare = m.ok(m.post("/v1/api_keys", {"role": "readonly"}), 201)["prefix"]  # to revoke
+    for own in ids.values():
+        own |= {"merchant_id": str(m.id), "prefix": spare}
     tokens = {letter: m.keys[role] for letter, role in CREDENTIALS.items() if letter in "AFSR"}
     tokens["P"] = m.portal_token("c_P")
     tokens["O"] = ADMIN_TOKEN

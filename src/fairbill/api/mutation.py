@@ -4,7 +4,8 @@ log, and ``Idempotency-Key`` replay.
 Idempotency (as Stripe does it): the first response to a key is stored and replayed for
 the same key and body; the same key with another body is 409 ``idempotency_key_reused``;
 a second request while the first still runs is 409 ``idempotency_key_in_progress``.
-Keys belong to the merchant; a portal token's belong to its customer alone.
+Keys belong to the merchant; a portal token's belong to its customer alone. A stored
+response keeps API keys and portal tokens by prefix only (they are shown once).
 The key is claimed in its own short transaction first, so two concurrent requests with the
 same key cannot both run.
 """
@@ -26,6 +27,7 @@ from fairbill.api.problems import Problem, conflict
 from fairbill.api.settings import Runtime
 from fairbill.services.context import Ctx
 from fairbill.services.idempotency import fingerprint
+from fairbill.services.merchants import redact_secrets
 from fairbill.store.tables import AuditLogRow, IdempotencyKeyRow, table
 
 
@@ -89,7 +91,8 @@ def mutate(
             if key:
                 row = _key_row(session, merchant_id, key)
                 if row is not None:
-                    row.result, row.status_code = body, status
+                    # Secrets are shown once: a replay names them by prefix only.
+                    row.result, row.status_code = redact_secrets(body), status
             session.commit()
     except Exception:
         if key:

@@ -32,6 +32,14 @@ class MerchantIn(Body):
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
 
 
+class ApiKeyIn(Body):
+    role: Literal["admin", "finance", "support", "readonly"]
+
+
+class PortalTokenIn(Body):
+    expires_in_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+
 class TierLevelIn(Body):
     up_to: Count | None
     price: MoneyText

@@ -24,7 +24,7 @@ from fairbill.decisions.facts import (
 )
 from fairbill.errors import NotFound, UnbalancedTransaction
 from fairbill.gateway.port import PaymentGateway
-from fairbill.ledger.journal import Transaction, imbalance
+from fairbill.ledger.journal import Transaction, check_balanced
 from fairbill.money import Money
 from fairbill.policy.model import ItemKind, Policy
 from fairbill.services.clock import Clock
@@ -218,9 +218,7 @@ class Ctx:
         )
         if exists is not None:
             return
-        off = imbalance((leg.amount.currency, leg.amount.minor) for leg in txn.legs)
-        if off:
-            raise UnbalancedTransaction(f"refusing to store {txn.key}: {off}")
+        recheck(txn)
         row = JournalTransactionRow(
             merchant_id=self.merchant_row.id, key=txn.key, at=txn.at, description=txn.description
         )
@@ -249,11 +247,14 @@ class Ctx:
                 )
             )
         )
-        fresh = [t for t in txns if t.key not in seen]
+        # A key repeated inside the batch is one post, as it would be across two calls.
+        fresh: list[Transaction] = []
+        for txn in txns:
+            if txn.key not in seen:
+                seen.add(txn.key)
+                fresh.append(txn)
         for txn in fresh:
-            off = imbalance((leg.amount.currency, leg.amount.minor) for leg in txn.legs)
-            if off:
-                raise UnbalancedTransaction(f"refusing to store {txn.key}: {off}")
+            recheck(txn)
         if not fresh:
             return
         conn = self.session.connection()
@@ -312,3 +313,12 @@ class Ctx:
                 payload=payload,
             )
         )
+
+
+def recheck(txn: Transaction) -> None:
+    """The journal's balance rule again, where the transaction is stored: a transaction
+    is frozen, but a forged or mutated one must not reach the ledger."""
+    try:
+        check_balanced(txn.legs)
+    except UnbalancedTransaction as exc:
+        raise UnbalancedTransaction(f"refusing to store {txn.key}: {exc}") from None

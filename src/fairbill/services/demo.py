@@ -116,4 +116,4 @@ def _customers(ctx: Ctx, policy_id: str, spec: dict[str, Any]) -> str:
         payment=payment,
         reason="The product does not fit our team.",
     )
-    return merchant_service.issue_portal_token(s, active, ctx.now)
+    return merchant_service.issue_portal_token(s, active, ctx.now).token

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -106,12 +107,80 @@ def authenticate_key(session: Session, full: str) -> ApiKeyRow | None:
     return row
 
 
-def issue_portal_token(session: Session, customer: CustomerRow, now: datetime) -> str:
-    full, prefix, digest = new_secret("cpt")
-    session.add(
-        PortalTokenRow(customer_id=customer.id, prefix=prefix, secret_hash=digest, created_at=now)
+def api_keys(session: Session, merchant: MerchantRow) -> list[ApiKeyRow]:
+    """The merchant's keys, oldest first: prefixes and roles only, never secrets."""
+    return list(
+        session.scalars(
+            select(ApiKeyRow).where(ApiKeyRow.merchant_id == merchant.id).order_by(ApiKeyRow.id)
+        )
     )
-    return full
+
+
+def revoke_key(session: Session, merchant: MerchantRow, prefix: str, now: datetime) -> ApiKeyRow:
+    """Revoke one key for good. Revoking twice is a no-op; the merchant's last live admin
+    key cannot be revoked, or nobody could issue keys for it again."""
+    row = session.scalar(
+        select(ApiKeyRow).where(ApiKeyRow.merchant_id == merchant.id, ApiKeyRow.prefix == prefix)
+    )
+    if row is None:
+        raise NotFound(f"no API key {prefix!r}")
+    if row.revoked_at is not None:
+        return row
+    live_admins = [
+        k for k in api_keys(session, merchant) if k.role == "admin" and k.revoked_at is None
+    ]
+    if live_admins == [row]:
+        raise Conflict(f"{prefix} is the merchant's last admin key: issue another first")
+    row.revoked_at = now
+    return row
+
+
+PORTAL_TOKEN_DAYS = 30  # default life of a self-service token
+MAX_PORTAL_TOKEN_DAYS = 365
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    prefix: str
+    expires_at: datetime
+
+
+def issue_portal_token(
+    session: Session, customer: CustomerRow, now: datetime, days: int = PORTAL_TOKEN_DAYS
+) -> IssuedToken:
+    """A token that expires: a link mailed to a customer must not open the account forever."""
+    if not 1 <= days <= MAX_PORTAL_TOKEN_DAYS:
+        raise Conflict(f"a portal token lives 1 to {MAX_PORTAL_TOKEN_DAYS} days, not {days}")
+    full, prefix, digest = new_secret("cpt")
+    # A lifetime in elapsed hours, not local calendar days: DST does not stretch it.
+    expires_at = now.astimezone(UTC) + timedelta(days=days)
+    session.add(
+        PortalTokenRow(
+            customer_id=customer.id,
+            prefix=prefix,
+            secret_hash=digest,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return IssuedToken(full, prefix, expires_at)
+
+
+# A secret as ``new_secret`` makes it: the prefix, a dot, then the part only its holder has.
+_SECRET = re.compile(r"^((?:fb|cpt)_[0-9a-f]{12})\.[A-Za-z0-9_-]+$")
+
+
+def redact_secrets(value: Any) -> Any:
+    """``value`` with every full key or token cut back to its prefix, for what is stored
+    beside a response (idempotent replays): secrets are shown once, then only by prefix."""
+    if isinstance(value, dict):
+        return {k: redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    if isinstance(value, str) and (match := _SECRET.match(value)):
+        return f"{match.group(1)}.redacted"
+    return value
 
 
 def authenticate_portal(session: Session, full: str, now: datetime) -> PortalTokenRow | None:

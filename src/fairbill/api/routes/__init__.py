@@ -8,6 +8,7 @@ from fastapi import FastAPI
 def register_routes(app: FastAPI) -> None:
     from fairbill.api.routes import (
         account,
+        api_keys,
         billing,
         customers,
         merchants,
@@ -15,5 +16,13 @@ def register_routes(app: FastAPI) -> None:
         subscriptions,
     )
 
-    for module in (merchants, customers, subscriptions, refund_requests, billing, account):
+    for module in (
+        merchants,
+        api_keys,
+        customers,
+        subscriptions,
+        refund_requests,
+        billing,
+        account,
+    ):
         app.include_router(module.router)

@@ -208,7 +208,7 @@ def open_dispute(body: DisputeIn, request: Request, rt: Rt, who: Caller) -> JSON
                 f"payment {body.payment!r} already has a dispute ({payment.disputed})",
             )
         accounts.chargeback(rec, customer, payment, body.contacted_support_first)
-        return f"payment:{body.payment}", _account(rec, customer) | {
+        return f"payment:pay_{payment.id}", _account(rec, customer) | {
             "payment": payment_out(rec, payment)
         }
 
@@ -231,7 +231,7 @@ def close_dispute(
         if payment.disputed != "open":
             raise conflict("no_open_dispute", f"payment {payment_id!r} has no open dispute")
         accounts.dispute_closed(rec, customer, payment, body.outcome)
-        return f"payment:{payment_id}", _account(rec, customer) | {
+        return f"payment:pay_{payment.id}", _account(rec, customer) | {
             "payment": payment_out(rec, payment)
         }
 

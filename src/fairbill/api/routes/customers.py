@@ -12,7 +12,8 @@ from fairbill.api.deps import Caller, Db, customer_for, merchant_ctx, need, runt
 from fairbill.api.mutation import merchant_work, mutate
 from fairbill.api.pagination import page
 from fairbill.api.problems import RESPONSES
-from fairbill.api.schemas import CustomerIn, PaymentMethodIn
+from fairbill.api.routes.api_keys import utc_text
+from fairbill.api.schemas import CustomerIn, PaymentMethodIn, PortalTokenIn
 from fairbill.api.settings import Runtime
 from fairbill.services import merchants as service
 from fairbill.services.context import Ctx
@@ -110,21 +111,34 @@ def add_payment_method(
 
 
 @router.post("/customers/{customer_id}/portal_tokens", status_code=201)
-def create_portal_token(customer_id: str, request: Request, rt: Rt, who: Caller) -> JSONResponse:
-    """A self-service token for one customer (shown once)."""
+def create_portal_token(
+    customer_id: str,
+    request: Request,
+    rt: Rt,
+    who: Caller,
+    body: PortalTokenIn | None = None,
+) -> JSONResponse:
+    """A self-service token for one customer, shown once; it expires after
+    ``expires_in_days`` (30 unless told, at most 365)."""
     need(who, "customers")
+    days = (body or PortalTokenIn()).expires_in_days
 
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
         customer = customer_for(ctx, who, customer_id)
-        token = service.issue_portal_token(ctx.session, customer, ctx.now)
-        return f"portal_token:{customer.code}", {"customer": customer.code, "token": token}
+        issued = service.issue_portal_token(ctx.session, customer, ctx.now, days)
+        return f"portal_token:{customer.code}", {
+            "customer": customer.code,
+            "token": issued.token,
+            "prefix": issued.prefix,
+            "expires_at": utc_text(issued.expires_at),
+        }
 
     return mutate(
         request,
         rt,
         who,
         "portal_token.create",
-        {"customer": customer_id},
+        {"customer": customer_id, "expires_in_days": days},
         merchant_work(rt, who, work),
         201,
     )

@@ -272,7 +272,7 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
             fee_percent=dec(body.fee_percent),
         )
         rec.session.flush()
-        return f"refund_request:{request_id}", request_out(rec, customer, row) | {
+        return f"refund_request:req_{row.id}", request_out(rec, customer, row) | {
             "decisions": rec.made(customer)
         }
 
@@ -292,7 +292,7 @@ def appeal(request_id: str, body: AppealIn, request: Request, rt: Rt, who: Calle
         customer, row = load_request(rec, who, request_id)
         refunds.appeal(rec, customer, row)
         rec.session.flush()
-        return f"refund_request:{request_id}", request_out(rec, customer, row) | {
+        return f"refund_request:req_{row.id}", request_out(rec, customer, row) | {
             "decisions": rec.made(customer)
         }
 

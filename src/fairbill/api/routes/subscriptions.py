@@ -148,7 +148,7 @@ def cancel(sub_id: str, body: CancelIn, request: Request, rt: Rt, who: Caller) -
             reason=body.reason,
         )
         ctx.session.flush()
-        return f"subscription:{sub_id}", view(ctx, customer, sub) | {
+        return f"subscription:sub_{sub.id}", view(ctx, customer, sub) | {
             "decision": decision_view(Fmt(ctx), outcome.decision)
         }
 
@@ -167,7 +167,7 @@ def change_plan(
         customer, sub = load(ctx, who, sub_id)
         service.change_plan(ctx, customer, sub, body.plan)
         ctx.session.flush()
-        return f"subscription:{sub_id}", view(ctx, customer, sub) | {
+        return f"subscription:sub_{sub.id}", view(ctx, customer, sub) | {
             "decision": _last_decision(ctx, customer)
         }
 
@@ -189,7 +189,9 @@ def usage(sub_id: str, body: UsageIn, request: Request, rt: Rt, who: Caller) -> 
         customer, sub = load(ctx, who, sub_id)
         service.record_usage(ctx, customer, sub, body.value)
         ctx.session.flush()
-        return f"subscription:{sub_id}", view(ctx, customer, sub) | {"usage_level": sub.usage_level}
+        return f"subscription:sub_{sub.id}", view(ctx, customer, sub) | {
+            "usage_level": sub.usage_level
+        }
 
     return mutate(
         request, rt, who, "subscription.usage", body.model_dump(), merchant_work(rt, who, work)
