@@ -177,6 +177,14 @@ def test_purchase_consume_and_close_forfeits_credits(api: Api) -> None:
     assert [(p["remaining"], p["forfeited"], p["status"]) for p in packs] == [(0, 750, "forfeited")]
     again = m.post("/v1/customers/cus_c/close")
     assert (again.status_code, again.json()["code"]) == (409, "account_closed")
+    # A closed account takes no new business: no new subscription, no purchase.
+    for path, body in (
+        ("/v1/subscriptions", {"customer": "cus_c", "plan": "monthly", "payment_method": "card_1"}),
+        ("/v1/customers/cus_c/purchases", {"product": "msg-1000", "payment_method": "card_1"}),
+    ):
+        refused = m.post(path, body)
+        assert (refused.status_code, refused.json()["code"]) == (409, "conflict"), path
+        assert "cus_c is closed" in refused.json()["detail"]
 
     # The data can be exported until it is deleted, then not any more.
     assert m.get("/v1/customers/cus_c/export").status_code == 200

@@ -8,7 +8,7 @@ from fairbill.decisions.credits import credit_expiry, decide_expiry, decide_fail
 from fairbill.decisions.decision import Decision, DecisionOutcome
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import NotFound
-from fairbill.services import billing
+from fairbill.services import billing, subscriptions
 from fairbill.services.billing import Line
 from fairbill.services.context import Ctx
 from fairbill.store.tables import CreditPackRow, CustomerRow, InvoiceRow, ProductRow
@@ -21,6 +21,7 @@ def purchase(
     quantity: int = 1,
     payment_method: str | None = None,
 ) -> InvoiceRow:
+    subscriptions.ensure_open(customer)
     product = ctx.session.scalar(
         select(ProductRow).where(
             ProductRow.merchant_id == ctx.merchant_row.id, ProductRow.code == product_code

@@ -64,6 +64,13 @@ def the_subscription(ctx: Ctx, customer: CustomerRow, sub_id: int | None = None)
     return subs[-1]
 
 
+def ensure_open(customer: CustomerRow) -> None:
+    """A closed account (its data kept only for the retention period) and one terminated
+    for a violation take no new business; a suspended one may still buy and pay."""
+    if customer.status in ("closed", "terminated"):
+        raise Conflict(f"customer {customer.code} is {customer.status}: it takes no new purchases")
+
+
 # -- subscribe ------------------------------------------------------------------------------
 def subscribe(
     ctx: Ctx,
@@ -76,6 +83,7 @@ def subscribe(
     usage: int | None = None,
     is_first: bool | None = None,
 ) -> SubscriptionRow:
+    ensure_open(customer)
     plan = ctx.plan(plan_code)
     now = ctx.now
     if is_first is None:
