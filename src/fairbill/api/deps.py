@@ -73,7 +73,8 @@ def runtime(request: Request) -> Runtime:
 
 
 def db(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
-    with rt.sessions() as session:
+    """A read-only session: state changes go through ``mutation.mutate``'s own."""
+    with rt.reads() as session:
         yield session
 
 
@@ -102,10 +103,8 @@ def principal(
     try:
         return _authenticate(session, rt, authorization)
     finally:
-        # End the read now. On a SQLite file it began with BEGIN IMMEDIATE, so it held the
-        # database lock for the whole request, and ``mutate``'s own session then waited out
-        # the busy timeout and failed ("database is locked", a 500 after 30 s, on every
-        # write with an API key); elsewhere it kept a second pooled connection busy.
+        # End the read now, or it keeps a pooled connection (and, under WAL, an old
+        # snapshot) for the whole request while ``mutate`` works in a session of its own.
         session.rollback()
 
 

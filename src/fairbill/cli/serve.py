@@ -95,6 +95,7 @@ def serve(
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
     finally:
         stop.set()
+        runtime.close()
 
 
 def _seed_demo(runtime: Runtime) -> None:

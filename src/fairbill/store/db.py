@@ -2,7 +2,9 @@
 
 On a SQLite file every transaction starts with ``BEGIN IMMEDIATE``: writers queue for the
 database lock up front instead of failing when a read turns into a write, so two requests
-refunding the same payment run one after the other (WAL keeps readers unblocked). On
+refunding the same payment run one after the other. Reads that never write go through
+``reader_engine``: a second pool on the same file whose connections are ``query_only``
+and begin deferred, so under WAL they neither wait for the writers nor hold them up. On
 PostgreSQL the services lock the rows they change (``SELECT ... FOR UPDATE``).
 """
 
@@ -42,6 +44,33 @@ def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
         if not memory:
             event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
+
+
+def reader_engine(engine: Engine) -> Engine:
+    """An engine for transactions that only read: on a SQLite file, its own pool of
+    connections that refuse writes (``PRAGMA query_only``) and take no lock up front;
+    anywhere else (PostgreSQL, an in-memory database) ``engine`` itself."""
+    url = engine.url
+    if engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    reader = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+    )
+    event.listen(reader, "connect", _sqlite_reader_connect)
+    event.listen(reader, "begin", _sqlite_begin_deferred)
+    return reader
+
+
+def _sqlite_reader_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _sqlite_begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
