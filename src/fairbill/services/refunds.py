@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
@@ -39,50 +39,35 @@ ENDS_SERVICE = frozenset(
 
 
 def payment_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> PaymentRow:
-    query = select(PaymentRow).where(PaymentRow.customer_id == customer.id)
-    if number == "last":
-        row = ctx.session.scalar(query.order_by(PaymentRow.number.desc()).limit(1))
-    else:
-        row = ctx.session.scalar(query.where(PaymentRow.number == number))
-    if row is None:
-        count = ctx.session.scalar(
-            select(func.count())
-            .select_from(PaymentRow)
-            .where(PaymentRow.customer_id == customer.id)
-        )
-        raise NotFound(f"no payment {number}: the customer has {count} payment(s)")
-    return row
+    return _by_number(ctx, customer, PaymentRow, "payment", number)
 
 
 def invoice_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> InvoiceRow:
-    query = select(InvoiceRow).where(InvoiceRow.customer_id == customer.id)
-    if number == "last":
-        row = ctx.session.scalar(query.order_by(InvoiceRow.number.desc()).limit(1))
-    else:
-        row = ctx.session.scalar(query.where(InvoiceRow.number == number))
-    if row is None:
-        count = ctx.session.scalar(
-            select(func.count())
-            .select_from(InvoiceRow)
-            .where(InvoiceRow.customer_id == customer.id)
-        )
-        raise NotFound(f"no invoice {number}: the customer has {count} invoice(s)")
-    return row
+    return _by_number(ctx, customer, InvoiceRow, "invoice", number)
 
 
 def request_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> RequestRow:
-    query = select(RequestRow).where(RequestRow.customer_id == customer.id)
+    return _by_number(ctx, customer, RequestRow, "request", number)
+
+
+Numbered = TypeVar("Numbered", PaymentRow, InvoiceRow, RequestRow)
+
+
+def _by_number(
+    ctx: Ctx, customer: CustomerRow, model: type[Numbered], noun: str, number: int | str
+) -> Numbered:
+    """The customer's ``number``-th row (numbers start at 1 per customer), or its last.
+    The error says how many there are, so "payment 5 of 2" reads as the input mistake."""
+    query = select(model).where(model.customer_id == customer.id)
     if number == "last":
-        row = ctx.session.scalar(query.order_by(RequestRow.number.desc()).limit(1))
+        row = ctx.session.scalar(query.order_by(model.number.desc()).limit(1))
     else:
-        row = ctx.session.scalar(query.where(RequestRow.number == number))
+        row = ctx.session.scalar(query.where(model.number == number))
     if row is None:
         count = ctx.session.scalar(
-            select(func.count())
-            .select_from(RequestRow)
-            .where(RequestRow.customer_id == customer.id)
+            select(func.count()).select_from(model).where(model.customer_id == customer.id)
         )
-        raise NotFound(f"no request {number}: the customer has {count} request(s)")
+        raise NotFound(f"no {noun} {number}: the customer has {count} {noun}(s)")
     return row
 
 

@@ -64,28 +64,28 @@ def reader_engine(engine: Engine) -> Engine:
 
 def _sqlite_reader_connect(dbapi_connection: Any, record: Any) -> None:
     _sqlite_connect(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA query_only=ON")
-    cursor.close()
+    _pragmas(dbapi_connection, "PRAGMA query_only=ON")
 
 
 def _sqlite_begin_deferred(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _pragmas(dbapi_connection: Any, *statements: str) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
+    for statement in statements:
+        cursor.execute(statement)
     cursor.close()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    _pragmas(dbapi_connection, "PRAGMA foreign_keys=ON")
 
 
 def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     # Take transaction control from pysqlite so that BEGIN IMMEDIATE is ours to emit.
     dbapi_connection.isolation_level = None
-    _sqlite_pragmas(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+    _pragmas(dbapi_connection, "PRAGMA foreign_keys=ON", "PRAGMA journal_mode=WAL")
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:
