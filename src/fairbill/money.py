@@ -46,8 +46,12 @@ def minor_units(currency: str) -> int:
 
 
 def check_currency(currency: str) -> str:
+    if type(currency) is str and currency in _KNOWN_CURRENCIES:
+        return currency
     if not isinstance(currency, str) or not _CURRENCY_CODE.match(currency):
         raise InvalidAmount(f"not an ISO 4217 currency code: {currency!r}")
+    if type(currency) is str:
+        _KNOWN_CURRENCIES.add(currency)
     return currency
 
 
@@ -78,6 +82,19 @@ def _as_decimal(value: Any) -> Decimal:
     if isinstance(value, str):
         return parse_decimal(value)
     raise TypeError(f"cannot make an amount from {type(value).__name__}")
+
+
+# Codes that passed ``check_currency`` once: checking a known code is a set lookup.
+_KNOWN_CURRENCIES: set[str] = set()
+# 10^-minor units per currency: the quantum ``round`` and ``is_rounded`` quantize to.
+_QUANTA: dict[str, Decimal] = {}
+
+
+def _quantum(currency: str) -> Decimal:
+    quantum = _QUANTA.get(currency)
+    if quantum is None:
+        quantum = _QUANTA[currency] = Decimal(1).scaleb(-minor_units(currency))
+    return quantum
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +128,18 @@ class Money:
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:
+        if type(minor) is int:  # an int's Decimal is finite: only the currency to check
+            return cls._checked(Decimal(minor).scaleb(-minor_units(currency)), currency)
         return cls(Decimal(minor).scaleb(-minor_units(currency)), currency)
+
+    @classmethod
+    def _checked(cls, amount: Decimal, currency: str) -> Money:
+        """A Money from a finite ``Decimal`` (the caller's guarantee), skipping the amount's
+        validation; the currency is still checked."""
+        money = object.__new__(cls)
+        object.__setattr__(money, "amount", amount)
+        object.__setattr__(money, "currency", check_currency(currency))
+        return money
 
     # -- arithmetic ---------------------------------------------------------------------
     def _same(self, other: Money) -> None:
@@ -129,7 +157,7 @@ class Money:
         return Money(self.amount - other.amount, self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return Money._checked(-self.amount, self.currency)
 
     def __abs__(self) -> Money:
         return Money(abs(self.amount), self.currency)
@@ -175,8 +203,15 @@ class Money:
 
     # -- rounding and representation --------------------------------------------------
     def round(self, rounding: Rounding = Rounding.HALF_UP) -> Money:
-        quantum = Decimal(1).scaleb(-minor_units(self.currency))
-        return Money(self.amount.quantize(quantum, rounding=rounding.decimal_mode), self.currency)
+        quantum = _quantum(self.currency)
+        return Money._checked(
+            self.amount.quantize(quantum, rounding=rounding.decimal_mode), self.currency
+        )
+
+    def is_rounded(self) -> bool:
+        """True when the amount is a whole number of minor units: ``round()`` leaves it
+        unchanged (in any rounding mode). ``round`` without building the rounded Money."""
+        return self.amount.quantize(_quantum(self.currency), rounding=ROUND_HALF_UP) == self.amount
 
     @property
     def minor(self) -> int:

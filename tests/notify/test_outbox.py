@@ -8,7 +8,7 @@ import email.policy
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -18,7 +18,13 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fairbill.notify.outbox import deliver_forever, deliver_pending
+from fairbill.notify.outbox import (
+    MAX_ATTEMPTS,
+    deliver_forever,
+    deliver_pending,
+    requeue,
+    retry_delay,
+)
 from fairbill.notify.render import Message
 from fairbill.notify.smtp import SmtpSettings, message_id_for, send
 from fairbill.store.db import create_schema, make_engine, session_factory
@@ -130,8 +136,17 @@ def add_merchant(session: Session, name: str = "Kalenner", language: str = "fr")
     return merchant
 
 
-def add_customer(session: Session, merchant: MerchantRow, code: str, language: str) -> CustomerRow:
-    customer = CustomerRow(merchant_id=merchant.id, code=code, language=language)
+def add_customer(
+    session: Session,
+    merchant: MerchantRow,
+    code: str,
+    language: str,
+    email: str | None = "",
+) -> CustomerRow:
+    """A customer; its address is ``<code>@example.test`` unless ``email`` says otherwise
+    (``None``: no address on file)."""
+    address = f"{code}@example.test" if email == "" else email
+    customer = CustomerRow(merchant_id=merchant.id, code=code, language=language, email=address)
     session.add(customer)
     session.flush()
     return customer
@@ -227,8 +242,8 @@ def test_each_pending_notification_is_sent_exactly_once(
     assert '<html lang="fr">' in body["text/html"]
     assert "<strong>160,00 €</strong>" in plain(body["text/html"])
 
-    # No email on file (nor in the payload): the reserved .invalid address.
-    assert rcpt2 == ["cus-john@customers.invalid"]
+    # No address in the payload: the customer's own.
+    assert rcpt2 == ["cus-john@example.test"]
     assert welcome["Subject"] == "Welcome to Kalenner"
     assert welcome["Content-Language"] == "en"
     assert "pro-monthly plan is now active" in parts(welcome)["text/plain"]
@@ -266,7 +281,7 @@ def test_server_down_leaves_rows_unsent_until_it_is_up(sessions: sessionmaker[Se
 
 
 @pytest.mark.parametrize("stage", ["rcpt", "data"])
-def test_a_rejected_message_stays_unsent_while_the_others_go(
+def test_a_rejected_message_is_parked_while_the_others_go(
     server: Server, sessions: sessionmaker[Session], stage: str
 ) -> None:
     with sessions.begin() as s:
@@ -286,36 +301,94 @@ def test_a_rejected_message_stays_unsent_while_the_others_go(
 
     assert report.sent == [ids[0], ids[2]]
     assert [f.notification_id for f in report.failed] == [ids[1]]
-    assert report.failed[0].permanent is True
+    assert (report.failed[0].permanent, report.failed[0].parked) == (True, True)
     assert "550" in report.failed[0].error
     assert report.stopped is None
     assert unsent(sessions) == [ids[1]]
     assert [rcpt for rcpt, _ in server.messages] == [["cus-a@x.test"], ["cus-c@x.test"]]
+    assert delivery(sessions, ids[1]) == (1, None, NOW)
+    assert "550" in (last_error(sessions, ids[1]) or "")
 
-    # Still refused on the next run: tried once more, still unsent, nothing else resent.
-    retry = deliver_pending(sessions, settings, LATER)
-    assert retry.sent == [] and [f.notification_id for f in retry.failed] == [ids[1]]
+    # Parked: a 5xx will not pass by itself, so no later run tries it again ...
+    refusals.clear()
+    assert deliver_pending(sessions, settings, LATER).attempted == 0
     assert len(server.messages) == 2
 
-    # Once the server takes it, it goes, once.
-    refusals.clear()
+    # ... until someone requeues it (the address was fixed); then it goes, once.
+    with sessions.begin() as s:
+        assert requeue(s, [ids[0], ids[1]]) == 1  # ids[0] was sent: not parked
     last = deliver_pending(sessions, settings, LATER)
     assert last.sent == [ids[1]]
     assert len(server.messages) == 3
     assert unsent(sessions) == []
 
 
-def test_a_temporary_refusal_is_reported_as_retryable(
+def delivery(sessions: sessionmaker[Session], row_id: int) -> tuple[int, Any, Any]:
+    """(attempts, next_attempt_at, failed_at) of one row."""
+    with sessions() as s:
+        row = s.get_one(NotificationRow, row_id)
+        return row.attempts, row.next_attempt_at, row.failed_at
+
+
+def last_error(sessions: sessionmaker[Session], row_id: int) -> str | None:
+    with sessions() as s:
+        return s.get_one(NotificationRow, row_id).last_error
+
+
+def test_a_temporary_refusal_waits_longer_each_time_then_parks(
     server: Server, sessions: sessionmaker[Session]
 ) -> None:
     with sessions.begin() as s:
         customer = add_customer(s, add_merchant(s), "cus-a", "en")
-        row = add_note(s, customer, "suspended", "en", email="a@x.test")
-    server.handler.refuse_data["a@x.test"] = "451 4.3.0 Try again later"
-    report = deliver_pending(sessions, settings_for(server.port), NOW)
-    assert report.sent == []
-    assert report.failed[0].notification_id == row and report.failed[0].permanent is False
+        row = add_note(s, customer, "suspended", "en")
+    server.handler.refuse_data["cus-a@example.test"] = "451 4.3.0 Try again later"
+    settings = settings_for(server.port)
+    at = NOW
+    waits = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        report = deliver_pending(sessions, settings, at)
+        [failure] = report.failed
+        assert (failure.notification_id, failure.permanent) == (row, False)
+        attempts, next_at, failed_at = delivery(sessions, row)
+        assert attempts == attempt
+        if attempt == MAX_ATTEMPTS:
+            assert failure.parked and failed_at == at
+            break
+        assert not failure.parked and failed_at is None
+        waits.append(next_at - at)
+        # Not before its time: a run a second early leaves it alone.
+        assert deliver_pending(sessions, settings, next_at - timedelta(seconds=1)).attempted == 0
+        at = next_at
+    minutes = [int(w.total_seconds() // 60) for w in waits]
+    assert minutes == [1, 4, 16, 64, 256, 360, 360, 360, 360]
+    assert [retry_delay(n) for n in (1, 2, 6, 50)] == [
+        timedelta(minutes=1),
+        timedelta(minutes=4),
+        timedelta(hours=6),
+        timedelta(hours=6),
+    ]
+    # Parked after the last attempt, even though the server would now take it.
+    server.handler.refuse_data.clear()
+    assert deliver_pending(sessions, settings, at + timedelta(days=1)).attempted == 0
     assert unsent(sessions) == [row]
+
+
+def test_a_customer_without_an_address_is_parked_not_mailed_to_nobody(
+    server: Server, sessions: sessionmaker[Session]
+) -> None:
+    with sessions.begin() as s:
+        merchant = add_merchant(s)
+        nobody = add_customer(s, merchant, "cus-nobody", "en", email=None)
+        somebody = add_customer(s, merchant, "cus-somebody", "en")
+        silent = add_note(s, nobody, "reactivated", "en")
+        told = add_note(s, nobody, "data_deletion_notice", "en", email="last@x.test")
+        heard = add_note(s, somebody, "reactivated", "en")
+    report = deliver_pending(sessions, settings_for(server.port), NOW)
+    assert report.sent == [told, heard]
+    [failure] = report.failed
+    assert (failure.notification_id, failure.permanent, failure.parked) == (silent, True, True)
+    assert failure.error == "customer cus-nobody has no email address on file"
+    assert [rcpt for rcpt, _ in server.messages] == [["last@x.test"], ["cus-somebody@example.test"]]
 
 
 def test_unrenderable_rows_and_bad_addresses_do_not_block_the_rest(

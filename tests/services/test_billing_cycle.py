@@ -18,11 +18,13 @@ from fairbill.simulator.result import ledger_balanced
 from fairbill.store.db import create_schema, make_engine, session_factory
 from fairbill.store.tables import (
     CustomerRow,
+    DecisionRow,
     FailedPaymentRow,
     InvoiceRow,
     JournalEntryRow,
     JournalTransactionRow,
     MerchantRow,
+    NotificationRow,
     PaymentMethodRow,
     PaymentRow,
     PlanRow,
@@ -182,3 +184,72 @@ def test_the_chunked_path_renews_in_several_chunks() -> None:
     # Running the same instant again renews nothing: each job is idempotent.
     again = billing_cycle.renew_due(ctx, chunk_size=2)
     assert (again.renewed, again.failed) == (0, 0)
+
+
+def _accounts(ctx: Ctx) -> dict[str, Any]:
+    """What dunning decides for an account: its status, its retention date, its decisions
+    and the failure and suspension notices (receipts' payloads differ between the paths)."""
+    s = ctx.session
+    return {
+        "customers": [
+            (c.id, c.status, c.data_retained_until)
+            for c in s.scalars(select(CustomerRow).order_by(CustomerRow.id))
+        ],
+        "decisions": sorted(
+            (d.customer_id, d.at, d.action, d.outcome, d.amount_minor, d.explanation)
+            for d in s.scalars(select(DecisionRow))
+        ),
+        "notices": sorted(
+            (n.customer_id, n.at, n.template, n.language, tuple(sorted(n.payload.items())))
+            for n in s.scalars(
+                select(NotificationRow).where(
+                    NotificationRow.template.in_(("payment_failed", "suspended"))
+                )
+            )
+        ),
+        "suspended_at": [
+            (x.id, x.suspended_at, x.failed_attempts, x.first_failed_at)
+            for x in s.scalars(select(SubscriptionRow).order_by(SubscriptionRow.id))
+        ],
+    }
+
+
+def test_suspensions_at_the_last_retry_match_the_one_by_one_path() -> None:
+    until = START + timedelta(days=75)
+    bulk_ctx, bulk_clock = _world({1, 3, 4})
+    _run(bulk_ctx, bulk_clock, bulk=True, until=until)
+    orm_ctx, orm_clock = _world({1, 3, 4})
+    _run(orm_ctx, orm_clock, bulk=False, until=until)
+    bulk = _accounts(bulk_ctx)
+    assert bulk == _accounts(orm_ctx)
+    assert _snapshot(bulk_ctx) == _snapshot(orm_ctx)
+    assert [c[1] for c in bulk["customers"]].count("suspended") == 3
+    assert ledger_balanced(bulk_ctx)
+
+
+def test_the_last_retry_is_chunked_only_without_another_retry_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ctx, clock = _world({1, 3})
+    clock.advance_to(clock.now() + timedelta(hours=1))
+    # Customer 2 gets a second subscription on the same declining card.
+    subscriptions.subscribe(ctx, ctx.session.get_one(CustomerRow, 2), "solo", payment_method="card")
+    ctx.session.commit()
+    chunked: list[int] = []
+    suspend = billing_cycle._suspend_customer
+
+    def spy(ctx: Ctx, out: Any, customer_id: int, language: str) -> None:
+        chunked.append(customer_id)
+        suspend(ctx, out, customer_id, language)
+
+    monkeypatch.setattr(billing_cycle, "_suspend_customer", spy)
+    day = START.replace(hour=0) + timedelta(days=1)
+    while day <= START + timedelta(days=45):  # once a day at midnight, as in production
+        clock.advance_to(day)
+        scheduler.run_due(ctx)
+        ctx.session.commit()
+        day += timedelta(days=1)
+    statuses = {c.id: c.status for c in ctx.session.scalars(select(CustomerRow))}
+    assert (statuses[2], statuses[4]) == ("suspended", "suspended")
+    # Customer 2's two last retries fall due at one run: they stay one by one.
+    assert chunked == [4]

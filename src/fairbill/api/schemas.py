@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 # Bounds that keep every stored number inside its column: counts live in 32-bit integer
 # columns on PostgreSQL, amounts in 64-bit minor units (a price of at most 9 digits, times
@@ -97,6 +97,7 @@ class PaymentMethodIn(Body):
 
 class CustomerIn(Body):
     id: Code
+    email: EmailStr | None = None  # where notifications go; none: they are parked
     type: Literal["consumer", "business"] = "business"
     acquisition: Literal["self_serve", "direct_marketing"] = "self_serve"
     flags: list[Code] = Field(default_factory=list, max_length=20)

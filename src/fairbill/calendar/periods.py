@@ -66,7 +66,7 @@ def localize(naive: datetime, tz: ZoneInfo) -> datetime:
     """Attach ``tz`` to a wall-clock time. A time in a DST gap moves forward by the gap;
     an ambiguous time takes its first occurrence (fold=0)."""
     aware = naive.replace(tzinfo=tz, fold=0)
-    roundtrip = aware.astimezone(ZoneInfo("UTC")).astimezone(tz)
+    roundtrip = aware.astimezone(UTC).astimezone(tz)
     if roundtrip.replace(tzinfo=None) != naive:  # nonexistent wall time (spring forward)
         return roundtrip
     return aware
@@ -79,11 +79,21 @@ def add_months(anchor: datetime, months: int) -> datetime:
     index = anchor.year * 12 + (anchor.month - 1) + months
     year, month = divmod(index, 12)
     month += 1
-    last_day = _stdlib_calendar.monthrange(year, month)[1]
+    last_day = _last_day(year, month)
     naive = anchor.replace(tzinfo=None, year=year, month=month, day=min(anchor.day, last_day))
     tz = anchor.tzinfo
     assert isinstance(tz, ZoneInfo)
     return localize(naive, tz)
+
+
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _last_day(year: int, month: int) -> int:
+    """``calendar.monthrange(year, month)[1]`` without the weekday it also computes."""
+    if month == 2:
+        return 29 if _stdlib_calendar.isleap(year) else 28
+    return _DAYS_IN_MONTH[month]
 
 
 def period_start(anchor: datetime, interval: Interval, index: int) -> datetime:
@@ -96,16 +106,29 @@ def period_at(anchor: datetime, interval: Interval, index: int) -> Period:
 
 def period_index(anchor: datetime, interval: Interval, instant: datetime) -> int:
     """The index of the period containing ``instant`` (negative before the anchor)."""
+    return _locate(anchor, interval, instant)[0]
+
+
+def period_containing(anchor: datetime, interval: Interval, instant: datetime) -> Period:
+    _, start, end = _locate(anchor, interval, instant)
+    return Period(start, end)
+
+
+def _locate(
+    anchor: datetime, interval: Interval, instant: datetime
+) -> tuple[int, datetime, datetime]:
+    """The index of the period containing ``instant``, with the bounds the search computed
+    anyway: ``period_at`` of the index would compute both again."""
     months = (instant.year - anchor.year) * 12 + (instant.month - anchor.month)
     index = months // interval.months
     # The month difference can be one too high or too low around clamped/late days.
     when = _utc(instant)
-    while _utc(period_start(anchor, interval, index)) > when:
+    start = period_start(anchor, interval, index)
+    while _utc(start) > when:
         index -= 1
-    while _utc(period_start(anchor, interval, index + 1)) <= when:
+        start = period_start(anchor, interval, index)
+    end = period_start(anchor, interval, index + 1)
+    while _utc(end) <= when:
         index += 1
-    return index
-
-
-def period_containing(anchor: datetime, interval: Interval, instant: datetime) -> Period:
-    return period_at(anchor, interval, period_index(anchor, interval, instant))
+        start, end = end, period_start(anchor, interval, index + 1)
+    return index, start, end

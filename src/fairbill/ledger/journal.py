@@ -48,8 +48,18 @@ def imbalance(legs: Iterable[tuple[str, int]]) -> dict[str, int]:
 def check_balanced(legs: tuple[Leg, ...]) -> None:
     if len(legs) < 2:
         raise UnbalancedTransaction("a transaction needs at least two legs")
+    if len(legs) == 2:
+        # The common transfer: two exactly opposite amounts of one currency, the first
+        # rounded (so the second is), balance. Anything else gets the full checks below.
+        first, second = legs[0].amount, legs[1].amount
+        if (
+            first.currency == second.currency
+            and first.amount == second.amount.copy_negate()
+            and first.is_rounded()
+        ):
+            return
     for leg in legs:
-        if leg.amount.round().amount != leg.amount.amount:
+        if not leg.amount.is_rounded():
             raise UnbalancedTransaction(f"leg {leg.account} is not rounded: {leg.amount!r}")
     off = imbalance((leg.amount.currency, leg.amount.minor) for leg in legs)
     if off:

@@ -17,9 +17,13 @@ database failure) after the server accepted the message and before ``sent_at`` w
 committed sends it again on the next run. That window is one commit wide, and the resend
 carries the same Message-ID (``<fairbill.notification.ID@…>``), so it is recognisable.
 
-Retry state: with today's columns a failed row is simply tried again on every run (each
-run tries a row at most once). A permanently failing row (bad address, 5xx) is therefore
-retried on every run until someone looks; the run's ``DeliveryReport`` lists it.
+Retries: a row that failed for a reason that may pass (a 4xx reply) waits before its
+next attempt, 1 minute after the first failure, then 4, 16, 64 … up to 6 hours between
+attempts (``retry_delay``); after ``MAX_ATTEMPTS`` failures, or at once for a failure that
+cannot pass (no address on file, an unusable address, a 5xx reply, a template that does
+not render), it is *parked*: ``failed_at`` and ``last_error`` say when and why, and no
+run tries it again until ``requeue`` puts it back. An unreachable server is not the
+row's fault: it costs no attempt. Rows are never deleted, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -51,7 +55,9 @@ from fairbill.store.tables import CustomerRow, MerchantRow, NotificationRow
 
 log = logging.getLogger("fairbill.notify")
 
-INVALID_DOMAIN = "customers.invalid"
+MAX_ATTEMPTS = 10
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +65,13 @@ class Failure:
     notification_id: int
     error: str
     permanent: bool  # retrying will not help (render error, bad address, 5xx)
+    parked: bool = False  # no run tries it again until ``requeue``
 
 
 @dataclass
 class DeliveryReport:
     sent: list[int] = field(default_factory=list)  # notification ids, in the order sent
-    failed: list[Failure] = field(default_factory=list)  # left unsent, tried next run
+    failed: list[Failure] = field(default_factory=list)  # left unsent: retried later or parked
     stopped: str | None = None  # why the run ended early (server unreachable, db error)
 
     @property
@@ -80,13 +87,38 @@ class _Merchant:
     policy_ref: str
 
 
+class NoAddress(BadAddress):
+    """The customer has no email address on file."""
+
+
 def recipient(customer: CustomerRow, payload: dict[str, Any]) -> str:
-    """``payload["email"]`` when present; customers have no email column yet, so otherwise
-    an address in the reserved ``.invalid`` domain that no server will deliver."""
-    email = payload.get("email")
-    if isinstance(email, str) and email.strip():
-        return email.strip()
-    return f"{customer.code}@{INVALID_DOMAIN}"
+    """``payload["email"]`` when the message names its own address (the data deletion
+    notice, sent after the customer's address was erased), else the customer's."""
+    for email in (payload.get("email"), customer.email):
+        if isinstance(email, str) and email.strip():
+            return email.strip()
+    raise NoAddress(f"customer {customer.code} has no email address on file")
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failure: ×4 each time from 1 minute, at most 6 h."""
+    steps = min(max(attempts - 1, 0), 10)  # 4**10 minutes is far past the cap already
+    return min(FIRST_RETRY * (1 << 2 * steps), LONGEST_RETRY)
+
+
+def requeue(session: Session, notification_ids: list[int]) -> int:
+    """Put parked rows back in the queue (after the address or the template was fixed):
+    their attempts start again. Returns how many rows were parked."""
+    rows = session.scalars(
+        select(NotificationRow).where(
+            NotificationRow.id.in_(notification_ids),
+            NotificationRow.sent_at.is_(None),
+            NotificationRow.failed_at.is_not(None),
+        )
+    ).all()
+    for row in rows:
+        row.failed_at, row.next_attempt_at, row.attempts = None, None, 0
+    return len(rows)
 
 
 def deliver_pending(
@@ -107,25 +139,25 @@ def deliver_pending(
             sent_id: int | None = None
             try:
                 with session_factory() as session, session.begin():
-                    row = _claim_next(session, last_id)
+                    row = _claim_next(session, last_id, now)
                     if row is None:
                         break
                     last_id = row.id
                     try:
                         email = _compose(session, row, settings, now, merchants, quotes)
                     except (RenderError, BadAddress) as exc:
-                        _fail(report, row.id, str(exc), permanent=True)
+                        _fail(report, row, now, str(exc), permanent=True)
                         continue
                     except SQLAlchemyError:
                         raise
                     except Exception as exc:  # one bad row must not block the outbox
                         log.exception("outbox: cannot compose notification %s", row.id)
-                        _fail(report, row.id, f"{type(exc).__name__}: {exc}", permanent=True)
+                        _fail(report, row, now, f"{type(exc).__name__}: {exc}", permanent=True)
                         continue
                     try:
                         connection.send(email)
                     except Rejected as exc:
-                        _fail(report, row.id, str(exc), permanent=exc.permanent)
+                        _fail(report, row, now, str(exc), permanent=exc.permanent)
                         continue
                     except Unreachable as exc:
                         report.stopped = str(exc)
@@ -179,10 +211,15 @@ def deliver_forever(
 
 
 # -- the steps ---------------------------------------------------------------------------------
-def _claim_next(session: Session, after_id: int) -> NotificationRow | None:
+def _claim_next(session: Session, after_id: int, now: datetime) -> NotificationRow | None:
     query = (
         select(NotificationRow)
-        .where(NotificationRow.sent_at.is_(None), NotificationRow.id > after_id)
+        .where(
+            NotificationRow.sent_at.is_(None),
+            NotificationRow.failed_at.is_(None),
+            or_(NotificationRow.next_attempt_at.is_(None), NotificationRow.next_attempt_at <= now),
+            NotificationRow.id > after_id,
+        )
         .order_by(NotificationRow.id)
         .limit(1)
     )
@@ -254,7 +291,18 @@ def _with_quotes(
     return out
 
 
-def _fail(report: DeliveryReport, notification_id: int, error: str, *, permanent: bool) -> None:
-    report.failed.append(Failure(notification_id, error, permanent))
-    kind = "permanent" if permanent else "will retry"
-    log.warning("outbox: notification %s not sent (%s): %s", notification_id, kind, error)
+def _fail(
+    report: DeliveryReport, row: NotificationRow, now: datetime, error: str, *, permanent: bool
+) -> None:
+    """Count the attempt on the row (committed with the run's transaction for the row)."""
+    row.attempts += 1
+    row.last_error = error[:500]
+    parked = permanent or row.attempts >= MAX_ATTEMPTS
+    retry_at = now + retry_delay(row.attempts)
+    if parked:
+        row.failed_at = now
+    else:
+        row.next_attempt_at = retry_at
+    report.failed.append(Failure(row.id, error, permanent, parked))
+    kind = "parked" if parked else f"retry at {retry_at.isoformat()}"
+    log.warning("outbox: notification %s not sent (%s): %s", row.id, kind, error)

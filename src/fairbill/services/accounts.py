@@ -232,6 +232,8 @@ def delete_data_if_due(ctx: Ctx, customer: CustomerRow) -> None:
     if due is None or customer.data_deleted_at is not None or due > ctx.now:
         return
     customer.data_deleted_at = ctx.now
+    # The notice below is the last message: it carries the address, which is erased here.
+    address, customer.email = customer.email, None
     ctx.record(
         customer,
         Decision(
@@ -242,7 +244,7 @@ def delete_data_if_due(ctx: Ctx, customer: CustomerRow) -> None:
             explanation="The retention period ended: the account data is deleted.",
         ),
     )
-    ctx.notify(customer, "data_deletion_notice")
+    ctx.notify(customer, "data_deletion_notice", **({"email": address} if address else {}))
 
 
 def export_data(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:

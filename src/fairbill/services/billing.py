@@ -217,7 +217,13 @@ def charge(
                 attempt=len(attempts) + 1,
             )
         )
-        ctx.notify(customer, "payment_failed", invoice=str(invoice.number), amount=amount.text())
+        ctx.notify(
+            customer,
+            "payment_failed",
+            invoice=str(invoice.number),
+            amount=amount.text(),
+            currency=amount.currency,
+        )
         return False
     payment = PaymentRow(
         customer_id=customer.id,

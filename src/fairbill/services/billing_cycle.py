@@ -13,20 +13,23 @@ Both paths write the same rows with the same idempotency keys.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from fairbill.calendar.periods import Interval, period_at, period_index
-from fairbill.decisions.dunning import decide_failure, retry_offsets
-from fairbill.gateway.port import ChargeResult
+from fairbill.calendar.periods import Interval, period_containing
+from fairbill.decisions.disputes import retention_until
+from fairbill.decisions.dunning import FailureOutcome, decide_failure, retry_offsets
+from fairbill.gateway.port import ChargeResult, PaymentGateway, RefundResult
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Transaction, transfer
+from fairbill.money import Money
 from fairbill.services.context import Ctx
+from fairbill.store.bulk import BulkWriter
 from fairbill.store.ids import allocate_ids
 from fairbill.store.tables import (
     CreditNoteRow,
@@ -44,6 +47,9 @@ from fairbill.store.tables import (
 )
 
 CHUNK = 2000
+
+# ``decide_failure`` for one merchant: (attempt, first failure, amount) -> outcome.
+_Decide = Callable[[int, datetime, Money], FailureOutcome]
 
 
 @dataclass
@@ -71,6 +77,7 @@ class _Chunk:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     subs: list[dict[str, Any]] = field(default_factory=list)
+    customers: list[dict[str, Any]] = field(default_factory=list)
     txns: list[Transaction] = field(default_factory=list)
     txn_customer: dict[str, int] = field(default_factory=dict)
 
@@ -82,12 +89,13 @@ def renew_due(ctx: Ctx, chunk_size: int = CHUNK) -> CycleStats:
     plain_codes = [code for code, plan in plans.items() if plan.plain]
     if not plain_codes:
         return stats
+    decide = _failure_rule(ctx)
     ctx.session.flush()
     while True:
         rows = ctx.session.execute(_due_query(ctx, plain_codes).limit(chunk_size)).all()
         if not rows:
             break
-        _renew_chunk(ctx, rows, plans, stats)
+        _renew_chunk(ctx, rows, plans, stats, decide)
         stats.chunks += 1
         if len(rows) < chunk_size:
             break
@@ -156,28 +164,36 @@ def _next_numbers(ctx: Ctx, model: Any, customer_ids: set[int]) -> dict[int, int
     return {cid: int(found.get(cid) or 0) for cid in customer_ids}
 
 
-def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: CycleStats) -> None:
+def _renew_chunk(
+    ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: CycleStats, decide: _Decide
+) -> None:
     from fairbill.services.subscriptions import tier_price_minor
 
     now = ctx.now
+    stamp = now.isoformat()
+    currency, tz = ctx.currency, ctx.merchant.tz
     customers = {r.customer_id for r in rows}
     invoice_no = _next_numbers(ctx, InvoiceRow, customers)
     payment_no = _next_numbers(ctx, PaymentRow, customers)
     out = _Chunk()
+    # A chunk has a handful of distinct prices: one Money and one text each.
+    amounts: dict[int, tuple[Money, str]] = {}
     for r in rows:
         plan = plans[r.plan_code]
-        anchor = ctx.local(r.anchor)
-        index = period_index(anchor, plan.interval, ctx.local(r.current_period_end))
-        period = period_at(anchor, plan.interval, index)
+        # ``ctx.local`` inlined: this loop runs once per renewal.
+        period = period_containing(
+            r.anchor.astimezone(tz), plan.interval, r.current_period_end.astimezone(tz)
+        )
         price = tier_price_minor(plan.row, r.usage_level)
         invoice_no[r.customer_id] += 1
         number = invoice_no[r.customer_id]
-        amount = ctx.money(price)
+        if price not in amounts:
+            money = ctx.money(price)
+            amounts[price] = (money, money.text())
+        amount, amount_text = amounts[price]
         # Nothing due, nothing charged (as billing.collect does for the one-by-one path).
         charge = (
-            ctx.gateway.charge(
-                r.token, amount, f"charge:{r.customer_id}:{number}:0:0:{now.isoformat()}"
-            )
+            ctx.gateway.charge(r.token, amount, f"charge:{r.customer_id}:{number}:0:0:{stamp}")
             if price
             else ChargeResult(True, None)
         )
@@ -186,7 +202,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
             "subscription_id": r.id,
             "number": number,
             "issued_at": now,
-            "currency": ctx.currency,
+            "currency": currency,
             "total_minor": price,
             "wallet_applied_minor": 0,
             "credit_applied_minor": 0,
@@ -229,7 +245,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
                     "number": pnum,
                     "at": now,
                     "amount_minor": price,
-                    "currency": ctx.currency,
+                    "currency": currency,
                     "method": r.payment_method,
                     "refunded_minor": 0,
                     "settled_minor": price,
@@ -257,12 +273,12 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
                     now,
                     "receipt",
                     r.language or ctx.policy.language,
-                    {"invoice": str(number), "amount": amount.text()},
+                    {"invoice": str(number), "amount": amount_text, "currency": currency},
                 )
             )
             stats.renewed += 1
         elif price:
-            outcome = decide_failure(ctx.merchant, 1, now, amount)
+            outcome = decide(1, now, amount)
             out.failures.append(
                 {
                     "customer_id": r.customer_id,
@@ -280,7 +296,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
                     now,
                     "payment_failed",
                     r.language or ctx.policy.language,
-                    {"invoice": str(number), "amount": amount.text()},
+                    {"invoice": str(number), "amount": amount_text, "currency": currency},
                 )
             )
             sub |= {
@@ -303,77 +319,85 @@ def _note(
         "template": template,
         "language": language,
         "payload": payload,
+        "attempts": 0,  # given, so the bulk insert has no column default to fill in
     }
 
 
 def _write(ctx: Ctx, out: _Chunk) -> None:
     # Core statements on the session's connection: the same transaction, no ORM bookkeeping.
     conn = ctx.session.connection()
+    writer = BulkWriter(conn)  # ``out`` keeps every bound value alive until the end
     invoices = table(InvoiceRow)
     ids = allocate_ids(conn, invoices, len(out.invoices))
     for invoice, invoice_id in zip(out.invoices, ids, strict=True):
         invoice["id"] = invoice_id
-    conn.execute(insert(invoices), out.invoices)
+    writer.execute(insert(invoices), out.invoices)
     for line, invoice_id in zip(out.lines, ids, strict=True):
         line["invoice_id"] = invoice_id
-    conn.execute(insert(table(InvoiceLineRow)), out.lines)
+    writer.execute(insert(table(InvoiceLineRow)), out.lines)
     # Payments and failures point at their invoice by its position in the chunk until now.
     for row in (*out.payments, *out.failures):
         row["invoice_id"] = ids[row["invoice_id"]]
     if out.payments:
-        conn.execute(insert(table(PaymentRow)), out.payments)
+        writer.execute(insert(table(PaymentRow)), out.payments)
     if out.failures:
-        conn.execute(insert(table(FailedPaymentRow)), out.failures)
-        conn.execute(insert(table(DecisionRow)), out.decisions)
+        writer.execute(insert(table(FailedPaymentRow)), out.failures)
+        writer.execute(insert(table(DecisionRow)), out.decisions)
     if out.notes:
-        conn.execute(insert(table(NotificationRow)), out.notes)
+        writer.execute(insert(table(NotificationRow)), out.notes)
     ctx.post_many(out.txns, out.txn_customer)
-    subs = table(SubscriptionRow)
-    columns = {key for sub in out.subs for key in sub if key != "id"}
-    # One executemany per shape of row: renewed ones and failed ones carry different columns.
-    for shape in ({"current_period_start", "current_period_end", "price_minor"}, columns):
-        rows = [
-            {"sub_id": r["id"], **{k: r[k] for k in shape}}
-            for r in out.subs
-            if set(r) - {"id"} == shape
-        ]
-        if rows:
-            conn.execute(
-                update(subs).where(subs.c.id == bindparam("sub_id")),
-                rows,
-            )
+    # Renewed and failed rows carry different columns: one executemany per shape.
+    _update_by_shape(writer, table(SubscriptionRow), out.subs)
 
 
 # -- retries ---------------------------------------------------------------------------------
+# Built once: an alias proxies every column of its table, which costs more than the rest of
+# the retry query (and that query is built twice a day per merchant).
+_OTHER_INVOICE = aliased(InvoiceRow)
+_SIBLING = aliased(SubscriptionRow)
+
+
 def retry_due(ctx: Ctx, chunk_size: int = CHUNK) -> CycleStats:
     """Retry, in chunks, this merchant's failed renewals whose retry is due now.
 
     Selected here: a past-due subscription with one open renewal invoice, charged to a card
-    in the merchant's currency, no wallet balance or unapplied credit note, and a retry that
-    is not the last (a last failure suspends the account: the scheduler hands those to
-    ``accounts.retry_due``, as it does every other case).
+    in the merchant's currency, no wallet balance or unapplied credit note. Earlier retries
+    first; then last retries (a failure suspends the account), in the scheduler's order
+    (period end, id), and only when no other subscription of the customer is still due for
+    a retry: the account's state then depends on no order between them. Only failures are
+    written here: a retry that is paid goes to ``accounts.retry_due`` (its charge is
+    idempotent: it gets the same result), as does every case not selected here (from the
+    scheduler), an invoice with nothing left to pay included.
     """
     stats = CycleStats()
     offsets, _ = retry_offsets(ctx.merchant)
+    decide = _failure_rule(ctx)
     ctx.session.flush()
-    while True:
-        rows = ctx.session.execute(_retry_query(ctx, len(offsets)).limit(chunk_size)).all()
-        if not rows:
-            break
-        _retry_chunk(ctx, rows, stats)
-        stats.chunks += 1
-        if len(rows) < chunk_size:
-            break
+    for last in (False, True):
+        while True:
+            query = _retry_query(ctx, len(offsets), last).limit(chunk_size)
+            rows = ctx.session.execute(query).all()
+            if not rows:
+                break
+            _retry_chunk(ctx, rows, stats, decide)
+            stats.chunks += 1
+            if len(rows) < chunk_size:
+                break
     ctx.session.expire_all()
     return stats
 
 
-def _retry_query(ctx: Ctx, retries: int) -> Any:
+def _retry_query(ctx: Ctx, retries: int, last: bool) -> Any:
     s, c, inv = SubscriptionRow, CustomerRow, InvoiceRow
     unapplied = exists().where(
         CreditNoteRow.customer_id == s.customer_id, CreditNoteRow.applied_to_invoice_id.is_(None)
     )
-    others = aliased(InvoiceRow)
+    others, sibling = _OTHER_INVOICE, _SIBLING
+    sibling_retry_due = exists().where(
+        sibling.customer_id == s.customer_id,
+        sibling.id != s.id,
+        sibling.next_retry_at <= ctx.now,
+    )
     open_invoices = (
         select(func.count())
         .select_from(others)
@@ -381,7 +405,7 @@ def _retry_query(ctx: Ctx, retries: int) -> Any:
         .correlate(s)
         .scalar_subquery()
     )
-    return (
+    query = (
         select(
             s.id,
             s.customer_id,
@@ -416,19 +440,24 @@ def _retry_query(ctx: Ctx, retries: int) -> Any:
             ~unapplied,
             s.status == "past_due",
             s.next_retry_at <= ctx.now,
-            s.failed_attempts < retries,
             s.first_failed_at.is_not(None),
             inv.period_start > s.started_at,
+            inv.total_minor
+            - inv.credit_applied_minor
+            - inv.wallet_applied_minor
+            - inv.amount_paid_minor
+            > 0,
             open_invoices == 1,
         )
-        .order_by(s.next_retry_at, s.id)
     )
+    if last:
+        query = query.where(s.failed_attempts == retries, ~sibling_retry_due)
+        return query.order_by(s.current_period_end, s.id)
+    return query.where(s.failed_attempts < retries).order_by(s.next_retry_at, s.id)
 
 
-def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
+def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats, decide: _Decide) -> None:
     now = ctx.now
-    customers = {r.customer_id for r in rows}
-    payment_no = _next_numbers(ctx, PaymentRow, customers)
     attempts = dict(
         ctx.session.execute(
             select(FailedPaymentRow.invoice_id, func.count())
@@ -439,70 +468,20 @@ def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
         .all()
     )
     out = _Chunk()
-    invoice_updates: list[dict[str, Any]] = []
+    paid: list[Any] = []
     for r in rows:
         tried = int(attempts.get(r.invoice_id, 0))
         amount = ctx.money(r.due)
         language = r.language or ctx.policy.language
-        charge = ctx.gateway.charge(
-            r.token,
-            amount,
-            f"charge:{r.customer_id}:{r.invoice_number}:{tried}:0:{now.isoformat()}",
-        )
+        key = f"charge:{r.customer_id}:{r.invoice_number}:{tried}:0:{now.isoformat()}"
+        charge = ctx.gateway.charge(r.token, amount, key)
         if charge.ok:
-            payment_no[r.customer_id] += 1
-            number = payment_no[r.customer_id]
-            out.payments.append(
-                {
-                    "customer_id": r.customer_id,
-                    "invoice_id": r.invoice_id,
-                    "number": number,
-                    "at": now,
-                    "amount_minor": r.due,
-                    "currency": ctx.currency,
-                    "method": r.payment_method,
-                    "refunded_minor": 0,
-                    "settled_minor": r.due,
-                    "settled_refunded_minor": 0,
-                    "is_duplicate": False,
-                    "gateway_ref": charge.reference or "",
-                }
-            )
-            invoice_updates.append({"invoice_id": r.invoice_id, "paid": r.due})
-            key = f"pay:{r.customer_id}:{number}"
-            out.txns.append(
-                transfer(
-                    key,
-                    now,
-                    f"payment {number} for invoice {r.invoice_number}",
-                    Account.CASH,
-                    Account.RECEIVABLE,
-                    amount,
-                )
-            )
-            out.txn_customer[key] = r.customer_id
-            out.notes.append(
-                _note(
-                    r.customer_id,
-                    now,
-                    "receipt",
-                    language,
-                    {"invoice": str(r.invoice_number), "amount": amount.text()},
-                )
-            )
-            out.subs.append(
-                {
-                    "id": r.id,
-                    "status": "active",
-                    "first_failed_at": None,
-                    "failed_attempts": 0,
-                    "next_retry_at": None,
-                }
-            )
-            stats.renewed += 1
+            # Recoveries are rare and have rules of their own (receipt, welcome,
+            # reactivation): the one-by-one path writes them, from this same charge.
+            paid.append((r, key, charge))
             continue
         attempt = r.failed_attempts + 1
-        outcome = decide_failure(ctx.merchant, attempt, ctx.local(r.first_failed_at), amount)
+        outcome = decide(attempt, ctx.local(r.first_failed_at), amount)
         out.failures.append(
             {
                 "customer_id": r.customer_id,
@@ -520,20 +499,92 @@ def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
                 now,
                 "payment_failed",
                 language,
-                {"invoice": str(r.invoice_number), "amount": amount.text()},
+                {
+                    "invoice": str(r.invoice_number),
+                    "amount": amount.text(),
+                    "currency": ctx.currency,
+                },
             )
         )
-        out.subs.append(
-            {
-                "id": r.id,
-                "status": "past_due",
-                "first_failed_at": r.first_failed_at,
-                "failed_attempts": attempt,
-                "next_retry_at": outcome.next_retry_at,
-            }
-        )
+        sub = {
+            "id": r.id,
+            "status": "past_due",
+            "first_failed_at": r.first_failed_at,
+            "failed_attempts": attempt,
+            "next_retry_at": outcome.next_retry_at,
+        }
+        if outcome.suspend:
+            sub |= {"status": "suspended", "suspended_at": now}
+            _suspend_customer(ctx, out, r.customer_id, language)
+        out.subs.append(sub)
         stats.failed += 1
-    _write_retries(ctx, out, invoice_updates)
+    _write_retries(ctx, out)
+    _retry_one_by_one(ctx, paid, stats)
+
+
+def _retry_one_by_one(
+    ctx: Ctx, paid: list[tuple[Any, str, ChargeResult]], stats: CycleStats
+) -> None:
+    """Paid retries, written by ``accounts.retry_due`` (receipt, welcome and reactivation
+    rules of their own). It charges under the same idempotency key as the chunk did; the
+    chunk's answer is handed back for that key rather than asking the gateway again."""
+    from fairbill.services import accounts
+
+    if not paid:
+        return
+    ctx.session.expire_all()  # the ORM must see the chunk's Core writes
+    gateway = ctx.gateway
+    ctx.gateway = _Charged(gateway, {key: charge for _, key, charge in paid})
+    try:
+        for r, _, _ in paid:
+            customer = ctx.session.get_one(CustomerRow, r.customer_id)
+            accounts.retry_due(ctx, customer, ctx.session.get_one(SubscriptionRow, r.id))
+            stats.renewed += 1
+        ctx.session.flush()
+    finally:
+        ctx.gateway = gateway
+
+
+@dataclass
+class _Charged:
+    """A gateway that answers the charges already made from their results, once each."""
+
+    inner: PaymentGateway
+    made: dict[str, ChargeResult]
+
+    def charge(self, token: str, amount: Money, idempotency_key: str) -> ChargeResult:
+        made = self.made.pop(idempotency_key, None)
+        return made if made is not None else self.inner.charge(token, amount, idempotency_key)
+
+    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
+        return self.inner.refund(charge_reference, amount, idempotency_key)
+
+
+def _suspend_customer(ctx: Ctx, out: _Chunk, customer_id: int, language: str) -> None:
+    """``billing.suspend`` for the account of a last failed retry: the query selected it
+    active, with no other retry due, so this is its only suspension in the chunk."""
+    until, _ = retention_until(ctx.merchant, "suspension", ctx.now)
+    customer = {"id": customer_id, "status": "suspended"}
+    if until is not None:
+        customer["data_retained_until"] = until
+    out.customers.append(customer)
+    out.notes.append(_note(customer_id, ctx.now, "suspended", language, {}))
+
+
+def _failure_rule(ctx: Ctx) -> _Decide:
+    """``decide_failure``, memoised: rows failing at one instant share attempt, first
+    failure and amount, and formatting the decision's text is most of its cost. Keyed on
+    the UTC instant: local times one DST fold apart compare equal but are not."""
+    cache: dict[tuple[int, datetime, Money], FailureOutcome] = {}
+
+    def decide(attempt: int, first_failure: datetime, amount: Money) -> FailureOutcome:
+        key = (attempt, first_failure.astimezone(UTC), amount)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = decide_failure(ctx.merchant, attempt, first_failure, amount)
+        return found
+
+    return decide
 
 
 def _decision_row(ctx: Ctx, customer_id: int, decision: Any, amount_minor: int) -> dict[str, Any]:
@@ -550,35 +601,25 @@ def _decision_row(ctx: Ctx, customer_id: int, decision: Any, amount_minor: int) 
     }
 
 
-def _write_retries(ctx: Ctx, out: _Chunk, invoice_updates: list[dict[str, Any]]) -> None:
-    conn = ctx.session.connection()
-    if out.payments:
-        conn.execute(insert(table(PaymentRow)), out.payments)
+def _write_retries(ctx: Ctx, out: _Chunk) -> None:
+    """The failed retries of a chunk: no money moved, so no payment and no journal."""
+    writer = BulkWriter(ctx.session.connection())  # ``out`` keeps bound values alive
     if out.failures:
-        conn.execute(insert(table(FailedPaymentRow)), out.failures)
-        conn.execute(insert(table(DecisionRow)), out.decisions)
+        writer.execute(insert(table(FailedPaymentRow)), out.failures)
+        writer.execute(insert(table(DecisionRow)), out.decisions)
     if out.notes:
-        conn.execute(insert(table(NotificationRow)), out.notes)
-    if invoice_updates:
-        invoices = table(InvoiceRow)
-        conn.execute(
-            update(invoices)
-            .where(invoices.c.id == bindparam("invoice_id"))
-            .values(
-                amount_paid_minor=invoices.c.amount_paid_minor + bindparam("paid"), status="paid"
-            ),
-            invoice_updates,
-        )
-    ctx.post_many(out.txns, out.txn_customer)
-    subs = table(SubscriptionRow)
-    conn.execute(
-        update(subs)
-        .where(subs.c.id == bindparam("sub_id"))
-        .values(
-            status=bindparam("status"),
-            first_failed_at=bindparam("first_failed_at"),
-            failed_attempts=bindparam("failed_attempts"),
-            next_retry_at=bindparam("next_retry_at"),
-        ),
-        [{"sub_id": r["id"], **{k: v for k, v in r.items() if k != "id"}} for r in out.subs],
-    )
+        writer.execute(insert(table(NotificationRow)), out.notes)
+    _update_by_shape(writer, table(SubscriptionRow), out.subs)
+    _update_by_shape(writer, table(CustomerRow), out.customers)
+
+
+def _update_by_shape(writer: BulkWriter, target: Any, rows: list[dict[str, Any]]) -> None:
+    """UPDATE ``target`` by id, one executemany per set of columns: an executemany sets
+    the same columns on every row, and each row must change only its own."""
+    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        params = {"row_id" if key == "id" else key: value for key, value in row.items()}
+        shapes.setdefault(frozenset(params), []).append(params)
+    statement = update(target).where(target.c.id == bindparam("row_id"))
+    for batch in shapes.values():
+        writer.execute(statement, batch)  # the columns to set are the parameters' keys

@@ -28,6 +28,7 @@ from fairbill.ledger.journal import Transaction, check_balanced
 from fairbill.money import Money
 from fairbill.policy.model import ItemKind, Policy
 from fairbill.services.clock import Clock
+from fairbill.store.bulk import BulkWriter
 from fairbill.store.ids import allocate_ids
 from fairbill.store.tables import (
     CustomerRow,
@@ -260,7 +261,8 @@ class Ctx:
         conn = self.session.connection()
         journal = table(JournalTransactionRow)
         ids = allocate_ids(conn, journal, len(fresh))
-        conn.execute(
+        writer = BulkWriter(conn)  # its instants are the txns' own, alive throughout
+        writer.execute(
             insert(journal),
             [
                 {
@@ -273,7 +275,7 @@ class Ctx:
                 for t, txn_id in zip(fresh, ids, strict=True)
             ],
         )
-        conn.execute(
+        writer.execute(
             insert(table(JournalEntryRow)),
             [
                 {

@@ -94,7 +94,9 @@ def _customers(ctx: Ctx, policy_id: str, spec: dict[str, Any]) -> str:
     usage = 4000 if "tiers" in spec else None
 
     def customer(code: str, **extra: Any) -> Any:
-        row = merchant_service.create_customer(s, m, {"id": code, **extra})
+        row = merchant_service.create_customer(
+            s, m, {"id": code, "email": f"{code}@example.com", **extra}
+        )
         merchant_service.add_payment_method(s, m, row, {"id": "card_1"})
         return row
 

@@ -268,6 +268,7 @@ def create_customer(session: Session, merchant: MerchantRow, spec: dict[str, Any
     row = CustomerRow(
         merchant_id=merchant.id,
         code=spec["id"],
+        email=spec.get("email"),
         type=spec.get("type") or "business",
         acquisition=spec.get("acquisition") or "self_serve",
         flags=list(spec.get("flags") or []),

@@ -60,9 +60,14 @@ def run_due(ctx: Ctx) -> None:
     s = ctx.session
     sub = SubscriptionRow
 
-    def subs(*conditions: Any) -> list[SubscriptionRow]:
-        query = select(sub).where(sub.status.in_(LIVE), *conditions)
-        return list(s.scalars(_mine(ctx, query, sub).order_by(sub.current_period_end, sub.id)))
+    def subs(*alternatives: Any) -> list[SubscriptionRow]:
+        """Live subscriptions matching any of ``alternatives``, by (period end, id). One
+        select per alternative: each can use its (status, instant) index, an OR cannot."""
+        found: dict[int, SubscriptionRow] = {}
+        for condition in alternatives:
+            query = select(sub).where(sub.status.in_(LIVE), condition)
+            found.update((row.id, row) for row in s.scalars(_mine(ctx, query, sub)))
+        return sorted(found.values(), key=lambda row: (row.current_period_end, row.id))
 
     billing_cycle.retry_due(ctx)
     for row in subs(sub.next_retry_at <= now):
@@ -70,8 +75,8 @@ def run_due(ctx: Ctx) -> None:
     for row in subs(sub.usage_check_at <= now):
         subscriptions.usage_check(ctx, _customer(ctx, row), row)
     billing_cycle.renew_due(ctx)
-    boundary = ((sub.current_period_end <= now) & sub.status.in_(BILLED)) | (sub.cancel_at <= now)
-    for row in subs(boundary):
+    period_ended = (sub.current_period_end <= now) & sub.status.in_(BILLED)
+    for row in subs(period_ended, sub.cancel_at <= now):
         subscriptions.advance(ctx, _customer(ctx, row), row)
     packs = select(CreditPackRow).where(
         CreditPackRow.status == "active", CreditPackRow.expires_at <= now

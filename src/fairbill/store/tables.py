@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -124,10 +126,15 @@ class PromotionRow(Base):
 
 class CustomerRow(Base):
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("merchant_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "code"),
+        # The scheduler's daily "data retention over" select (migration 0003).
+        Index("ix_customers_merchant_id_data_retained_until", "merchant_id", "data_retained_until"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     merchant_id: Mapped[int] = _fk("merchants.id")
     code: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)  # migration 0004
     type: Mapped[str] = mapped_column(String(16), default="business")
     acquisition: Mapped[str] = mapped_column(String(32), default="self_serve")
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -158,6 +165,14 @@ class PaymentMethodRow(Base):
 
 class SubscriptionRow(Base):
     __tablename__ = "subscriptions"
+    # The scheduler's daily selects filter on a status and an instant: with these, each
+    # reads only the due rows instead of every subscription of the merchant (migration 0003).
+    __table_args__ = (
+        Index("ix_subscriptions_status_next_retry_at", "status", "next_retry_at"),
+        Index("ix_subscriptions_status_usage_check_at", "status", "usage_check_at"),
+        Index("ix_subscriptions_status_current_period_end", "status", "current_period_end"),
+        Index("ix_subscriptions_status_cancel_at", "status", "cancel_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = _fk("customers.id")
     plan_code: Mapped[str] = mapped_column(String(100))
@@ -298,6 +313,8 @@ class WalletEntryRow(Base):
 
 class CreditPackRow(Base):
     __tablename__ = "credit_packs"
+    # The scheduler's daily expiry select (migration 0003).
+    __table_args__ = (Index("ix_credit_packs_status_expires_at", "status", "expires_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = _fk("customers.id")
     kind: Mapped[str] = mapped_column(String(16))
@@ -372,6 +389,12 @@ class NotificationRow(Base):
     language: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # Delivery (migration 0004): failures so far, when to try next, and, once parked
+    # (no address, a permanent refusal, too many attempts), when and why.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class JournalTransactionRow(Base):

@@ -31,6 +31,7 @@ def full_view(ctx: Ctx, c: CustomerRow) -> dict[str, Any]:
         .order_by(PaymentMethodRow.id)
     )
     return customer_view(Fmt(ctx), c) | {
+        "email": c.email,
         "type": c.type,
         "acquisition": c.acquisition,
         "flags": list(c.flags),
