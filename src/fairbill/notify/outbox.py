@@ -193,7 +193,7 @@ def deliver_forever(
     settings: SmtpSettings,
     now: Callable[[], datetime],
     stop: threading.Event,
-    every_seconds: float = 10.0,
+    every_seconds: float = 10.0,  # float-ok: seconds between runs
     batch: int = 100,
 ) -> None:
     """The background loop for ``fairbill serve``: deliver, then wait ``every_seconds``

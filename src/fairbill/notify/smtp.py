@@ -39,7 +39,7 @@ class SmtpSettings:
     starttls: bool = False
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    timeout: float = 10.0
+    timeout: float = 10.0  # float-ok: seconds
     # Right-hand side of Message-IDs; the sender's domain when not set.
     message_id_domain: str | None = None
     # EHLO name; None asks the OS for the fully qualified host name.
@@ -64,7 +64,7 @@ class SmtpSettings:
             starttls=(values.get("FAIRBILL_SMTP_STARTTLS") or "").lower() in ("1", "true", "yes"),
             username=values.get("FAIRBILL_SMTP_USERNAME") or None,
             password=values.get("FAIRBILL_SMTP_PASSWORD") or None,
-            timeout=float(values.get("FAIRBILL_SMTP_TIMEOUT") or 10),
+            timeout=float(values.get("FAIRBILL_SMTP_TIMEOUT") or 10),  # float-ok: seconds
         )
 
 

@@ -34,7 +34,7 @@ def run_forever(
     clock: Clock,
     gateway: PaymentGateway,
     stop: threading.Event,
-    every_seconds: float,
+    every_seconds: float,  # float-ok: seconds between runs
 ) -> None:
     while not stop.wait(every_seconds):
         try:
