@@ -275,6 +275,7 @@ def test_missing_malformed_unknown_revoked_and_expired_credentials_are_401(api: 
     assert get(f"bearer {key}").status_code == 200  # the scheme is case-insensitive
     assert get(f"Bearer {portal}").status_code == 200
     prefix, secret = key.split(".", 1)
+    mistyped = "y" if secret.endswith("x") else "x"  # never the secret's own last character
     for authorization in (
         None,
         "",
@@ -284,7 +285,7 @@ def test_missing_malformed_unknown_revoked_and_expired_credentials_are_401(api: 
         f"Basic {key}",
         f"Token {key}",
         f"Bearer {prefix}",  # the prefix alone
-        f"Bearer {prefix}.{secret[:-1]}x",  # a mistyped secret
+        f"Bearer {prefix}.{secret[:-1]}{mistyped}",  # a mistyped secret
         f"Bearer {prefix}x.{secret}",
         "Bearer fb_000000000000.unknown",
         "Bearer cpt_000000000000.unknown",

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -465,9 +466,12 @@ def test_crash_window_resends_with_the_same_message_id(
     )
 
 
-def test_background_loop_delivers_until_stopped(
-    server: Server, sessions: sessionmaker[Session]
-) -> None:
+def test_background_loop_delivers_until_stopped(server: Server, tmp_path: Path) -> None:
+    # A database file, not the shared in-memory connection: the loop's thread and this one
+    # each need a connection of their own, or one's rollback ends the other's transaction.
+    engine = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    create_schema(engine)
+    sessions = session_factory(engine)
     ids = seed(sessions)
     stop = threading.Event()
     loop = threading.Thread(
@@ -486,6 +490,7 @@ def test_background_loop_delivers_until_stopped(
     assert not loop.is_alive()
     assert unsent(sessions) == []
     assert len(server.messages) == len(ids) == 3
+    engine.dispose()
 
 
 def test_send_one_message(server: Server) -> None:
