@@ -84,6 +84,9 @@ class MerchantRow(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     country: Mapped[str] = mapped_column(String(2))
     language: Mapped[str] = mapped_column(String(16), default="en")
+    # Where alerts for the merchant's finance people go: refunds that finally failed,
+    # scheduled jobs that keep failing (migration 0005). NULL: none on file.
+    finance_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
 
 
 class PlanRow(Base):
@@ -284,6 +287,11 @@ class RefundRow(Base):
     method: Mapped[str | None] = mapped_column(String(100), nullable=True)
     clauses: Mapped[list[str]] = mapped_column(JSON, default=list)
     gateway_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # ``lifecycle.RefundStatus``: a refund to a card is pending until the gateway paid it
+    # (migration 0005; earlier rows were paid at once).
+    status: Mapped[str] = mapped_column(
+        String(16), default="succeeded", server_default="succeeded"
+    )
 
 
 class CreditNoteRow(Base):
@@ -383,7 +391,14 @@ class NotificationRow(Base):
 
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = _fk("customers.id")
+    # A message to a customer names the customer; one to the merchant's finance address
+    # names the merchant instead (migration 0005).
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    merchant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("merchants.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
     at: Mapped[datetime]
     template: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(16))
@@ -432,6 +447,10 @@ class IdempotencyKeyRow(Base):
     # HTTP replay: None while the first request is still running.
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime]
+    # The lease of a request in progress (migration 0005): past it, a key whose request
+    # died with its process is released; ``owner`` names the process that holds it.
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -483,3 +502,98 @@ class FxRateRow(Base):
     quote: Mapped[str] = mapped_column(String(3))
     at: Mapped[datetime] = mapped_column(index=True)
     rate: Mapped[str] = mapped_column(String(32))
+
+
+class GatewayOperationRow(Base):
+    """A charge or refund sent (or to be sent) to the payment gateway.
+
+    Committed ``pending`` before the gateway is called, with a key derived from stable ids
+    (invoice id and attempt, refund id); its outcome is recorded in a second transaction.
+    What depends on the money (the payment, the invoice paid, the refund paid, the journal)
+    is written with that outcome, never before. ``lifecycle.OperationStatus`` holds the
+    states and their transitions.
+    """
+
+    __tablename__ = "gateway_operations"
+    __table_args__ = (
+        Index("ix_gateway_operations_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    customer_id: Mapped[int] = _fk("customers.id")
+    kind: Mapped[str] = mapped_column(String(16))  # charge | refund
+    purpose: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id"), nullable=True, index=True
+    )
+    payment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payments.id"), nullable=True, index=True
+    )
+    refund_id: Mapped[int | None] = mapped_column(
+        ForeignKey("refunds.id"), nullable=True, index=True
+    )
+    subscription_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    token: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    method: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # in ``currency``, as sent
+    currency: Mapped[str] = mapped_column(String(3))
+    settled_minor: Mapped[int] = mapped_column(BigInteger)  # in the merchant's currency
+    attempt: Mapped[int] = mapped_column(Integer)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SandboxOperationRow(Base):
+    """The sandbox gateway's own record of what it did, by idempotency key: the money it
+    took or gave back. It stands for the processor's books, not fairbill's."""
+
+    __tablename__ = "sandbox_operations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # charge | refund
+    token: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    charge_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decline_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    at: Mapped[datetime]
+
+
+class SandboxFaultRow(Base):
+    """A fault the sandbox gateway is told to produce: for ``operation`` (charge, refund or
+    any), for one token (or every one), ``remaining`` more times (NULL: until removed)."""
+
+    __tablename__ = "sandbox_faults"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operation: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    fault: Mapped[str] = mapped_column(String(32))
+    remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    delay_ms: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class JobFailureRow(Base):
+    """A due item of the scheduler that failed: retried with backoff, shown to the
+    merchant, never blocking the others. ``resolved_at`` is set once it ran."""
+
+    __tablename__ = "job_failures"
+    __table_args__ = (UniqueConstraint("merchant_id", "job", "target"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    job: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    first_failed_at: Mapped[datetime]
+    last_failed_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
