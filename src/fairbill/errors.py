@@ -14,7 +14,11 @@ values — ``Decision`` objects — never exceptions.
     │   └── UnbalancedTransaction  a journal transaction whose legs do not sum to zero
     ├── NotFound                   a referenced object does not exist
     ├── Conflict                   the state does not allow the operation (double apply, ...)
+    │   └── IllegalTransition      a lifecycle move its state table does not allow
     └── GatewayError               the payment gateway failed (not a decline: declines are values)
+        └── GatewayUncertain       no answer: the money may or may not have moved
+            ├── GatewayTimeout     the call was sent; its answer did not come back
+            └── GatewayUnreachable the connection failed (nothing may have been sent)
 """
 
 from __future__ import annotations
@@ -83,5 +87,27 @@ class Conflict(FairbillError):
     pass
 
 
+class IllegalTransition(Conflict):
+    """A move between two states of one lifecycle that its table (``fairbill.lifecycle``)
+    does not allow. ``lifecycle`` names the enum; ``current`` and ``new`` are the states,
+    as their stored values."""
+
+    def __init__(self, lifecycle: str, current: str, new: str) -> None:
+        self.lifecycle, self.current, self.new = lifecycle, current, new
+        super().__init__(f"{lifecycle}: no transition from {current!r} to {new!r}")
+
+
 class GatewayError(FairbillError):
+    pass
+
+
+class GatewayUncertain(GatewayError):
+    """The outcome is unknown: the operation is asked again later under the same key."""
+
+
+class GatewayTimeout(GatewayUncertain):
+    pass
+
+
+class GatewayUnreachable(GatewayUncertain):
     pass

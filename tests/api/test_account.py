@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .helpers import Api, Merchant
+from fairbill.gateway.sandbox_db import DatabaseSandbox, Fault
 
 
 def conek(api: Api, customers: tuple[str, ...], at: str = "2026-04-01T00:00:00+02:00") -> Merchant:
@@ -244,7 +245,9 @@ def test_failed_renewal_then_pay_outstanding_reactivates(api: Api) -> None:
     m.plan("pro-monthly", "29.00")
     m.customer("cus_k", payment_methods=[{"id": "card_1", "token": "tok_soon_declines"}])
     m.subscribe("cus_k", "pro-monthly")
-    api.runtime.gateway.set_declines("tok_soon_declines", True)  # type: ignore[attr-defined]
+    sandbox = api.runtime.gateway
+    assert isinstance(sandbox, DatabaseSandbox)
+    sandbox.add_fault(Fault.DECLINE, token="tok_soon_declines", times=None)
     api.advance("2026-02-25T00:00:00+01:00")  # renewal 02-10 and the 3 retries all fail
     subs = m.ok(m.get("/v1/subscriptions", customer="cus_k"))["data"]
     assert [s["status"] for s in subs] == ["suspended"]

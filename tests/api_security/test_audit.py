@@ -64,6 +64,8 @@ STEPS = [
          "api_key.create", "api_key:{key2}", 201),
     Step("admin", "POST", "/v1/api_keys/{key2}/revoke", {},
          "api_key.revoke", "api_key:{key2}"),
+    Step("admin", "POST", "/v1/merchant", {"finance_email": "finance@audited.example.org"},
+         "merchant.update", "merchant:{merchant}"),
     Step("admin", "POST", "/v1/customers", {"id": "c_1", "payment_methods": [{"id": "card_1"}]},
          "customer.create", "customer:c_1", 201),
     Step("admin", "POST", "/v1/customers", {"id": "c_2", "payment_methods": [{"id": "card_1"}]},
@@ -243,7 +245,7 @@ def test_every_state_change_writes_one_row(api: Api) -> None:
             given = body if body is not None else {"customer": step.path.split("/")[3]}
             assert within(given, details["payload"]), (given, details)
         rows = now
-    assert len(rows) == sum(1 for s in STEPS if s.action) == 31
+    assert len(rows) == sum(1 for s in STEPS if s.action) == 32
 
     # Reads write nothing, and nothing rewrites the log.
     assert merchant is not None

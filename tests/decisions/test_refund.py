@@ -306,6 +306,24 @@ class TestConek:
         assert d.reasons == (reason,)
         assert d.clauses == ("conek/billing-errors", "conek/refund-destination")
 
+    @pytest.mark.parametrize("kind", [K.BILLING_ERROR, K.OVERPAYMENT])
+    def test_overcharge_taken_as_its_own_payment_is_refunded_exactly_and_once(
+        self, kind: RequestKind
+    ) -> None:
+        """ "refund any overcharge": an overcharge is charged as a payment of its own
+        (``accounts.billing_mistake``, ``is_duplicate``), so a claim naming it gets that
+        payment back, which is exactly the excess; once given back, nothing is left."""
+        excess = payment(self.m, 2, self.anchor, "100.00", is_duplicate=True)
+        d = self.r(kind, excess)
+        assert d.outcome == DecisionOutcome.APPROVED
+        assert d.amount == cash(self.m, "100.00")
+        assert d.clauses == ("conek/billing-errors", "conek/refund-destination")
+        corrected = payment(self.m, 2, self.anchor, "100.00", refunded="100.00", is_duplicate=True)
+        d = self.r(kind, corrected)
+        assert d.outcome == DecisionOutcome.DECLINED
+        assert d.amount.is_zero
+        assert d.reasons[-1] == Reason.NOTHING_LEFT_TO_REFUND
+
     def test_unauthorized_needs_documents(self) -> None:
         """ "... report this to us within 30 days with supporting documentation" """
         declined(self.r(K.UNAUTHORIZED), Reason.DOCUMENTS_MISSING, "conek/unauthorized")

@@ -13,8 +13,9 @@ child: nothing inherited from pytest, no open connection) imports fairbill once 
 each worker from that clean state. Plain ``spawn`` children each import fairbill and
 SQLAlchemy themselves, about 1.2 s of CPU each: 50 of them are 30 s or more on two cores.
 
-Each worker's gateway is its own (see ``world.WorkerGateway``): the gateway cannot stop a
-second refund, only the database can.
+Every worker's gateway is the database sandbox (see ``world``), but a refund is reserved on
+its payment in the worker's own transaction before any gateway is asked: what stops a
+second refund is the database.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from fairbill.api.app import create_app
@@ -37,14 +39,13 @@ from fairbill.api.settings import Runtime
 from fairbill.services.clock import TestClock
 from fairbill.store.db import make_engine, session_factory
 from fairbill.store.migrate import upgrade
-from fairbill.store.tables import PaymentRow
+from fairbill.store.tables import PaymentRow, SandboxOperationRow
 
 from .conftest import sqlite_file_url
 from .world import (
     Attempt,
     Ids,
     Outcome,
-    WorkerGateway,
     accept_review,
     attempt_refund,
     build_world,
@@ -294,13 +295,10 @@ def test_concurrent_cancel_requests_through_the_api_refund_once(postgres_url: st
     ids = world(postgres_url, CANCEL)
     engine = make_engine(postgres_url, pool_size=CANCELLERS + 5)
     try:
-        gateway = WorkerGateway()
         with session_factory(engine)() as session:
-            payment = session.get_one(PaymentRow, ids.payment_id)
-            payment_ref = payment.gateway_ref
-            gateway.know(payment_ref, payment.amount_minor)
+            payment_ref = session.get_one(PaymentRow, ids.payment_id).gateway_ref
         clock = TestClock(datetime.fromisoformat(CANCEL.at))
-        runtime = Runtime(engine, clock=clock, gateway=gateway, admin_token="adm_durability")
+        runtime = Runtime(engine, clock=clock, admin_token="adm_durability")
         barrier = threading.Barrier(CANCELLERS, timeout=30)
         headers = {"Authorization": f"Bearer {ids.admin_key}"}
         path = f"/v1/subscriptions/sub_{ids.subscription_id}/cancel"
@@ -318,7 +316,7 @@ def test_concurrent_cancel_requests_through_the_api_refund_once(postgres_url: st
         print(
             f"API cancellations: {Counter(answers)}; refunds {after.refunds}, gateway "
             f"references {Counter(after.refund_references)}; gateway refunded "
-            f"{gateway.refunded_minor(payment_ref)}"
+            f"{sandbox_refunded(engine, payment_ref)}"
         )
         assert all(status == 200 for status, _ in answers), answers
         check_one_cancellation(engine, ids, [outcome for _, outcome in answers if outcome])
@@ -373,3 +371,18 @@ def test_two_wallet_refunds_at_once_both_reach_the_wallet(
         assert balance == 20000
     finally:
         engine.dispose()
+
+
+def sandbox_refunded(engine: Engine, reference: str) -> int:
+    """What the sandbox gateway's own books say it refunded of the charge ``reference``."""
+    with session_factory(engine)() as session:
+        return int(
+            session.scalar(
+                select(func.coalesce(func.sum(SandboxOperationRow.amount_minor), 0)).where(
+                    SandboxOperationRow.kind == "refund",
+                    SandboxOperationRow.ok.is_(True),
+                    SandboxOperationRow.charge_reference == reference,
+                )
+            )
+            or 0
+        )

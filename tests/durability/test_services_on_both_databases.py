@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from fairbill.gateway.sandbox import SandboxGateway
-from fairbill.services import accounts, merchants, subscriptions
+from fairbill.gateway.sandbox_db import DatabaseSandbox
+from fairbill.services import accounts, merchants, operations, subscriptions
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator.result import ledger_balanced
@@ -68,7 +68,7 @@ class Story:
         self.ctx = Ctx(
             self.session,
             self.clock,
-            SandboxGateway(),
+            DatabaseSandbox(session_factory(engine)),
             merchant,
             merchants.merchant_policy(merchant),
         )
@@ -77,7 +77,7 @@ class Story:
     def at(self, when: str, action: Action) -> None:
         run_until(self.ctx, self.clock, local(when))
         action(self.ctx, self.customer)
-        self.session.commit()
+        operations.commit_and_settle(self.ctx)
         self.session.expire_all()
 
     def until(self, when: str) -> Session:
@@ -109,7 +109,7 @@ def balanced(session: Session) -> bool:
     ctx = Ctx(
         session,
         TestClock(datetime.now(UTC)),
-        SandboxGateway(),
+        DatabaseSandbox(session_factory(session.get_bind().engine)),
         merchant,
         merchants.merchant_policy(merchant),
     )

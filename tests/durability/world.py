@@ -6,10 +6,11 @@ an ISO instant) and open their own engine.
 
 ``build_world`` makes one merchant (a bundled policy), one monthly plan, one customer with
 one card and one paid subscription through the real services, and commits. The charge's
-gateway reference is stored on the payment row; a worker's ``WorkerGateway`` is told that
-charge (reference and amount) as the real processor would know it. Each worker has its own
-gateway, so the gateway cannot stop a second refund another worker already made: only the
-database (the payment row lock, or SQLite's single writer) can.
+gateway reference is stored on the payment row; every worker's gateway is the sandbox with
+its books in the same database (``DatabaseSandbox``), as the real processor is one for all.
+Refunds are reserved on the payment in the worker's own transaction, so a second refund
+another worker already made is stopped by the database (the payment row lock, or SQLite's
+single writer) before any gateway is asked.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.calendar.windows import business_deadline
 from fairbill.decisions.facts import Merchant
-from fairbill.gateway.sandbox import SandboxGateway
+from fairbill.gateway.sandbox_db import DatabaseSandbox
 from fairbill.money import Money
 from fairbill.policy.load import resolve_policy
 from fairbill.policy.model import RequestKind
-from fairbill.services import accounts, merchants, refunds, scheduler, subscriptions
+from fairbill.services import accounts, merchants, operations, refunds, scheduler, subscriptions
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator.result import ledger_balanced
@@ -52,16 +53,6 @@ from fairbill.store.tables import (
     SubscriptionRow,
     WalletEntryRow,
 )
-
-
-class WorkerGateway(SandboxGateway):
-    """A sandbox gateway that knows the charges it is told about (it never made them)."""
-
-    def know(self, reference: str, amount_minor: int) -> None:
-        self._amounts[reference] = amount_minor
-
-    def refunded_minor(self, reference: str) -> int:
-        return self._refunded.get(reference, 0)
 
 
 @dataclass(frozen=True)
@@ -91,12 +82,12 @@ def build_world(
                 session, merchant, {"id": "cus_1", "type": customer_type}
             )
             merchants.add_payment_method(session, merchant, customer, {"id": "card_1"})
-            ctx = context(session, merchant, start, SandboxGateway())
+            ctx = context(session, merchant, start, sandbox(session))
             sub = subscriptions.subscribe(ctx, customer, "monthly", payment_method="card_1")
+            operations.commit_and_settle(ctx)
             payment = session.scalars(
                 select(PaymentRow).where(PaymentRow.customer_id == customer.id)
             ).one()
-            session.commit()
             admin_key = next(k.key for k in keys if k.role == "admin")
             return Ids(merchant.id, customer.id, sub.id, payment.id, admin_key)
     finally:
@@ -105,6 +96,11 @@ def build_world(
 
 def context(session: Session, merchant: MerchantRow, at: datetime, gateway: Any) -> Ctx:
     return Ctx(session, TestClock(at), gateway, merchant, merchants.merchant_policy(merchant))
+
+
+def sandbox(session: Session) -> DatabaseSandbox:
+    """The sandbox gateway on the session's own database (its books are rows there)."""
+    return DatabaseSandbox(session_factory(session.get_bind().engine))
 
 
 # -- one refund request, as each concurrent worker makes it --------------------------------
@@ -128,13 +124,11 @@ def attempt_refund(sessions: sessionmaker[Session], ids: Ids, at: str, kind: str
             merchant = session.get_one(MerchantRow, ids.merchant_id)
             customer = session.get_one(CustomerRow, ids.customer_id)
             payment = session.get_one(PaymentRow, ids.payment_id)
-            gateway = WorkerGateway()
-            gateway.know(payment.gateway_ref, payment.amount_minor)
-            ctx = context(session, merchant, datetime.fromisoformat(at), gateway)
+            ctx = context(session, merchant, datetime.fromisoformat(at), sandbox(session))
             row = refunds.request_refund(
                 ctx, customer, RequestKind(kind), payment=payment, reason="x"
             )
-            session.commit()
+            operations.commit_and_settle(ctx)
         except OperationalError as exc:
             session.rollback()
             if "database is locked" in str(exc):
@@ -196,16 +190,17 @@ def cancel_now(
             merchant = session.get_one(MerchantRow, ids.merchant_id)
             customer = session.get_one(CustomerRow, ids.customer_id)
             sub = session.get_one(SubscriptionRow, ids.subscription_id)
-            payment = session.get_one(PaymentRow, ids.payment_id)
-            gateway = WorkerGateway()
-            gateway.know(payment.gateway_ref, payment.amount_minor)
-            return context(session, merchant, datetime.fromisoformat(at), gateway), customer, sub
+            return (
+                context(session, merchant, datetime.fromisoformat(at), sandbox(session)),
+                customer,
+                sub,
+            )
 
         loaded = load() if early else None
         barrier.wait()
         ctx, customer, sub = loaded or load()
         result = subscriptions.cancel(ctx, customer, sub, immediately=True, channel="portal")
-        session.commit()
+        operations.commit_and_settle(ctx)
         return str(result.decision.outcome)
 
 
@@ -218,12 +213,13 @@ def charge_twice_more(url: str, ids: Ids, amount: str, at: str, request_at: str)
             merchant = session.get_one(MerchantRow, ids.merchant_id)
             customer = session.get_one(CustomerRow, ids.customer_id)
             payment = session.get_one(PaymentRow, ids.payment_id)
-            ctx = context(session, merchant, datetime.fromisoformat(at), SandboxGateway())
+            ctx = context(session, merchant, datetime.fromisoformat(at), sandbox(session))
             for _ in range(2):
                 accounts.billing_mistake(
                     ctx, customer, "duplicate_charge", Decimal(amount), payment, None
                 )
-            ctx = context(session, merchant, datetime.fromisoformat(request_at), SandboxGateway())
+            operations.commit_and_settle(ctx)  # the money really moved: payments 2 and 3
+            ctx = context(session, merchant, datetime.fromisoformat(request_at), sandbox(session))
             for number in (2, 3):
                 refunds.request_refund(
                     ctx,
@@ -232,7 +228,7 @@ def charge_twice_more(url: str, ids: Ids, amount: str, at: str, request_at: str)
                     payment=refunds.payment_by_number(ctx, customer, number),
                     reason="charged twice",
                 )
-            session.commit()
+            operations.commit_and_settle(ctx)
     finally:
         engine.dispose()
 
@@ -247,7 +243,7 @@ def accept_review(
         def load() -> tuple[Ctx, CustomerRow]:
             merchant = session.get_one(MerchantRow, ids.merchant_id)
             customer = session.get_one(CustomerRow, ids.customer_id)
-            ctx = context(session, merchant, datetime.fromisoformat(at), SandboxGateway())
+            ctx = context(session, merchant, datetime.fromisoformat(at), sandbox(session))
             return ctx, customer
 
         loaded = load() if early else None
@@ -255,7 +251,7 @@ def accept_review(
         ctx, customer = loaded or load()
         row = refunds.request_by_number(ctx, customer, number)
         decision = refunds.review(ctx, customer, row, "accept")
-        session.commit()
+        operations.commit_and_settle(ctx)
         return str(decision.outcome)
 
 
@@ -316,7 +312,7 @@ def outcome(engine: Engine, ids: Ids) -> Outcome:
             .where(JournalTransactionRow.key.like(f"refund:{ids.customer_id}:%"))
         )
         merchant = session.get_one(MerchantRow, ids.merchant_id)
-        balanced = ledger_balanced(context(session, merchant, payment.at, SandboxGateway()))
+        balanced = ledger_balanced(context(session, merchant, payment.at, sandbox(session)))
         sub = session.get_one(SubscriptionRow, ids.subscription_id)
         return Outcome(
             paid_minor=payment.amount_minor,
@@ -342,17 +338,14 @@ def cancel_process(url: str, ids: Ids, at: str, crash: str) -> None:
             merchant = session.get_one(MerchantRow, ids.merchant_id)
             customer = session.get_one(CustomerRow, ids.customer_id)
             sub = session.get_one(SubscriptionRow, ids.subscription_id)
-            payment = session.get_one(PaymentRow, ids.payment_id)
-            gateway = WorkerGateway()
-            gateway.know(payment.gateway_ref, payment.amount_minor)
-            ctx = context(session, merchant, datetime.fromisoformat(at), gateway)
+            ctx = context(session, merchant, datetime.fromisoformat(at), sandbox(session))
             subscriptions.cancel(ctx, customer, sub, immediately=True, channel="portal")
             if crash == "kill":
                 session.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
             elif crash == "exit-in-commit":
                 session.commit = _die  # type: ignore[method-assign]
-            session.commit()
+            operations.commit_and_settle(ctx)
     finally:
         engine.dispose()
 
@@ -408,7 +401,7 @@ def trace(engine: Engine, ids: Ids) -> Trace:
             )
         )
         merchant = session.get_one(MerchantRow, ids.merchant_id)
-        balanced = ledger_balanced(context(session, merchant, payment.at, SandboxGateway()))
+        balanced = ledger_balanced(context(session, merchant, payment.at, sandbox(session)))
         return Trace(
             subscription_status=sub.status,
             refunded_minor=payment.refunded_minor,
@@ -433,7 +426,7 @@ def run_until(ctx: Ctx, clock: TestClock, target: datetime) -> None:
             break
         clock.advance_to(max(due, clock.now()))
         scheduler.run_due(ctx)
-        ctx.session.commit()
+        operations.commit_and_settle(ctx)
         ctx.session.expire_all()
         if scheduler.next_due(ctx) == due:
             raise AssertionError(f"the scheduler made no progress at {due.isoformat()}")

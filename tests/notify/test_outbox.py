@@ -28,6 +28,7 @@ from fairbill.notify.outbox import (
 )
 from fairbill.notify.render import Message
 from fairbill.notify.smtp import SmtpSettings, message_id_for, send
+from fairbill.services.alerts import notify_finance
 from fairbill.store.db import create_schema, make_engine, session_factory
 from fairbill.store.tables import CustomerRow, MerchantRow, NotificationRow
 
@@ -390,6 +391,78 @@ def test_a_customer_without_an_address_is_parked_not_mailed_to_nobody(
     assert (failure.notification_id, failure.permanent, failure.parked) == (silent, True, True)
     assert failure.error == "customer cus-nobody has no email address on file"
     assert [rcpt for rcpt, _ in server.messages] == [["last@x.test"], ["cus-somebody@example.test"]]
+
+
+def alert(session: Session, merchant: MerchantRow, target: str = "subscription:42") -> int:
+    row = notify_finance(
+        session,
+        merchant,
+        "job_failed",
+        at=NOW,
+        job="subscription_boundary",
+        target=target,
+        error="Conflict: customer cus-7 is closed: it takes no new purchases",
+        failed_at=NOW.isoformat(),
+        next_attempt_at=(NOW + timedelta(minutes=1)).isoformat(),
+    )
+    session.flush()
+    return row.id
+
+
+def test_a_finance_alert_goes_to_the_merchants_finance_address(
+    server: Server, sessions: sessionmaker[Session]
+) -> None:
+    with sessions.begin() as s:
+        kalenner = add_merchant(s, "Kalenner", language="fr")
+        kalenner.finance_email = "compta@kalenner.test"
+        conek = add_merchant(s, "Conek", language="en")  # no finance address on file
+        told = alert(s, kalenner)
+        silent = alert(s, conek)
+    settings = settings_for(server.port)
+    report = deliver_pending(sessions, settings, NOW)
+    assert report.sent == [told]
+    [failure] = report.failed
+    assert (failure.notification_id, failure.permanent, failure.parked) == (silent, True, True)
+    assert failure.error == "merchant Conek has no finance email address on file"
+    [(rcpt, message)] = server.messages
+    assert rcpt == ["compta@kalenner.test"] and message["To"] == "compta@kalenner.test"
+    # From the platform, in the merchant's language, naming no customer account.
+    assert message["From"] == "fairbill <billing@fairbill.test>"
+    assert message["Content-Language"] == "fr"
+    assert plain(str(message["Subject"])) == (
+        "Échec d'une tâche planifiée : subscription_boundary pour subscription:42"
+    )
+    text = plain(parts(message)["text/plain"])
+    assert "a échoué pour subscription:42 le 11 mars 2026, 14:30 (Europe/Paris)" in text
+    assert "prochain essai le 11 mars 2026, 14:31 (Europe/Paris)" in text
+    assert "contact financier de Kalenner" in text
+
+    # Once the merchant has an address, the parked alert is put back and goes out.
+    with sessions.begin() as s:
+        s.get_one(MerchantRow, conek.id).finance_email = "finance@conek.test"
+        assert requeue(s, [silent]) == 1
+    assert deliver_pending(sessions, settings, LATER).sent == [silent]
+    assert server.messages[-1][0] == ["finance@conek.test"]
+    assert server.messages[-1][1]["Subject"] == (
+        "Scheduled job failed: subscription_boundary for subscription:42"
+    )
+
+
+def test_a_row_naming_nobody_is_parked(server: Server, sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        nobody = NotificationRow(at=NOW, template="job_failed", language="en", payload={})
+        s.add(nobody)
+        s.flush()
+        row = nobody.id
+    report = deliver_pending(sessions, settings_for(server.port), NOW)
+    assert [(f.notification_id, f.parked) for f in report.failed] == [(row, True)]
+    assert report.failed[0].error == f"notification {row} names neither a customer nor a merchant"
+    assert server.messages == []
+
+
+def test_notify_finance_refuses_an_unknown_template(sessions: sessionmaker[Session]) -> None:
+    with sessions() as s, pytest.raises(ValueError, match="unknown notification template"):
+        notify_finance(s, add_merchant(s), "no_such_alert", at=NOW)
 
 
 def test_unrenderable_rows_and_bad_addresses_do_not_block_the_rest(

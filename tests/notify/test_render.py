@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from fairbill.notify.render import TEMPLATES, RenderError, available, render, template_language
+from fairbill.notify.render import (
+    TEMPLATES,
+    Message,
+    RenderError,
+    available,
+    render,
+    template_language,
+)
 
 KALENNER = {"merchant_name": "Kalenner", "currency": "EUR", "timezone": "Europe/Paris"}
 
@@ -31,6 +38,13 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "refund_paid": {"amount": "160.00", "destination": "original_method"},
     "data_deletion_notice": {},
     "terms_changed": {},
+    "job_failed": {
+        "job": "subscription_boundary",
+        "target": "subscription:42",
+        "error": "Conflict: boom",
+        "failed_at": "2026-04-01T00:00:00+02:00",
+        "next_attempt_at": "2026-04-01T00:01:00+02:00",
+    },
     "request_needs_information": {"request": "2"},
     "credits_expiring": {
         "remaining": "5",
@@ -96,6 +110,14 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
         "Kalenner met à jour ses conditions générales",
         "Nous avons modifié nos conditions générales",
     ),
+    ("job_failed", "en"): (
+        "Scheduled job failed: subscription_boundary for subscription:42",
+        "next on April 1, 2026, 12:01 AM (Europe/Paris)",
+    ),
+    ("job_failed", "fr"): (
+        "Échec d'une tâche planifiée : subscription_boundary pour subscription:42",
+        "prochain essai le 1er avril 2026, 00:01 (Europe/Paris)",
+    ),
     ("request_needs_information", "en"): (
         "We need more information about your request 2",
         "we need more information from you",
@@ -113,6 +135,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
         "ils expireront le 30 avril 2026, 23:59 (Europe/Paris)",
     ),
 }
+
+# Alerts to the merchant's finance address: they are fairbill's, not the merchant's, and
+# name no customer (``services.alerts.notify_finance``).
+FINANCE_ALERTS = ("job_failed",)
 
 # English words that must not show up in a French message (outside payload values).
 ENGLISH = (" the ", " your ", " has been ", " we ", " please ", " will ", " and ")
@@ -135,6 +161,9 @@ def test_template_in_language(template: str, language: str) -> None:
     assert text_part in plain(message.text)
     assert message.language == language
     assert "\n" not in message.subject
+    if template in FINANCE_ALERTS:
+        check_finance_layout(message, language)
+        return
     greeting, signature = (
         ("Hello,", "The Kalenner team")
         if language == "en"
@@ -153,6 +182,37 @@ def test_template_in_language(template: str, language: str) -> None:
     if language == "fr":
         lowered = f" {plain(message.text).lower()} "
         assert not [w for w in ENGLISH if w in lowered], message.text
+
+
+def check_finance_layout(message: Message, language: str) -> None:
+    greeting, footer = (
+        ("Hello,", "automatic alert from fairbill to the finance contact of Kalenner")
+        if language == "en"
+        else ("Bonjour,", "alerte automatique est envoyée par fairbill au contact financier")
+    )
+    assert message.text.startswith(greeting + "\n\n")
+    assert footer in message.text and footer in message.html
+    assert "cus-7" not in message.text  # about the merchant's work, not a customer's account
+    assert f'<html lang="{language}">' in message.html
+    if language == "fr":
+        lowered = f" {plain(message.text).lower()} "
+        assert not [w for w in ENGLISH if w in lowered], message.text
+
+
+def test_a_job_failure_alert_says_what_failed_and_when_it_is_retried() -> None:
+    payload = PAYLOADS["job_failed"] | {"error": "Conflict: customer <c_1> is closed"}
+    en = render("job_failed", "en", {**KALENNER, **payload})
+    assert "The scheduled job subscription_boundary failed for subscription:42" in en.text
+    assert "on April 1, 2026, 12:00 AM (Europe/Paris)" in plain(en.text)
+    assert "Error: Conflict: customer <c_1> is closed" in en.text
+    assert "&lt;c_1&gt;" in en.html and "<c_1>" not in en.html
+    assert "GET /v1/job_failures" in en.text
+    fr = render("job_failed", "fr", {**KALENNER, **payload})
+    assert "Erreur : Conflict: customer <c_1> is closed" in plain(fr.text)
+    # Without a next attempt (none planned) the sentence stops at "automatically".
+    without_next = {k: v for k, v in payload.items() if k != "next_attempt_at"}
+    bare = render("job_failed", "en", {**KALENNER, **without_next})
+    assert "It is retried automatically, waiting longer" in bare.text
 
 
 @pytest.mark.parametrize(

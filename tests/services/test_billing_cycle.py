@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from fairbill.gateway.sandbox import SandboxGateway
 from fairbill.policy.load import bundled_policy
-from fairbill.services import billing_cycle, scheduler, subscriptions
+from fairbill.services import billing_cycle, operations, scheduler, subscriptions
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator.result import ledger_balanced
@@ -93,7 +93,7 @@ def _world(declining: set[int]) -> tuple[Ctx, TestClock]:
         )
         if i in declining:
             gateway.set_declines(f"tok{i}", True)
-    session.commit()
+    operations.commit_and_settle(ctx)
     return ctx, clock
 
 
@@ -153,7 +153,7 @@ def _run(ctx: Ctx, clock: TestClock, *, bulk: bool, until: datetime) -> None:
 
                 accounts.retry_due(ctx, customer, sub)
                 subscriptions.advance(ctx, customer, sub)
-        ctx.session.commit()
+        operations.commit_and_settle(ctx)
 
 
 @pytest.mark.parametrize("declining", [set(), {1, 3}])
@@ -179,7 +179,7 @@ def test_the_chunked_path_renews_in_several_chunks() -> None:
     ctx, clock = _world(set())
     clock.advance_to(START + timedelta(days=29))
     stats = billing_cycle.renew_due(ctx, chunk_size=2)
-    ctx.session.commit()
+    operations.commit_and_settle(ctx)
     assert (stats.renewed, stats.failed, stats.chunks) == (5, 0, 3)
     # Running the same instant again renews nothing: each job is idempotent.
     again = billing_cycle.renew_due(ctx, chunk_size=2)
@@ -227,29 +227,23 @@ def test_suspensions_at_the_last_retry_match_the_one_by_one_path() -> None:
     assert ledger_balanced(bulk_ctx)
 
 
-def test_the_last_retry_is_chunked_only_without_another_retry_due(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_an_account_with_two_failing_subscriptions_is_suspended_once() -> None:
+    """Every retry's outcome goes through the one path, in the order the charges were
+    requested: two last retries of one account at one run suspend it once."""
     ctx, clock = _world({1, 3})
     clock.advance_to(clock.now() + timedelta(hours=1))
     # Customer 2 gets a second subscription on the same declining card.
     subscriptions.subscribe(ctx, ctx.session.get_one(CustomerRow, 2), "solo", payment_method="card")
-    ctx.session.commit()
-    chunked: list[int] = []
-    suspend = billing_cycle._suspend_customer
-
-    def spy(ctx: Ctx, out: Any, customer_id: int, language: str) -> None:
-        chunked.append(customer_id)
-        suspend(ctx, out, customer_id, language)
-
-    monkeypatch.setattr(billing_cycle, "_suspend_customer", spy)
+    operations.commit_and_settle(ctx)
     day = START.replace(hour=0) + timedelta(days=1)
     while day <= START + timedelta(days=45):  # once a day at midnight, as in production
         clock.advance_to(day)
         scheduler.run_due(ctx)
-        ctx.session.commit()
+        operations.commit_and_settle(ctx)
         day += timedelta(days=1)
     statuses = {c.id: c.status for c in ctx.session.scalars(select(CustomerRow))}
     assert (statuses[2], statuses[4]) == ("suspended", "suspended")
-    # Customer 2's two last retries fall due at one run: they stay one by one.
-    assert chunked == [4]
+    notices = ctx.session.scalars(
+        select(NotificationRow.customer_id).where(NotificationRow.template == "suspended")
+    ).all()
+    assert sorted(notices) == [2, 4]

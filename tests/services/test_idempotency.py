@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from fairbill.gateway.port import ChargeResult, RefundResult
 from fairbill.gateway.sandbox import SandboxGateway
 from fairbill.money import Money
-from fairbill.services import scheduler
+from fairbill.services import operations, scheduler
 from fairbill.simulator.run import simulate
 from fairbill.simulator.scenario import load_scenario, parse_scenario
 from fairbill.store.tables import JournalEntryRow, JournalTransactionRow
@@ -118,10 +118,10 @@ class TwiceAtEveryInstant:
         while (due := scheduler.next_due(world.ctx)) is not None and due <= target:
             world.clock.advance_to(max(due, world.clock.now()))
             scheduler.run_due(world.ctx)
-            world.session.commit()
+            operations.commit_and_settle(world.ctx)
             once = snapshot(world, gateway)
             scheduler.run_due(world.ctx)
-            world.session.commit()
+            operations.commit_and_settle(world.ctx)
             assert snapshot(world, gateway) == once, f"a second run_due at {due} changed state"
             assert scheduler.next_due(world.ctx) != due, f"no progress at {due}"
             world.check_invariants()
@@ -183,7 +183,7 @@ def test_run_due_when_nothing_is_due_changes_nothing() -> None:
         before = snapshot(world, gateway)
         for _ in range(3):
             scheduler.run_due(world.ctx)
-            world.session.commit()
+            operations.commit_and_settle(world.ctx)
         assert snapshot(world, gateway) == before
     finally:
         world.close()
@@ -205,7 +205,7 @@ def test_a_late_scheduler_settles_by_repeating_run_due_then_changes_nothing() ->
         states = [snapshot(world, gateway)]
         for _ in range(10):
             scheduler.run_due(world.ctx)
-            world.session.commit()
+            operations.commit_and_settle(world.ctx)
             states.append(snapshot(world, gateway))
             if states[-1] == states[-2]:
                 break
@@ -399,7 +399,7 @@ class TestEngineKeys:
             )
             assert world.act(
                 "refund_request",
-                {"kind": "billing_error", "invoice": 3, "reason": "charged 10.00 too much"},
+                {"kind": "billing_error", "payment": 4, "reason": "charged 10.00 too much"},
             )
             result = world.result()
             world.check_invariants()
@@ -407,15 +407,17 @@ class TestEngineKeys:
             world.close()
         keys = [key for _, key in gateway.calls]
         assert len(keys) == len(set(keys)), keys
-        assert [kind for kind, _ in gateway.calls] == ["charge"] * 5 + ["refund"]
+        # The overcharge really took 10.00 (payment 4), and the refund gives it back.
+        assert [kind for kind, _ in gateway.calls] == ["charge"] * 6 + ["refund"]
         assert [f["attempt"] for f in result["failed_payments"]] == [1, 2]
         assert [(p["invoice"], p["amount"], p["refunded"]) for p in result["payments"]] == [
             (1, "29.00", "0.00"),
             (2, "15.00", "0.00"),
-            (3, "29.00", "10.00"),
+            (3, "29.00", "0.00"),
+            (3, "10.00", "10.00"),
         ]
         assert [(r["amount"], r["destination"], r["payment"]) for r in result["refunds"]] == [
-            ("10.00", "original_method", 3)
+            ("10.00", "original_method", 4)
         ]
 
     def test_two_duplicate_charges_at_one_instant_are_two_gateway_charges(self) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from fairbill.errors import Conflict, NotFound
 from fairbill.gateway.sandbox import SandboxGateway
 from fairbill.ledger.accounts import Account
+from fairbill.services import operations
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator import run
@@ -165,7 +166,7 @@ class World:
         )
         try:
             run._HANDLERS[action](self.ctx, self.customer, model)
-            self.session.commit()
+            operations.commit_and_settle(self.ctx)
         except (NotFound, Conflict) as exc:
             self.session.rollback()
             self.refused.append((action, params, str(exc)))
@@ -179,7 +180,7 @@ class World:
             run._run_until(self.ctx, self.clock, event.at)
             self.clock.advance_to(event.at)
             run._HANDLERS[event.action](self.ctx, self.customer, event.params)
-            self.session.commit()
+            operations.commit_and_settle(self.ctx)
         run._run_until(self.ctx, self.clock, scenario.until)
         self.clock.advance_to(max(scenario.until, self.clock.now()))
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from fairbill.api import problems
 from fairbill.api.deps import client_request_id
-from fairbill.api.routes import register_routes
+from fairbill.api.routes import jobs, register_routes
 from fairbill.api.settings import Runtime
+from fairbill.services.idempotency import release_abandoned, wall_now
+
+log = logging.getLogger("fairbill.api")
 
 
 class RequestId(BaseHTTPMiddleware):
@@ -74,8 +81,33 @@ class RejectNul(BaseHTTPMiddleware):
         return await call_next(request)
 
 
+def release_abandoned_keys(runtime: Runtime) -> int:
+    """Delete the idempotency claims of requests that died with their process (a server
+    killed before this start): their retries run at once instead of answering 409 until
+    the claims' leases end. Returns how many; a database error is logged, not raised (the
+    leases end on their own)."""
+    try:
+        with runtime.sessions() as session:
+            released = release_abandoned(session, wall_now())
+            session.commit()
+    except SQLAlchemyError:
+        log.exception("could not release abandoned idempotency keys")
+        return 0
+    if released:
+        log.info("released %d abandoned idempotency keys", released)
+    return released
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Once per server start, before the first request (nothing waits on the loop yet).
+    release_abandoned_keys(app.state.runtime)
+    yield
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="fairbill",
         version="1",
         summary="Subscription billing that runs the merchant's published refund policy.",
@@ -91,4 +123,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(RequestId)  # the outer one: problems above carry the id too
     problems.install(app)
     register_routes(app)
+    app.include_router(jobs.router)
     return app

@@ -17,6 +17,7 @@ from fairbill.errors import (
     Conflict,
     FairbillError,
     GatewayError,
+    IllegalTransition,
     InputError,
     MoneyError,
     NotFound,
@@ -113,6 +114,9 @@ def conflict(code: str, detail: str) -> Problem:
 def from_error(exc: FairbillError) -> Problem:
     if isinstance(exc, NotFound):
         return not_found(str(exc))
+    # Before Conflict, its base: a move its lifecycle's table refuses has its own code.
+    if isinstance(exc, IllegalTransition):
+        return conflict("illegal_transition", str(exc))
     if isinstance(exc, Conflict):
         return conflict("conflict", str(exc))
     if isinstance(exc, InputError):

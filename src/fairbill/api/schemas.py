@@ -30,6 +30,14 @@ class MerchantIn(Body):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     timezone: Annotated[str, StringConstraints(max_length=64)] | None = None
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+    finance_email: EmailStr | None = None  # where finance alerts go; none: they are parked
+
+
+class MerchantUpdateIn(Body):
+    """The merchant's settings that may change; a field left out stays as it is, null
+    clears it."""
+
+    finance_email: EmailStr | None = None
 
 
 class ApiKeyIn(Body):

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.gateway.port import PaymentGateway
-from fairbill.gateway.sandbox import SandboxGateway
+from fairbill.gateway.sandbox_db import DatabaseSandbox
 from fairbill.services.clock import Clock, SystemClock
 from fairbill.store.db import reader_engine, session_factory
+
+
+# Stands for "the database sandbox of this runtime's engine", made in ``__post_init__``.
+_DATABASE_SANDBOX = cast(PaymentGateway, object())
 
 
 @dataclass
 class Runtime:
     engine: Engine
     clock: Clock = field(default_factory=SystemClock)
-    gateway: PaymentGateway = field(default_factory=SandboxGateway)
+    # Unless given: the sandbox, with its books in this database (a restart changes nothing).
+    gateway: PaymentGateway = _DATABASE_SANDBOX
     admin_token: str | None = None
     sessions: sessionmaker[Session] = field(init=False)
     # Sessions that only read (GET routes, authentication, previews): they never write,
@@ -27,6 +33,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.sessions = session_factory(self.engine)
         self.reads = session_factory(reader_engine(self.engine))
+        if self.gateway is _DATABASE_SANDBOX:
+            self.gateway = DatabaseSandbox(self.sessions)
 
     def close(self) -> None:
         """Close the pooled connections of both engines."""

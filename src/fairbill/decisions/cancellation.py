@@ -18,6 +18,7 @@ from fairbill.decisions.decision import Decision, DecisionOutcome
 from fairbill.decisions.explain import plural, share_sentence
 from fairbill.decisions.facts import Merchant, PaymentFacts, SubscriptionFacts
 from fairbill.decisions.reasons import Reason
+from fairbill.lifecycle import ENDED
 from fairbill.money import Money, money_sum
 from fairbill.policy.model import (
     CancellationRefund,
@@ -26,8 +27,6 @@ from fairbill.policy.model import (
     MoneyBackGuarantee,
     RefundBasis,
 )
-
-ENDED = frozenset({"canceled", "expired", "terminated"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from fairbill.decisions.decision import Decision, DecisionOutcome
 from fairbill.decisions.facts import Merchant
 from fairbill.decisions.reasons import Reason
+from fairbill.lifecycle import DisputeStatus
 from fairbill.money import Money
 from fairbill.policy.model import AccountClosure, DataRetention, Disputes, Violations
 
@@ -48,7 +49,7 @@ def decide_chargeback(m: Merchant, amount: Money, contacted_support_first: bool)
 def decide_dispute_closed(m: Merchant, amount: Money, outcome: str) -> Decision:
     rule = m.policy.first(Disputes)
     clauses = (rule.id,) if rule else ()
-    if outcome == "lost":
+    if outcome == DisputeStatus.LOST:
         return Decision(
             action="dispute_closed",
             outcome=DecisionOutcome.APPROVED,

@@ -78,7 +78,7 @@ class SubscriptionFacts:
     plan: PlanFacts
     anchor: datetime
     current_period: Period
-    status: str
+    status: str  # a ``SubscriptionStatus`` value, as the row stores it
     is_first: bool
     commitment_end: datetime | None = None
     cancel_at: datetime | None = None

@@ -1,4 +1,11 @@
-"""The payment gateway port. Card data never reaches fairbill: only tokens."""
+"""The payment gateway port. Card data never reaches fairbill: only tokens.
+
+A gateway answers a charge or a refund with a result (taken, or declined: a decline is a
+value), or raises ``GatewayUncertain`` when no answer came back (``GatewayTimeout``,
+``GatewayUnreachable``): the money may or may not have moved, and the same call with the
+same idempotency key is asked again later. Every call is idempotent by its key: the same
+key returns the first answer and never moves money twice.
+"""
 
 from __future__ import annotations
 

@@ -24,6 +24,11 @@ cannot pass (no address on file, an unusable address, a 5xx reply, a template th
 not render), it is *parked*: ``failed_at`` and ``last_error`` say when and why, and no
 run tries it again until ``requeue`` puts it back. An unreachable server is not the
 row's fault: it costs no attempt. Rows are never deleted, so nothing is lost.
+
+Recipients: a row names a customer (``Ctx.notify``) and goes to the customer's address,
+or names a merchant instead (``merchant_id`` set, ``customer_id`` NULL:
+``services.alerts.notify_finance``) and goes to the merchant's ``finance_email``, from
+fairbill rather than from the merchant. Without an address on file either is parked.
 """
 
 from __future__ import annotations
@@ -79,16 +84,21 @@ class DeliveryReport:
         return len(self.sent) + len(self.failed)
 
 
+# The sender's display name on alerts to a merchant's finance people.
+PLATFORM_NAME = "fairbill"
+
+
 @dataclass(frozen=True, slots=True)
 class _Merchant:
     name: str
     currency: str
     timezone: str
     policy_ref: str
+    finance_email: str | None
 
 
 class NoAddress(BadAddress):
-    """The customer has no email address on file."""
+    """The customer (or, for an alert, the merchant) has no email address on file."""
 
 
 def recipient(customer: CustomerRow, payload: dict[str, Any]) -> str:
@@ -98,6 +108,13 @@ def recipient(customer: CustomerRow, payload: dict[str, Any]) -> str:
         if isinstance(email, str) and email.strip():
             return email.strip()
     raise NoAddress(f"customer {customer.code} has no email address on file")
+
+
+def finance_recipient(merchant_name: str, finance_email: str | None) -> str:
+    """The merchant's finance address, for an alert addressed to the merchant."""
+    if finance_email and finance_email.strip():
+        return finance_email.strip()
+    raise NoAddress(f"merchant {merchant_name} has no finance email address on file")
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -238,32 +255,45 @@ def _compose(
     merchants: dict[int, _Merchant],
     quotes: dict[str, dict[str, str]],
 ) -> EmailMessage:
-    customer = session.get_one(CustomerRow, row.customer_id)
-    merchant = merchants.get(customer.merchant_id)
-    if merchant is None:
-        m = session.get_one(MerchantRow, customer.merchant_id)
-        merchant = _Merchant(m.name, m.currency, m.timezone, m.policy_ref)
-        merchants[customer.merchant_id] = merchant
+    customer = None if row.customer_id is None else session.get_one(CustomerRow, row.customer_id)
+    merchant_id = row.merchant_id if customer is None else customer.merchant_id
+    if merchant_id is None:
+        raise NoAddress(f"notification {row.id} names neither a customer nor a merchant")
+    merchant = _merchant(session, merchant_id, merchants)
     payload = dict(row.payload or {})
     context: dict[str, Any] = {
         **payload,
         "merchant_name": merchant.name,
         "currency": payload.get("currency") or merchant.currency,
         "timezone": merchant.timezone,
-        "customer_code": customer.code,
     }
+    if customer is not None:
+        context["customer_code"] = customer.code
     if payload.get("clauses"):
         context["clauses"] = _with_quotes(payload["clauses"], merchant, quotes)
     message = render(row.template, row.language, context)
+    if customer is None:
+        to = finance_recipient(merchant.name, merchant.finance_email)
+    else:
+        to = recipient(customer, payload)
     return build_email(
         settings,
-        recipient(customer, payload),
+        to,
         message,
         message_id=message_id_for(row.id, settings),
-        from_name=merchant.name,
+        from_name=PLATFORM_NAME if customer is None else merchant.name,
         date=now,
         notification_id=row.id,
     )
+
+
+def _merchant(session: Session, merchant_id: int, cache: dict[int, _Merchant]) -> _Merchant:
+    merchant = cache.get(merchant_id)
+    if merchant is None:
+        m = session.get_one(MerchantRow, merchant_id)
+        merchant = _Merchant(m.name, m.currency, m.timezone, m.policy_ref, m.finance_email)
+        cache[merchant_id] = merchant
+    return merchant
 
 
 def _with_quotes(

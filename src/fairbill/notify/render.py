@@ -57,6 +57,7 @@ TEMPLATES = (
     "refund_paid",
     "data_deletion_notice",
     "terms_changed",
+    "job_failed",  # to the merchant's finance address (services.alerts.notify_finance)
     "request_needs_information",
     "credits_expiring",
 )
@@ -75,6 +76,7 @@ _OPTIONAL: dict[str, Any] = {
     "explanation": None,
     "information": None,
     "kind": None,
+    "next_attempt_at": None,
     "next_retry_at": None,
     "reason": None,
     "review_due": None,

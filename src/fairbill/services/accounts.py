@@ -21,10 +21,13 @@ from fairbill.decisions.disputes import (
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import Conflict
 from fairbill.ledger.accounts import Account
+from fairbill.lifecycle import InvoiceStatus
 from fairbill.money import Money
 from fairbill.policy.model import RequestKind
 from fairbill.services import billing, credits, refunds, subscriptions
+from fairbill.services.billing import Collected
 from fairbill.services.context import Ctx
+from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
     CustomerRow,
     InvoiceRow,
@@ -45,12 +48,14 @@ def set_method_behaviour(ctx: Ctx, customer: CustomerRow, code: str, declines: b
 
 
 def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) -> int:
-    """Pay every open invoice, oldest first; reactivate what the payments settle."""
+    """Pay every open invoice, oldest first; reactivate what the payments settle. Returns
+    what was settled at once (wallet, credit notes); charges to a card are requested, and
+    their outcomes follow (``billing.after_paid`` with ``Purpose.OUTSTANDING``)."""
     ctx.lock_customer(customer)
     paid = 0
     invoices = ctx.session.scalars(
         select(InvoiceRow)
-        .where(InvoiceRow.customer_id == customer.id, InvoiceRow.status == "open")
+        .where(InvoiceRow.customer_id == customer.id, InvoiceRow.status == InvoiceStatus.OPEN)
         .order_by(InvoiceRow.number)
     ).all()
     for invoice in invoices:
@@ -61,15 +66,12 @@ def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) 
         )
         use = method or (sub.payment_method if sub else None)
         due = billing.amount_due(invoice)
-        if billing.collect(ctx, customer, invoice, use):
+        collected = billing.collect(ctx, customer, invoice, use, Purpose.OUTSTANDING)
+        if collected == Collected.PAID:
             paid += due
-            if sub is not None and sub.status in ("past_due", "suspended"):
-                if sub.status == "suspended":
-                    subscriptions.skip_suspended_periods(ctx, sub)
-                billing.reactivate(ctx, customer, sub, ctx.money(due))
-                subscriptions.advance(ctx, customer, sub)
-        elif sub is not None:
-            billing.handle_failure(ctx, customer, sub, invoice)
+            billing.after_paid(ctx, customer, invoice, Purpose.OUTSTANDING, ctx.money(due), {})
+        elif collected == Collected.UNPAID:
+            billing.after_declined(ctx, customer, invoice, Purpose.OUTSTANDING)
     return paid
 
 
@@ -77,18 +79,27 @@ def retry_due(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     if sub.next_retry_at is None or sub.next_retry_at > ctx.now:
         return
     sub.next_retry_at = None
+    collect_open(ctx, customer, sub)
+
+
+def collect_open(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    """Collect the subscription's open invoices, oldest first, one at a time: each paid one
+    reactivates the subscription and goes on to the next (also when the gateway's answer
+    comes later: ``billing.after_paid``); the first that fails is a dunning step."""
     invoices = ctx.session.scalars(
         select(InvoiceRow)
-        .where(InvoiceRow.subscription_id == sub.id, InvoiceRow.status == "open")
+        .where(InvoiceRow.subscription_id == sub.id, InvoiceRow.status == InvoiceStatus.OPEN)
         .order_by(InvoiceRow.number)
     ).all()
     for invoice in invoices:
         due = billing.amount_due(invoice)
-        if billing.collect(ctx, customer, invoice, sub.payment_method):
-            billing.reactivate(ctx, customer, sub, ctx.money(due))
-        else:
-            billing.handle_failure(ctx, customer, sub, invoice)
+        collected = billing.collect(ctx, customer, invoice, sub.payment_method, Purpose.RETRY)
+        if collected == Collected.PENDING:
             return
+        if collected == Collected.UNPAID:
+            billing.after_declined(ctx, customer, invoice, Purpose.RETRY)
+            return
+        billing.reactivate(ctx, customer, sub, ctx.money(due))
 
 
 def billing_mistake(
@@ -99,16 +110,57 @@ def billing_mistake(
     payment: PaymentRow | None,
     invoice: InvoiceRow | None,
 ) -> None:
+    """The merchant takes money it should not have, for real: a charge at the gateway and a
+    new payment with the customer's next number (scenario contract, ``billing_mistake``).
+
+    ``duplicate_charge`` charges ``amount`` again to ``payment``'s method, on its invoice;
+    ``overcharge`` and ``wrong_tier`` charge ``amount`` more on the invoice (``invoice``, or
+    ``payment``'s), to the method that paid it. Either way the new payment is
+    ``is_duplicate``: money taken in excess of what the invoice asked for. That one flag
+    carries every invariant the money needs, as it already did for duplicates:
+
+    - it is not part of the invoice's ``amount_paid`` and not revenue: its journal entry
+      leaves RECEIVABLE in credit (owed back to the customer) until it is given back, and
+      its refund debits RECEIVABLE, not REFUNDS;
+    - subscription facts and requests naming the invoice leave it out: a request about the
+      excess names the new payment's number;
+    - a refund request about it returns it in full, which is exactly the excess, and never
+      more: the payment's own unrefunded amount is the ceiling, so it is corrected once.
+
+    The invoice's ``overcharge_minor`` is left alone: it records an excess inside the
+    invoice's own payment, with no money of its own, which is not what happened here.
+    """
     ctx.lock_customer(customer)
     money = Money(amount, ctx.currency)
     if kind == "duplicate_charge":
         assert payment is not None
         original = ctx.session.get_one(InvoiceRow, payment.invoice_id)
-        billing.charge(ctx, customer, original, payment.method, money, duplicate=True)
+        billing.charge(
+            ctx, customer, original, payment.method, money, purpose=Purpose.MISTAKE, duplicate=True
+        )
         return
     target = invoice or (ctx.session.get_one(InvoiceRow, payment.invoice_id) if payment else None)
     assert target is not None
-    target.overcharge_minor += money.minor
+    paid_by = payment or _paying_payment(ctx, target)
+    billing.charge(
+        ctx, customer, target, paid_by.method, money, purpose=Purpose.MISTAKE, duplicate=True
+    )
+
+
+def _paying_payment(ctx: Ctx, invoice: InvoiceRow) -> PaymentRow:
+    """The invoice's latest own payment (not an excess charge): its method paid the invoice."""
+    paid = ctx.session.scalar(
+        select(PaymentRow)
+        .where(PaymentRow.invoice_id == invoice.id, PaymentRow.is_duplicate.is_(False))
+        .order_by(PaymentRow.number.desc())
+        .limit(1)
+    )
+    if paid is None:
+        raise Conflict(
+            f"invoice {invoice.number} was paid by no payment method: "
+            "an overcharge is charged to the method that paid the invoice"
+        )
+    return paid
 
 
 def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_first: bool) -> None:
@@ -204,6 +256,15 @@ def decline_terms(ctx: Ctx, customer: CustomerRow) -> None:
 
 
 def close_account(ctx: Ctx, customer: CustomerRow) -> None:
+    """Close the account: its subscriptions end (at the period end where the policy says
+    so) and its data is kept only for the retention period.
+
+    Closing settles the account's scheduled changes: a plan change waiting for the period
+    end (``pending_plan``, or ``successor_plan`` for a cancel-and-resubscribe downgrade)
+    is dropped. A closed account takes no new purchases (``subscriptions.ensure_open``),
+    so left in place the change would start a subscription the account must refuse, at
+    the period end, on every run of the scheduler after it.
+    """
     ctx.lock_customer(customer)
     consequence = decide_closure(ctx.merchant)
     ctx.record(customer, consequence.decision)
@@ -213,6 +274,8 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
             ctx, customer, forfeits_credits(ctx.merchant, "closure"), "account closed"
         )
     live = subscriptions.live_subscriptions(ctx, customer)
+    for sub in live:
+        sub.pending_plan = sub.successor_plan = None
     for sub in live:
         if sub.status == "trialing":
             subscriptions.end_subscription(ctx, customer, sub, "canceled")

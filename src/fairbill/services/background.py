@@ -1,4 +1,10 @@
-"""The server's background loop: run due work for every merchant, one transaction each."""
+"""The server's background loop: run due work for every merchant, one transaction each.
+
+A merchant whose run fails is one failing item of the loop (``jobs.JobRunner``, job
+``merchant_run``): rolled back, recorded, retried with backoff, reported to the merchant,
+and never in the way of the next merchant. Items within a run are isolated the same way
+by ``scheduler.run_due``.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +19,38 @@ from fairbill.services import merchants as merchant_service
 from fairbill.services import scheduler
 from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
+from fairbill.services.jobs import Job, JobRunner
 from fairbill.store.tables import MerchantRow
 
 log = logging.getLogger("fairbill.background")
 
 
 def tick(sessions: sessionmaker[Session], clock: Clock, gateway: PaymentGateway) -> None:
+    """Run what is due for every merchant, each in a transaction of its own."""
     with sessions() as session:
-        merchant_ids = list(session.scalars(select(MerchantRow.id)))
+        merchant_ids = list(session.scalars(select(MerchantRow.id).order_by(MerchantRow.id)))
     for merchant_id in merchant_ids:
-        with sessions() as session:
-            merchant = session.get_one(MerchantRow, merchant_id)
-            ctx = Ctx(session, clock, gateway, merchant, merchant_service.merchant_policy(merchant))
-            scheduler.run_due(ctx)
-            session.commit()
+        try:
+            run_merchant(sessions, clock, gateway, merchant_id)
+        except Exception:  # not even recorded (the database failed): the next tick retries
+            log.exception("background: the run of merchant %s failed", merchant_id)
+
+
+def run_merchant(
+    sessions: sessionmaker[Session], clock: Clock, gateway: PaymentGateway, merchant_id: int
+) -> None:
+    """One merchant's due work, committed; a failure of the run as a whole (its policy
+    no longer loads, a query of the scheduler's own fails) is recorded and committed."""
+    with sessions() as session:
+        merchant = session.get_one(MerchantRow, merchant_id)
+        runner = JobRunner.load(session, merchant, clock.now())
+
+        def work() -> None:
+            policy = merchant_service.merchant_policy(merchant)
+            scheduler.run_due(Ctx(session, clock, gateway, merchant, policy))
+
+        runner.run(Job.MERCHANT_RUN, f"merchant:{merchant_id}", work)
+        session.commit()
 
 
 def run_forever(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -17,14 +19,17 @@ from fairbill.decisions.dunning import decide_failure, decide_reactivation
 from fairbill.errors import GatewayError
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Leg, Transaction, transfer
+from fairbill.lifecycle import InvoiceStatus, RefundStatus, SubscriptionStatus, advance
 from fairbill.money import Money
 from fairbill.policy.model import Destination
-from fairbill.services import fx
+from fairbill.services import fx, operations
 from fairbill.services.context import Ctx
+from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
     CreditNoteRow,
     CustomerRow,
     FailedPaymentRow,
+    GatewayOperationRow,
     InvoiceLineRow,
     InvoiceRow,
     PaymentMethodRow,
@@ -61,7 +66,7 @@ def issue_invoice(
         issued_at=ctx.now,
         currency=ctx.currency,
         total_minor=total,
-        status="open",
+        status=str(InvoiceStatus.OPEN),
         period_start=period[0] if period else None,
         period_end=period[1] if period else None,
         purpose=purpose,
@@ -92,7 +97,7 @@ def issue_invoice(
             customer,
         )
     if total == 0:
-        invoice.status = "paid"
+        invoice.status = str(InvoiceStatus.PAID)
     return invoice
 
 
@@ -105,17 +110,38 @@ def amount_due(invoice: InvoiceRow) -> int:
     )
 
 
-def collect(ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, method: str | None) -> bool:
-    """Settle what is due: credit notes, wallet, then the method. True when paid."""
+class Collected(StrEnum):
+    """What ``collect`` did: paid in full without the gateway (credit notes, wallet, or
+    nothing due), a charge requested and awaiting the gateway, or nothing to charge to."""
+
+    PAID = "paid"
+    PENDING = "pending"
+    UNPAID = "unpaid"
+
+
+def collect(
+    ctx: Ctx,
+    customer: CustomerRow,
+    invoice: InvoiceRow,
+    method: str | None,
+    purpose: Purpose,
+    details: dict[str, Any] | None = None,
+) -> Collected:
+    """Settle what is due: credit notes, wallet, then a charge to the method. The charge is
+    requested, not made: its outcome comes through ``charge_succeeded`` or
+    ``charge_declined``, with ``purpose`` saying what follows."""
     _apply_credit_notes(ctx, invoice)
     _apply_wallet(ctx, customer, invoice)
     due = amount_due(invoice)
     if due <= 0:
-        invoice.status = "paid"
-        return True
+        invoice.status = str(InvoiceStatus.PAID)
+        return Collected.PAID
+    if operations.in_flight(ctx.session, invoice):
+        return Collected.PENDING
     if method is None:
-        return False
-    return charge(ctx, customer, invoice, method, ctx.money(due))
+        return Collected.UNPAID
+    charge(ctx, customer, invoice, method, ctx.money(due), purpose=purpose, details=details)
+    return Collected.PENDING
 
 
 def _apply_credit_notes(ctx: Ctx, invoice: InvoiceRow) -> None:
@@ -183,48 +209,29 @@ def charge(
     method: str,
     amount: Money,
     *,
+    purpose: Purpose,
     duplicate: bool = False,
-) -> bool:
+    details: dict[str, Any] | None = None,
+) -> GatewayOperationRow:
+    """Request a charge of ``amount`` on ``invoice`` (converted to the card's currency at
+    today's rate). A duplicate (a billing mistake) is a charge of its own, never counted
+    as paying the invoice."""
     pm = method_row(ctx, customer, method)
-    attempts = ctx.session.scalars(
-        select(FailedPaymentRow).where(FailedPaymentRow.invoice_id == invoice.id)
-    ).all()
-    # A duplicate charge (a billing mistake) is a charge of its own: count the earlier ones,
-    # or two mistakes at one instant would share the gateway's idempotency key.
-    earlier = (
-        ctx.session.scalar(
-            select(func.count())
-            .select_from(PaymentRow)
-            .where(PaymentRow.invoice_id == invoice.id, PaymentRow.is_duplicate.is_(True))
-        )
-        if duplicate
-        else 0
-    )
-    key = (
-        f"charge:{customer.id}:{invoice.number}:{len(attempts)}:{int(duplicate) + (earlier or 0)}:"
-        f"{ctx.now.isoformat()}"
-    )
     charged = fx.convert(ctx, amount, pm.currency, ctx.now)
-    result = ctx.gateway.charge(pm.token, charged, key)
-    if not result.ok:
-        ctx.session.add(
-            FailedPaymentRow(
-                customer_id=customer.id,
-                invoice_id=invoice.id,
-                at=ctx.now,
-                amount_minor=amount.minor,
-                method=method,
-                attempt=len(attempts) + 1,
-            )
-        )
-        ctx.notify(
-            customer,
-            "payment_failed",
-            invoice=str(invoice.number),
-            amount=amount.text(),
-            currency=amount.currency,
-        )
-        return False
+    extra = dict(details or {})
+    if duplicate:
+        extra["duplicate"] = True
+    return operations.request_charge(ctx, customer, invoice, pm, amount, charged, purpose, extra)
+
+
+def charge_succeeded(ctx: Ctx, op: GatewayOperationRow) -> PaymentRow:
+    """The gateway took the money of ``op``: the payment, the invoice paid, the journal,
+    the receipt; then what its purpose leads to. ``ctx`` is at the operation's instant."""
+    customer = ctx.session.get_one(CustomerRow, op.customer_id)
+    invoice = ctx.session.get_one(InvoiceRow, op.invoice_id)
+    duplicate = bool(op.details.get("duplicate"))
+    amount = ctx.money(op.settled_minor)
+    charged = Money.from_minor(op.amount_minor, op.currency)
     payment = PaymentRow(
         customer_id=customer.id,
         invoice_id=invoice.id,
@@ -235,16 +242,17 @@ def charge(
         settled_minor=amount.minor,
         settled_refunded_minor=0,
         refunded_minor=0,
-        method=method,
+        method=op.method or "",
         is_duplicate=duplicate,
-        gateway_ref=result.reference or "",
+        gateway_ref=op.reference or "",
     )
     ctx.session.add(payment)
     ctx.session.flush()
+    op.payment_id = payment.id
     if not duplicate:
         invoice.amount_paid_minor += amount.minor
         if amount_due(invoice) <= 0:
-            invoice.status = "paid"
+            invoice.status = str(InvoiceStatus.PAID)
     ctx.post(
         across(
             f"pay:{customer.id}:{payment.number}",
@@ -262,7 +270,81 @@ def charge(
         amount=charged.text(),
         currency=charged.currency,
     )
-    return True
+    after_paid(ctx, customer, invoice, Purpose(op.purpose), amount, op.details)
+    return payment
+
+
+def charge_declined(ctx: Ctx, op: GatewayOperationRow) -> None:
+    """The gateway declined ``op``: the failed attempt, the customer told, and the dunning
+    step its purpose leads to. ``ctx`` is at the operation's instant."""
+    customer = ctx.session.get_one(CustomerRow, op.customer_id)
+    invoice = ctx.session.get_one(InvoiceRow, op.invoice_id)
+    attempts = ctx.session.scalar(
+        select(func.count())
+        .select_from(FailedPaymentRow)
+        .where(FailedPaymentRow.invoice_id == invoice.id)
+    )
+    amount = ctx.money(op.settled_minor)
+    ctx.session.add(
+        FailedPaymentRow(
+            customer_id=customer.id,
+            invoice_id=invoice.id,
+            at=ctx.now,
+            amount_minor=amount.minor,
+            method=op.method or "",
+            attempt=(attempts or 0) + 1,
+        )
+    )
+    ctx.notify(
+        customer,
+        "payment_failed",
+        invoice=str(invoice.number),
+        amount=amount.text(),
+        currency=amount.currency,
+    )
+    after_declined(ctx, customer, invoice, Purpose(op.purpose))
+
+
+def after_paid(
+    ctx: Ctx,
+    customer: CustomerRow,
+    invoice: InvoiceRow,
+    purpose: Purpose,
+    paid: Money,
+    details: dict[str, Any],
+) -> None:
+    """What follows an invoice's payment, by why it was charged: the same steps whether
+    the wallet paid it at once or the gateway answered later."""
+    from fairbill.services import accounts, credits, subscriptions
+
+    sub = _subscription(ctx, invoice)
+    if purpose == Purpose.FIRST:
+        ctx.notify(customer, "welcome", plan=sub.plan_code if sub else "")
+    elif purpose == Purpose.RETRY and sub is not None:
+        reactivate(ctx, customer, sub, paid)
+        accounts.collect_open(ctx, customer, sub)
+    elif purpose == Purpose.OUTSTANDING and sub is not None:
+        if sub.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.SUSPENDED):
+            if sub.status == SubscriptionStatus.SUSPENDED:
+                subscriptions.skip_suspended_periods(ctx, sub)
+            reactivate(ctx, customer, sub, paid)
+            subscriptions.advance(ctx, customer, sub)
+    elif purpose == Purpose.PURCHASE and details.get("pack"):
+        credits.grant_pack(ctx, customer, details["pack"])
+
+
+def after_declined(ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, purpose: Purpose) -> None:
+    """The dunning step after a failed collection of a subscription's invoice (whether the
+    gateway declined it or there was no method to charge)."""
+    sub = _subscription(ctx, invoice)
+    if sub is not None and purpose not in (Purpose.PURCHASE, Purpose.MISTAKE):
+        handle_failure(ctx, customer, sub, invoice)
+
+
+def _subscription(ctx: Ctx, invoice: InvoiceRow) -> SubscriptionRow | None:
+    if invoice.subscription_id is None:
+        return None
+    return ctx.session.get_one(SubscriptionRow, invoice.subscription_id)
 
 
 def across(
@@ -386,9 +468,8 @@ def pay_refund(
     if payment is not None and payment.is_duplicate:
         debit = Account.RECEIVABLE
     method = payment.method if payment is not None else None
-    reference = None
-    if destination == Destination.WALLET:
-        credit = Account.WALLET
+    to_wallet = destination == Destination.WALLET
+    if to_wallet:
         customer.wallet_minor += amount.minor
         ctx.session.add(
             WalletEntryRow(
@@ -399,22 +480,10 @@ def pay_refund(
             )
         )
         method = None
-    else:
-        credit = Account.CASH
-        if payment is None:
-            raise GatewayError("a refund to the original method needs a payment")
-        count = len(
-            ctx.session.scalars(
-                select(RefundRow.id).where(RefundRow.payment_id == payment.id)
-            ).all()
-        )
-        result = ctx.gateway.refund(
-            payment.gateway_ref, paid_out, f"refund:{customer.id}:{payment.number}:{count}"
-        )
-        if not result.ok:
-            raise GatewayError(f"the gateway refused the refund of payment {payment.number}")
-        reference = result.reference
+    elif payment is None:
+        raise GatewayError("a refund to the original method needs a payment")
     if payment is not None:
+        # Reserved now, so no later refund can exceed what is left; released if it fails.
         payment.refunded_minor += in_payment_currency.minor
         payment.settled_refunded_minor += amount.minor
     refund = RefundRow(
@@ -428,10 +497,30 @@ def pay_refund(
         destination=str(destination),
         method=method,
         clauses=list(clauses),
-        gateway_ref=reference,
+        gateway_ref=None,
+        status=str(RefundStatus.SUCCEEDED if to_wallet else RefundStatus.PENDING),
     )
     ctx.session.add(refund)
     ctx.session.flush()
+    if to_wallet or payment is None:
+        _refund_paid(ctx, customer, refund, payment, debit, amount)
+        return refund
+    op = operations.request_refund(ctx, customer, payment, refund, amount)
+    op.details = op.details | {"debit": str(debit)}
+    return refund
+
+
+def _refund_paid(
+    ctx: Ctx,
+    customer: CustomerRow,
+    refund: RefundRow,
+    payment: PaymentRow | None,
+    debit: Account,
+    amount: Money,
+) -> None:
+    """A refund that reached its destination: its journal transaction and the message."""
+    paid_out = Money.from_minor(refund.amount_minor, refund.currency)
+    credit = Account.WALLET if refund.destination == Destination.WALLET else Account.CASH
     ctx.post(
         across(
             f"refund:{customer.id}:{refund.id}",
@@ -442,8 +531,50 @@ def pay_refund(
         ),
         customer,
     )
-    ctx.notify(customer, "refund_paid", amount=amount.text(), destination=str(destination))
-    return refund
+    ctx.notify(customer, "refund_paid", amount=amount.text(), destination=str(refund.destination))
+
+
+def refund_succeeded(ctx: Ctx, op: GatewayOperationRow) -> None:
+    """The gateway paid the refund of ``op``. ``ctx`` is at the operation's instant."""
+    refund = ctx.session.get_one(RefundRow, op.refund_id)
+    refund.status = advance(refund.status, RefundStatus.SUCCEEDED)
+    refund.gateway_ref = op.reference
+    payment = ctx.session.get_one(PaymentRow, op.payment_id)
+    customer = ctx.session.get_one(CustomerRow, op.customer_id)
+    debit = Account(op.details.get("debit", str(Account.REFUNDS)))
+    _refund_paid(ctx, customer, refund, payment, debit, ctx.money(op.settled_minor))
+
+
+def refund_failed(ctx: Ctx, op: GatewayOperationRow) -> None:
+    """The refund of ``op`` finally failed: the reservation on its payment is released,
+    the refund shows ``failed``, and the merchant's finance people are told (the customer
+    is still owed it: someone has to pay it another way)."""
+    refund = ctx.session.get_one(RefundRow, op.refund_id)
+    refund.status = advance(refund.status, RefundStatus.FAILED)
+    payment = ctx.session.get_one(PaymentRow, op.payment_id)
+    payment.refunded_minor -= op.amount_minor
+    payment.settled_refunded_minor -= op.settled_minor
+    _alert_finance(ctx, op, refund)
+
+
+def _alert_finance(ctx: Ctx, op: GatewayOperationRow, refund: RefundRow) -> None:
+    try:
+        from fairbill.services.alerts import notify_finance
+    except ImportError:  # pragma: no cover - the alert path lands with the job failures
+        return
+    customer = ctx.session.get_one(CustomerRow, op.customer_id)
+    notify_finance(
+        ctx.session,
+        ctx.merchant_row,
+        "refund_failed",
+        ctx.merchant_row.language,
+        at=ctx.now,
+        customer=customer.code,
+        refund=str(refund.id),
+        amount=Money.from_minor(refund.amount_minor, refund.currency).text(),
+        currency=refund.currency,
+        error=op.error or "",
+    )
 
 
 def credit_note(

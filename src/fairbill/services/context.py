@@ -141,8 +141,11 @@ class Ctx:
         )
 
     def _overcharge_left(self, invoice: InvoiceRow) -> Money | None:
-        """The invoice's recorded overcharge less what billing-error refunds already gave
-        back: an overcharge is corrected once."""
+        """The overcharge recorded inside the invoice's own payments (``overcharge_minor``:
+        no money of its own) less what billing-error refunds of those payments already gave
+        back: an overcharge is corrected once. Money taken in excess as a payment of its own
+        (``is_duplicate``, what ``accounts.billing_mistake`` charges) is not counted here: it
+        is corrected on that payment, whose unrefunded amount is its ceiling."""
         if not invoice.overcharge_minor:
             return None
         corrected = (
@@ -152,6 +155,7 @@ class Ctx:
                 .join(PaymentRow, PaymentRow.id == RefundRow.payment_id)
                 .where(
                     PaymentRow.invoice_id == invoice.id,
+                    PaymentRow.is_duplicate.is_(False),
                     RequestRow.kind.in_(("billing_error", "overpayment")),
                 )
             )

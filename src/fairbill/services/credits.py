@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from fairbill.decisions.credits import credit_expiry, decide_expiry, decide_failed_delivery
 from fairbill.decisions.decision import Decision, DecisionOutcome
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import NotFound
+from fairbill.lifecycle import CreditPackStatus, advance
 from fairbill.services import billing, subscriptions
 from fairbill.services.billing import Line
 from fairbill.services.context import Ctx
+from fairbill.services.operations import Purpose
 from fairbill.store.tables import CreditPackRow, CustomerRow, InvoiceRow, ProductRow
 
 
@@ -36,28 +40,39 @@ def purchase(
         [Line("product", f"{product.kind}: {product.code} × {quantity}", amount)],
         purpose="product",
     )
-    if (
-        billing.collect(ctx, customer, invoice, payment_method)
-        and product.kind == "message_credits"
-    ):
-        total = (product.quantity or 0) * quantity
-        ctx.session.add(
-            CreditPackRow(
-                customer_id=customer.id,
-                kind=product.credit_kind or "message",
-                quantity=total,
-                remaining=total,
-                purchased_at=ctx.now,
-                expires_at=credit_expiry(ctx.merchant, ctx.now),
-                status="active",
-            )
-        )
+    pack: dict[str, Any] = {}
+    if product.kind == "message_credits":
+        pack = {
+            "kind": product.credit_kind or "message",
+            "quantity": (product.quantity or 0) * quantity,
+        }
+    collected = billing.collect(
+        ctx, customer, invoice, payment_method, Purpose.PURCHASE, {"pack": pack} if pack else None
+    )
+    if collected == billing.Collected.PAID:
+        billing.after_paid(ctx, customer, invoice, Purpose.PURCHASE, amount, {"pack": pack})
     return invoice
+
+
+def grant_pack(ctx: Ctx, customer: CustomerRow, pack: dict[str, Any]) -> None:
+    """The credits a paid purchase brings: ``pack`` is ``{"kind", "quantity"}``."""
+    total = int(pack["quantity"])
+    ctx.session.add(
+        CreditPackRow(
+            customer_id=customer.id,
+            kind=str(pack["kind"]),
+            quantity=total,
+            remaining=total,
+            purchased_at=ctx.now,
+            expires_at=credit_expiry(ctx.merchant, ctx.now),
+            status=CreditPackStatus.ACTIVE,
+        )
+    )
 
 
 def active_packs(ctx: Ctx, customer: CustomerRow, kind: str | None = None) -> list[CreditPackRow]:
     query = select(CreditPackRow).where(
-        CreditPackRow.customer_id == customer.id, CreditPackRow.status == "active"
+        CreditPackRow.customer_id == customer.id, CreditPackRow.status == CreditPackStatus.ACTIVE
     )
     if kind is not None:
         query = query.where(CreditPackRow.kind == kind)
@@ -77,7 +92,7 @@ def consume(
         left -= take
         spent.append((pack, take))
         if pack.remaining == 0:
-            pack.status = "used"
+            pack.status = advance(pack.status, CreditPackStatus.USED)
         if left == 0:
             break
     used = quantity - left
@@ -96,19 +111,24 @@ def consume(
         back = min(take, returned)
         if back:
             pack.remaining += back
-            pack.status = "active"
+            if pack.status == CreditPackStatus.USED:  # emptied above: spendable again
+                pack.status = advance(pack.status, CreditPackStatus.ACTIVE)
             returned -= back
     ctx.record(customer, decision)
     return decision
 
 
 def expire(ctx: Ctx, customer: CustomerRow, pack: CreditPackRow) -> None:
-    if pack.status != "active" or pack.expires_at is None or pack.expires_at > ctx.now:
+    if (
+        pack.status != CreditPackStatus.ACTIVE
+        or pack.expires_at is None
+        or pack.expires_at > ctx.now
+    ):
         return
     decision = decide_expiry(ctx.merchant, pack.kind, pack.remaining)
     pack.forfeited += pack.remaining
     pack.remaining = 0
-    pack.status = "expired"
+    pack.status = advance(pack.status, CreditPackStatus.EXPIRED)
     ctx.record(customer, decision)
 
 
@@ -121,7 +141,7 @@ def forfeit_all(ctx: Ctx, customer: CustomerRow, clause: str | None, why: str) -
         total += pack.remaining
         pack.forfeited += pack.remaining
         pack.remaining = 0
-        pack.status = "forfeited"
+        pack.status = advance(pack.status, CreditPackStatus.FORFEITED)
     ctx.record(
         customer,
         Decision(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fairbill.gateway.port import PaymentGateway
 from fairbill.policy.model import RequestKind
-from fairbill.services import accounts, refunds, subscriptions
+from fairbill.services import accounts, operations, refunds, subscriptions
 from fairbill.services import merchants as merchant_service
 from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
@@ -83,6 +83,7 @@ def seed(session: Session, clock: Clock, gateway: PaymentGateway) -> list[DemoMe
             )
         ctx = Ctx(session, clock, gateway, merchant, merchant_service.merchant_policy(merchant))
         portal = _customers(ctx, policy_id, spec)
+        operations.commit_and_settle(ctx)  # the demo's first charges, sent and recorded
         made.append(DemoMerchant(policy_id, merchant.id, {k.role: k.key for k in keys}, portal))
     session.commit()
     return made

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fairbill.errors import Conflict, NotFound
+from fairbill.lifecycle import CustomerStatus
 from fairbill.money import Money
 from fairbill.policy.load import resolve_policy
 from fairbill.policy.model import Policy
@@ -70,6 +71,7 @@ def create_merchant(
     currency: str | None = None,
     timezone: str | None = None,
     country: str | None = None,
+    finance_email: str | None = None,
 ) -> tuple[MerchantRow, list[IssuedKey]]:
     policy = resolve_policy(policy_ref)
     row = MerchantRow(
@@ -81,11 +83,19 @@ def create_merchant(
         timezone=timezone or policy.timezone,
         country=country or policy.country,
         language=policy.language,
+        finance_email=finance_email,
     )
     session.add(row)
     session.flush()
     keys = [issue_key(session, row, role, now) for role in ROLES]
     return row, keys
+
+
+def set_finance_email(merchant: MerchantRow, address: str | None) -> None:
+    """Where alerts for the merchant's finance people go (``services.alerts``); None: no
+    address, their alerts are parked in the outbox. The caller has checked the address
+    (the API's ``EmailStr``)."""
+    merchant.finance_email = address
 
 
 def issue_key(session: Session, merchant: MerchantRow, role: str, now: datetime) -> IssuedKey:
@@ -273,7 +283,7 @@ def create_customer(session: Session, merchant: MerchantRow, spec: dict[str, Any
         acquisition=spec.get("acquisition") or "self_serve",
         flags=list(spec.get("flags") or []),
         language=spec.get("language") or merchant.language,
-        status="active",
+        status=CustomerStatus.ACTIVE,
     )
     session.add(row)
     session.flush()

@@ -18,6 +18,7 @@ from fairbill.policy.model import Destination, Trials
 from fairbill.services import billing
 from fairbill.services.billing import Line
 from fairbill.services.context import Ctx
+from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
     CreditPackRow,
     CustomerRow,
@@ -119,14 +120,14 @@ def subscribe(
     ctx.session.flush()
     if customer.data_deleted_at is None:
         customer.data_retained_until = None  # a live subscription stops the retention clock
-    paid = True
-    if not trial_end:
-        paid = _bill_period(ctx, customer, sub).status == "paid"
     if customer.terms_version is None:
         customer.terms_version = ctx.policy.version  # accepted at payment (terms_acceptance)
-    if paid:
-        # Activation details go out once registration and payment have succeeded.
+    if trial_end:
         ctx.notify(customer, "welcome", plan=plan.code)
+    else:
+        # Activation details go out once registration and payment have succeeded
+        # (``billing.after_paid``, now or when the gateway answers).
+        _bill_period(ctx, customer, sub, Purpose.FIRST)
     return sub
 
 
@@ -141,7 +142,9 @@ def _promotion(ctx: Ctx, code: str) -> PromotionRow:
     return promo
 
 
-def _bill_period(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> InvoiceRow:
+def _bill_period(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, purpose: Purpose = Purpose.RENEWAL
+) -> InvoiceRow:
     plan = ctx.plan(sub.plan_code)
     sub.price_minor = tier_price_minor(plan, sub.usage_level)
     price = ctx.money(sub.price_minor)
@@ -154,9 +157,21 @@ def _bill_period(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> Invoi
         ctx, customer, lines, purpose="subscription", subscription=sub, period=(start, end)
     )
     _grant_included_credits(ctx, customer, sub, plan, end)
-    if not billing.collect(ctx, customer, invoice, sub.payment_method):
-        billing.handle_failure(ctx, customer, sub, invoice)
+    _collect(ctx, customer, invoice, sub.payment_method, purpose)
     return invoice
+
+
+def _collect(
+    ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, method: str | None, purpose: Purpose
+) -> None:
+    """Collect ``invoice``; what follows its payment or failure is ``billing``'s, the same
+    whether it is known now or when the gateway answers."""
+    collected = billing.collect(ctx, customer, invoice, method, purpose)
+    if collected == billing.Collected.PAID:
+        paid = ctx.money(invoice.total_minor)
+        billing.after_paid(ctx, customer, invoice, purpose, paid, {})
+    elif collected == billing.Collected.UNPAID:
+        billing.after_declined(ctx, customer, invoice, purpose)
 
 
 def _discount(ctx: Ctx, sub: SubscriptionRow, price: Money) -> Money:
@@ -270,6 +285,9 @@ def end_subscription(
 # -- plan changes and usage -----------------------------------------------------------------
 def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code: str) -> None:
     ctx.lock_customer(customer)
+    # A closed or terminated account takes no new plan, now or at the period end: a
+    # downgrade scheduled on one would start a subscription that it must then refuse.
+    ensure_open(customer)
     if sub.status not in LIVE:
         raise Conflict(f"subscription {sub.id} is {sub.status}")
     new = ctx.plan(plan_code)
@@ -304,8 +322,7 @@ def _bill_adjustment(
     invoice = billing.issue_invoice(
         ctx, customer, [Line(kind, text, amount, now, end)], purpose="proration", subscription=sub
     )
-    if not billing.collect(ctx, customer, invoice, sub.payment_method):
-        billing.handle_failure(ctx, customer, sub, invoice)
+    _collect(ctx, customer, invoice, sub.payment_method, Purpose.ADJUSTMENT)
 
 
 def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: int) -> None:

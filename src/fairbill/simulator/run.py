@@ -11,8 +11,17 @@ from sqlalchemy.orm import Session
 
 from fairbill.errors import FairbillError, Location, ScenarioError
 from fairbill.gateway.sandbox import SandboxGateway
+from fairbill.lifecycle import CustomerStatus
 from fairbill.money import Money
-from fairbill.services import accounts, credits, fx, refunds, scheduler, subscriptions
+from fairbill.services import (
+    accounts,
+    credits,
+    fx,
+    operations,
+    refunds,
+    scheduler,
+    subscriptions,
+)
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator.result import build_result
@@ -65,7 +74,7 @@ def _run_until(ctx: Ctx, clock: TestClock, target: datetime) -> None:
             return
         clock.advance_to(max(due, clock.now()))
         scheduler.run_due(ctx)
-        ctx.session.commit()
+        operations.commit_and_settle(ctx)
         if scheduler.next_due(ctx) == due:
             raise FairbillError(f"the scheduler made no progress at {due.isoformat()}")
     raise FairbillError("the scheduler did not settle")
@@ -139,7 +148,7 @@ def _customer(ctx: Ctx, sc: Scenario) -> CustomerRow:
         acquisition=spec.acquisition,
         flags=list(spec.flags),
         language=spec.language or sc.policy.language,
-        status="active",
+        status=CustomerStatus.ACTIVE,
     )
     ctx.session.add(row)
     ctx.session.flush()
@@ -161,7 +170,7 @@ def _apply(ctx: Ctx, customer: CustomerRow, event: Event) -> None:
     handler = _HANDLERS[event.action]
     try:
         handler(ctx, customer, event.params)
-        ctx.session.commit()
+        operations.commit_and_settle(ctx)
     except FairbillError as exc:
         ctx.session.rollback()
         if isinstance(exc, ScenarioError):

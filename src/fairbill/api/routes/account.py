@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exists, select
 
 from fairbill.api.deps import Caller, Principal, customer_for, need, runtime
-from fairbill.api.mutation import merchant_work, mutate
+from fairbill.api.mutation import Body, merchant_work, mutate
 from fairbill.api.problems import GATEWAY_RESPONSES, Problem, conflict
 from fairbill.api.routes.billing import (
     EARLIEST,
@@ -43,9 +43,10 @@ from fairbill.api.schemas import (
     TermsChangeIn,
 )
 from fairbill.api.settings import Runtime
+from fairbill.lifecycle import CUSTOMER_ENDED, LIVE, DisputeStatus, InvoiceStatus
 from fairbill.services import accounts, credits
+from fairbill.services.billing import amount_due
 from fairbill.services.context import Ctx
-from fairbill.services.subscriptions import LIVE
 from fairbill.services.views import Fmt
 from fairbill.store.tables import (
     CreditNoteRow,
@@ -84,6 +85,15 @@ def _account(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
     }
 
 
+def _open_total(rec: Recording, customer: CustomerRow) -> int:
+    invoices = rec.session.scalars(
+        select(InvoiceRow).where(
+            InvoiceRow.customer_id == customer.id, InvoiceRow.status == InvoiceStatus.OPEN
+        )
+    )
+    return sum(amount_due(i) for i in invoices)
+
+
 def _customer_action(
     request: Request,
     rt: Runtime,
@@ -91,19 +101,24 @@ def _customer_action(
     customer_id: str,
     action: str,
     payload: dict[str, Any],
-    act: Callable[[Recording, CustomerRow], dict[str, Any]],
+    act: Callable[[Recording, CustomerRow], Body],
     status: int = 200,
 ) -> JSONResponse:
     """Run ``act(rec, customer) -> extra response fields`` on one customer, through
     ``mutate``."""
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         rec = Recording.of(ctx)
         customer = customer_for(rec, who, customer_id)
         extra = act(rec, customer)
-        return f"customer:{customer.code}", _account(rec, customer) | extra
 
-    return mutate(request, rt, who, action, payload, merchant_work(rt, who, work), status)
+        def render() -> dict[str, Any]:
+            # Rendered again once the gateway answered (``mutate``): the money is shown.
+            return _account(rec, customer) | (extra() if callable(extra) else extra)
+
+        return f"customer:{customer.code}", render
+
+    return mutate(request, rt, who, action, payload, merchant_work(rt, who, work, Recording.of), status)
 
 
 # -- purchases, credits, collection ------------------------------------------------------
@@ -115,7 +130,7 @@ def purchase(
     then the payment method. Without a method, what the wallet does not cover stays open."""
     need(who, "purchase")
 
-    def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
+    def act(rec: Recording, customer: CustomerRow) -> Body:
         product = rec.session.scalar(
             select(ProductRow).where(
                 ProductRow.merchant_id == rec.merchant_row.id, ProductRow.code == body.product
@@ -126,7 +141,10 @@ def purchase(
             raise _invalid("quantity", f"at most {MAX_COUNT} credits in one purchase")
         invoice = credits.purchase(rec, customer, body.product, body.quantity, body.payment_method)
         rec.session.flush()
-        return {"invoice": invoice_out(rec, invoice), "credit_packs": packs_out(rec, customer)}
+        return lambda: {
+            "invoice": invoice_out(rec, invoice),
+            "credit_packs": packs_out(rec, customer),
+        }
 
     return _customer_action(
         request, rt, who, customer_id, "customer.purchase", body.model_dump(), act, 201
@@ -160,18 +178,29 @@ def pay_outstanding(
     subscription's own); a payment that settles a suspended subscription reactivates it."""
     need(who, "purchase")
 
-    def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
-        paid = accounts.pay_outstanding(rec, customer, body.payment_method)
+    def act(rec: Recording, customer: CustomerRow) -> Body:
+        before = _open_total(rec, customer)
+        accounts.pay_outstanding(rec, customer, body.payment_method)
         rec.session.flush()
-        still_open = rec.session.scalars(
-            select(InvoiceRow)
-            .where(InvoiceRow.customer_id == customer.id, InvoiceRow.status == "open")
-            .order_by(InvoiceRow.id)
-        )
-        return {
-            "paid": rec.money(paid).text(),
-            "open_invoices": [invoice_out(rec, i) for i in still_open],
-        }
+
+        def render() -> dict[str, Any]:
+            # What this call settled: the open total before, less what is open now (the
+            # card's charges are known once the gateway answered).
+            still_open = rec.session.scalars(
+                select(InvoiceRow)
+                .where(
+                    InvoiceRow.customer_id == customer.id,
+                    InvoiceRow.status == InvoiceStatus.OPEN,
+                )
+                .order_by(InvoiceRow.id)
+            ).all()
+            paid = before - sum(amount_due(i) for i in still_open)
+            return {
+                "paid": rec.money(paid).text(),
+                "open_invoices": [invoice_out(rec, i) for i in still_open],
+            }
+
+        return render
 
     return _customer_action(
         request, rt, who, customer_id, "customer.pay_outstanding", body.model_dump(), act
@@ -213,7 +242,7 @@ def open_dispute(body: DisputeIn, request: Request, rt: Rt, who: Caller) -> JSON
         }
 
     return mutate(
-        request, rt, who, "dispute.open", body.model_dump(), merchant_work(rt, who, work), 201
+        request, rt, who, "dispute.open", body.model_dump(), merchant_work(rt, who, work, Recording.of), 201
     )
 
 
@@ -228,7 +257,7 @@ def close_dispute(
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
         rec = Recording.of(ctx)
         customer, payment = load_payment(rec, who, payment_id)
-        if payment.disputed != "open":
+        if payment.disputed != DisputeStatus.OPEN:
             raise conflict("no_open_dispute", f"payment {payment_id!r} has no open dispute")
         accounts.dispute_closed(rec, customer, payment, body.outcome)
         return f"payment:pay_{payment.id}", _account(rec, customer) | {
@@ -236,7 +265,7 @@ def close_dispute(
         }
 
     return mutate(
-        request, rt, who, "dispute.close", body.model_dump(), merchant_work(rt, who, work)
+        request, rt, who, "dispute.close", body.model_dump(), merchant_work(rt, who, work, Recording.of)
     )
 
 
@@ -307,7 +336,7 @@ def report_outage(body: OutageIn, request: Request, rt: Rt, who: Caller) -> JSON
         who,
         "outage.report",
         body.model_dump(mode="json"),
-        merchant_work(rt, who, work),
+        merchant_work(rt, who, work, Recording.of),
         201,
     )
 
@@ -341,7 +370,7 @@ def terms_change(body: TermsChangeIn, request: Request, rt: Rt, who: Caller) -> 
         }
 
     return mutate(
-        request, rt, who, "terms.change", body.model_dump(), merchant_work(rt, who, work), 201
+        request, rt, who, "terms.change", body.model_dump(), merchant_work(rt, who, work, Recording.of), 201
     )
 
 
@@ -375,7 +404,7 @@ def close_account(customer_id: str, request: Request, rt: Rt, who: Caller) -> JS
     need(who, "close")
 
     def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
-        if customer.status in ("closed", "terminated"):
+        if customer.status in CUSTOMER_ENDED:
             raise conflict("account_closed", f"customer {customer.code!r} is {customer.status}")
         accounts.close_account(rec, customer)
         return {}
@@ -464,5 +493,5 @@ def export_data(customer_id: str, request: Request, rt: Rt, who: Caller) -> JSON
         who,
         "customer.export",
         {"customer": customer_id},
-        merchant_work(rt, who, work),
+        merchant_work(rt, who, work, Recording.of),
     )

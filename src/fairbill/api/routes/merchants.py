@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 from fairbill.api.deps import Caller, Db, merchant_ctx, need, runtime
 from fairbill.api.mutation import Done, merchant_work, mutate
 from fairbill.api.problems import RESPONSES, Problem, forbidden
-from fairbill.api.schemas import MerchantIn, PlanIn, ProductIn, PromotionIn, dec
+from fairbill.api.schemas import MerchantIn, MerchantUpdateIn, PlanIn, ProductIn, PromotionIn, dec
 from fairbill.api.settings import Runtime
 from fairbill.services import merchants as service
-from fairbill.services import scheduler
+from fairbill.services import operations, scheduler
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.store.tables import MerchantRow, PlanRow, ProductRow, PromotionRow
@@ -35,6 +35,7 @@ def merchant_view(m: MerchantRow) -> dict[str, Any]:
         "timezone": m.timezone,
         "country": m.country,
         "language": m.language,
+        "finance_email": m.finance_email,
     }
 
 
@@ -66,6 +67,7 @@ def create_merchant(body: MerchantIn, request: Request, rt: Rt, who: Caller) -> 
             currency=body.currency,
             timezone=body.timezone,
             country=body.country,
+            finance_email=body.finance_email,
         )
         view = merchant_view(row) | {"api_keys": {k.role: k.key for k in keys}}
         return Done(f"merchant:{row.id}", view, row.id)
@@ -76,7 +78,26 @@ def create_merchant(body: MerchantIn, request: Request, rt: Rt, who: Caller) -> 
 @router.get("/merchant")
 def current_merchant(session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
     need(who, "read")
-    return merchant_view(merchant_ctx(session, rt, who).merchant_row)
+    view = merchant_view(merchant_ctx(session, rt, who).merchant_row)
+    if who.kind == "portal":
+        del view["finance_email"]  # the merchant's staff contact, not the customer's business
+    return view
+
+
+@router.post("/merchant")
+def update_merchant(body: MerchantUpdateIn, request: Request, rt: Rt, who: Caller) -> JSONResponse:
+    """Change the merchant's settings (the fields given; null clears one): today the
+    finance address that alerts such as failing scheduled jobs go to."""
+    # The merchant's own settings are its admins' business, as its credentials are.
+    need(who, "keys")
+    given = body.model_dump(include=body.model_fields_set)
+
+    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        if "finance_email" in given:
+            service.set_finance_email(ctx.merchant_row, body.finance_email)
+        return f"merchant:{ctx.merchant_row.id}", merchant_view(ctx.merchant_row)
+
+    return mutate(request, rt, who, "merchant.update", given, merchant_work(rt, who, work))
 
 
 def plan_view(ctx: Ctx, p: PlanRow) -> dict[str, Any]:
@@ -258,8 +279,9 @@ def run_due_until(rt: Runtime, target: datetime) -> int:
         rt.clock.advance_to(max(min(due_times), rt.clock.now()))
         for mid in merchant_ids:
             with rt.sessions() as session:
-                scheduler.run_due(_ctx(session, rt, mid))
-                session.commit()
+                ctx = _ctx(session, rt, mid)
+                scheduler.run_due(ctx)
+                operations.commit_and_settle(ctx)
         steps += 1
     rt.clock.advance_to(target)
     return steps

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import and_, or_, select
 
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
-from fairbill.api.mutation import merchant_work, mutate
+from fairbill.api.mutation import Body, merchant_work, mutate
 from fairbill.api.pagination import decode, encode, page
 from fairbill.api.problems import GATEWAY_RESPONSES, Problem, not_found
 from fairbill.api.routes.billing import (
@@ -32,6 +32,7 @@ from fairbill.api.schemas import AppealIn, RefundRequestIn, ReviewIn, dec
 from fairbill.api.settings import Runtime
 from fairbill.decisions.decision import Decision
 from fairbill.errors import InvalidAmount
+from fairbill.lifecycle import RequestStatus
 from fairbill.money import Money
 from fairbill.services import refunds
 from fairbill.services.context import Ctx
@@ -61,6 +62,8 @@ class Recording(Ctx):
 
     @classmethod
     def of(cls, ctx: Ctx) -> Recording:
+        if isinstance(ctx, cls):
+            return ctx
         return cls(ctx.session, ctx.clock, ctx.gateway, ctx.merchant_row, ctx.policy)
 
     def record(self, customer: CustomerRow, decision: Decision) -> DecisionRow:
@@ -119,7 +122,7 @@ def create(body: RefundRequestIn, request: Request, rt: Rt, who: Caller) -> JSON
     """File a request; the policy decides it at once (or sends it to review)."""
     need(who, "request_refund")
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         rec = Recording.of(ctx)
         customer = customer_for(rec, who, body.customer)
         payment, invoice = _refs(rec, who, customer, body)
@@ -135,9 +138,11 @@ def create(body: RefundRequestIn, request: Request, rt: Rt, who: Caller) -> JSON
             order_numbers=tuple(body.order_numbers),
         )
         rec.session.flush()
-        return f"refund_request:req_{row.id}", request_out(rec, customer, row) | {
-            "decisions": rec.made(customer)
-        }
+        made = rec.made(customer)
+        return (
+            f"refund_request:req_{row.id}",
+            lambda: request_out(rec, customer, row) | {"decisions": made},
+        )
 
     return mutate(
         request,
@@ -145,7 +150,7 @@ def create(body: RefundRequestIn, request: Request, rt: Rt, who: Caller) -> JSON
         who,
         "refund_request.create",
         body.model_dump(),
-        merchant_work(rt, who, work),
+        merchant_work(rt, who, work, Recording.of),
         201,
     )
 
@@ -188,7 +193,7 @@ def list_requests(
         return page(session, query, RequestRow, limit, cursor, render)
     # The queue: by review_due (requests without a deadline last), then id; the cursor
     # is the last row's id and the page after it is found by its (review_due, id).
-    query = query.where(RequestRow.status == "in_review")
+    query = query.where(RequestRow.status == RequestStatus.IN_REVIEW)
     if cursor:
         last = session.get(RequestRow, decode(cursor))
         if last is None or session.get_one(CustomerRow, last.customer_id).merchant_id != (
@@ -258,7 +263,7 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
     limit), or ``decline``. A request not in review is left as it is (declined decision)."""
     need(who, "review")
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         rec = Recording.of(ctx)
         customer, row = load_request(rec, who, request_id)
         amount = _amount(rec, body.amount)
@@ -272,12 +277,14 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
             fee_percent=dec(body.fee_percent),
         )
         rec.session.flush()
-        return f"refund_request:req_{row.id}", request_out(rec, customer, row) | {
-            "decisions": rec.made(customer)
-        }
+        made = rec.made(customer)
+        return (
+            f"refund_request:req_{row.id}",
+            lambda: request_out(rec, customer, row) | {"decisions": made},
+        )
 
     return mutate(
-        request, rt, who, "refund_request.review", body.model_dump(), merchant_work(rt, who, work)
+        request, rt, who, "refund_request.review", body.model_dump(), merchant_work(rt, who, work, Recording.of)
     )
 
 
@@ -287,15 +294,17 @@ def appeal(request_id: str, body: AppealIn, request: Request, rt: Rt, who: Calle
     decisions final (then the appeal is declined with ``appeal_not_allowed``)."""
     need(who, "request_refund")
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         rec = Recording.of(ctx)
         customer, row = load_request(rec, who, request_id)
         refunds.appeal(rec, customer, row)
         rec.session.flush()
-        return f"refund_request:req_{row.id}", request_out(rec, customer, row) | {
-            "decisions": rec.made(customer)
-        }
+        made = rec.made(customer)
+        return (
+            f"refund_request:req_{row.id}",
+            lambda: request_out(rec, customer, row) | {"decisions": made},
+        )
 
     return mutate(
-        request, rt, who, "refund_request.appeal", body.model_dump(), merchant_work(rt, who, work)
+        request, rt, who, "refund_request.appeal", body.model_dump(), merchant_work(rt, who, work, Recording.of)
     )

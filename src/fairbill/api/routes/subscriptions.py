@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
-from fairbill.api.mutation import merchant_work, mutate
+from fairbill.api.mutation import Body, merchant_work, mutate
 from fairbill.api.pagination import page, row_id
 from fairbill.api.problems import GATEWAY_RESPONSES, Problem, not_found
 from fairbill.api.schemas import CancelIn, ChangePlanIn, PreviewIn, SubscriptionIn, UsageIn
@@ -71,7 +71,7 @@ def _last_decision(ctx: Ctx, customer: CustomerRow) -> dict[str, Any] | None:
 def create(body: SubscriptionIn, request: Request, rt: Rt, who: Caller) -> JSONResponse:
     need(who, "subscribe")
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         customer = customer_for(ctx, who, body.customer)
         sub = service.subscribe(
             ctx,
@@ -82,7 +82,7 @@ def create(body: SubscriptionIn, request: Request, rt: Rt, who: Caller) -> JSONR
             promotion=body.promotion,
             usage=body.usage,
         )
-        return f"subscription:sub_{sub.id}", view(ctx, customer, sub)
+        return f"subscription:sub_{sub.id}", lambda: view(ctx, customer, sub)
 
     return mutate(
         request,
@@ -137,7 +137,7 @@ def get_subscription(sub_id: str, session: Db, rt: Rt, who: Caller) -> dict[str,
 def cancel(sub_id: str, body: CancelIn, request: Request, rt: Rt, who: Caller) -> JSONResponse:
     need(who, "cancel")
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         customer, sub = load(ctx, who, sub_id)
         outcome = service.cancel(
             ctx,
@@ -148,9 +148,11 @@ def cancel(sub_id: str, body: CancelIn, request: Request, rt: Rt, who: Caller) -
             reason=body.reason,
         )
         ctx.session.flush()
-        return f"subscription:sub_{sub.id}", view(ctx, customer, sub) | {
-            "decision": decision_view(Fmt(ctx), outcome.decision)
-        }
+        decision = decision_view(Fmt(ctx), outcome.decision)
+        return (
+            f"subscription:sub_{sub.id}",
+            lambda: view(ctx, customer, sub) | {"decision": decision},
+        )
 
     return mutate(
         request, rt, who, "subscription.cancel", body.model_dump(), merchant_work(rt, who, work)
@@ -163,13 +165,15 @@ def change_plan(
 ) -> JSONResponse:
     need(who, "change_plan")
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         customer, sub = load(ctx, who, sub_id)
         service.change_plan(ctx, customer, sub, body.plan)
         ctx.session.flush()
-        return f"subscription:sub_{sub.id}", view(ctx, customer, sub) | {
-            "decision": _last_decision(ctx, customer)
-        }
+        decision = _last_decision(ctx, customer)
+        return (
+            f"subscription:sub_{sub.id}",
+            lambda: view(ctx, customer, sub) | {"decision": decision},
+        )
 
     return mutate(
         request,
@@ -185,13 +189,14 @@ def change_plan(
 def usage(sub_id: str, body: UsageIn, request: Request, rt: Rt, who: Caller) -> JSONResponse:
     need(who, "usage")
 
-    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    def work(ctx: Ctx) -> tuple[str, Body]:
         customer, sub = load(ctx, who, sub_id)
         service.record_usage(ctx, customer, sub, body.value)
         ctx.session.flush()
-        return f"subscription:sub_{sub.id}", view(ctx, customer, sub) | {
-            "usage_level": sub.usage_level
-        }
+        return (
+            f"subscription:sub_{sub.id}",
+            lambda: view(ctx, customer, sub) | {"usage_level": sub.usage_level},
+        )
 
     return mutate(
         request, rt, who, "subscription.usage", body.model_dump(), merchant_work(rt, who, work)

@@ -1,0 +1,371 @@
+"""Durable gateway operations: money that moves is recorded before the call and
+reconciled after it (Kill Bill's janitor, Lago's after-commit gateway calls).
+
+The life of a charge or refund:
+
+1. a use case *requests* it (``request_charge``, ``request_refund``): a
+   ``GatewayOperationRow`` is added ``pending``, in the use case's own transaction, with an
+   idempotency key derived from stable ids (``charge:<invoice id>:<attempt>``,
+   ``refund:<refund id>``), never from the clock;
+2. the caller commits, then ``commit_and_settle`` sends each requested operation to the
+   gateway, outside any transaction;
+3. the answer is recorded in a second transaction (``settle``): ``succeeded`` or
+   ``failed``, and with it what depends on the money (the payment and the invoice paid, the
+   refund paid and its journal transaction, the dunning step after a decline); no answer
+   (a timeout, a lost connection) leaves it ``unknown``, to be asked again;
+4. ``reconcile`` (with the scheduler, and at start-up) asks again, under the same key,
+   about every operation still ``pending`` or ``unknown`` and finishes it the same way.
+
+Invariants: an operation's outcome is applied once (its row is locked and its status
+checked in the transaction that applies it); the gateway sees one key per operation, so
+asking again never moves money twice; nothing that depends on the money is written before
+the gateway said it moved. A refund's amount is reserved on its payment when requested
+(so no second refund can exceed what is left) and released if it finally fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from fairbill.errors import GatewayUncertain
+from fairbill.gateway.port import ChargeResult, PaymentGateway, RefundResult
+from fairbill.lifecycle import OperationKind, OperationStatus, advance
+from fairbill.money import Money
+from fairbill.services.context import Ctx
+from fairbill.store.tables import (
+    CustomerRow,
+    GatewayOperationRow,
+    InvoiceRow,
+    PaymentMethodRow,
+    PaymentRow,
+    RefundRow,
+)
+
+log = logging.getLogger("fairbill.operations")
+
+# Where a session keeps the ids of the operations its transaction requested.
+PENDING = "fairbill.pending_operations"
+# A refund the gateway refused is tried again this many times before it is ``failed``.
+REFUND_TRIES = 5
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=6)
+# ``reconcile`` leaves alone an operation younger than this that no one asked about yet:
+# the process that requested it is sending it now.
+GRACE = timedelta(seconds=30)
+
+
+class Purpose(StrEnum):
+    """Why money moves: what its outcome leads to (``billing.charge_succeeded`` …)."""
+
+    FIRST = "first"  # a subscription's first invoice
+    RENEWAL = "renewal"
+    ADJUSTMENT = "adjustment"  # a proration or tier move within the period
+    RETRY = "retry"  # a dunning retry of an open invoice
+    OUTSTANDING = "outstanding"  # the customer pays what is open
+    PURCHASE = "purchase"  # a one-off product
+    MISTAKE = "mistake"  # a billing mistake: the money really moved
+    REFUND = "refund"
+
+
+def retry_delay(tries: int) -> timedelta:
+    """1 minute after the first try, then 4, 16, 64 … up to 6 hours."""
+    factor: int = 4 ** max(tries - 1, 0)
+    return min(FIRST_RETRY * factor, LONGEST_RETRY)
+
+
+# -- requesting -------------------------------------------------------------------------------
+def request_charge(
+    ctx: Ctx,
+    customer: CustomerRow,
+    invoice: InvoiceRow,
+    method: PaymentMethodRow,
+    settled: Money,
+    charged: Money,
+    purpose: Purpose,
+    details: dict[str, Any] | None = None,
+) -> GatewayOperationRow:
+    """A charge of ``charged`` (in the card's currency; ``settled`` in the merchant's) on
+    ``invoice``, ``pending`` until the gateway answered. Its key is the invoice's id and
+    the attempt's number: the n-th charge ever requested for that invoice."""
+    attempt = 1 + (
+        ctx.session.scalar(
+            select(func.count())
+            .select_from(GatewayOperationRow)
+            .where(
+                GatewayOperationRow.invoice_id == invoice.id,
+                GatewayOperationRow.kind == OperationKind.CHARGE,
+            )
+        )
+        or 0
+    )
+    op = GatewayOperationRow(
+        merchant_id=ctx.merchant_row.id,
+        customer_id=customer.id,
+        kind=str(OperationKind.CHARGE),
+        purpose=str(purpose),
+        status=str(OperationStatus.PENDING),
+        key=f"charge:{invoice.id}:{attempt}",
+        invoice_id=invoice.id,
+        subscription_id=invoice.subscription_id,
+        token=method.token,
+        method=method.code,
+        amount_minor=charged.minor,
+        currency=charged.currency,
+        settled_minor=settled.minor,
+        attempt=attempt,
+        tries=0,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        details=details or {},
+    )
+    return _pending(ctx.session, op)
+
+
+def request_refund(
+    ctx: Ctx, customer: CustomerRow, payment: PaymentRow, refund: RefundRow, settled: Money
+) -> GatewayOperationRow:
+    """The refund ``refund`` (already stored, ``pending``) to the card that paid
+    ``payment``. Its key is the refund's id."""
+    op = GatewayOperationRow(
+        merchant_id=ctx.merchant_row.id,
+        customer_id=customer.id,
+        kind=str(OperationKind.REFUND),
+        purpose=str(Purpose.REFUND),
+        status=str(OperationStatus.PENDING),
+        key=f"refund:{refund.id}",
+        invoice_id=payment.invoice_id,
+        payment_id=payment.id,
+        refund_id=refund.id,
+        method=payment.method,
+        amount_minor=refund.amount_minor,
+        currency=refund.currency,
+        settled_minor=settled.minor,
+        attempt=1,
+        tries=0,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        details={"reference": payment.gateway_ref},
+    )
+    return _pending(ctx.session, op)
+
+
+def _pending(session: Session, op: GatewayOperationRow) -> GatewayOperationRow:
+    session.add(op)
+    session.flush()
+    session.info.setdefault(PENDING, []).append(op.id)
+    return op
+
+
+def in_flight(session: Session, invoice: InvoiceRow) -> bool:
+    """Whether a charge of ``invoice`` is still waiting for the gateway's answer: no
+    second charge is requested for it meanwhile."""
+    return (
+        session.scalar(
+            select(GatewayOperationRow.id)
+            .where(
+                GatewayOperationRow.invoice_id == invoice.id,
+                GatewayOperationRow.kind == OperationKind.CHARGE,
+                GatewayOperationRow.status.in_(OPEN),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+OPEN = (str(OperationStatus.PENDING), str(OperationStatus.UNKNOWN))
+
+
+# -- sending and settling ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the gateway said: a result, or nothing (``error`` says why)."""
+
+    result: ChargeResult | RefundResult | None
+    error: str | None = None
+
+
+def commit_and_settle(ctx: Ctx) -> None:
+    """Commit the unit of work, then send the operations it requested and record their
+    outcomes, one transaction each. Outcomes may request more (a retry that pays goes on
+    to the next open invoice): those are sent too, until none is left."""
+    while True:
+        pending: list[int] = ctx.session.info.pop(PENDING, [])
+        ctx.session.commit()
+        if not pending:
+            return
+        for op_id in pending:
+            settle(ctx, op_id)
+
+
+def send(gateway: PaymentGateway, op: GatewayOperationRow) -> Answer:
+    """Ask the gateway, outside any transaction; no answer is an ``Answer`` too."""
+    amount = Money.from_minor(op.amount_minor, op.currency)
+    try:
+        if op.kind == OperationKind.CHARGE:
+            return Answer(gateway.charge(op.token or "", amount, op.key))
+        return Answer(gateway.refund(str(op.details.get("reference", "")), amount, op.key))
+    except GatewayUncertain as exc:
+        return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def settle(ctx: Ctx, op_id: int) -> OperationStatus:
+    """Send one open operation and record its outcome in its own transaction."""
+    op = ctx.session.get_one(GatewayOperationRow, op_id)
+    if op.status not in OPEN:
+        return OperationStatus(op.status)
+    ctx.session.commit()  # no transaction stays open while the gateway is asked
+    answer = send(ctx.gateway, op)
+    status = record(ctx, op_id, answer)
+    commit_and_settle(ctx)  # and what the outcome requested in turn
+    return status
+
+
+def record(ctx: Ctx, op_id: int, answer: Answer) -> OperationStatus:
+    """Apply ``answer`` to the operation, once: its row is locked and its status checked
+    again here, so two processes settling it apply it once. The rows that depend on the
+    money are written at the operation's own instant, as if answered at once."""
+    op = ctx.session.get_one(
+        GatewayOperationRow, op_id, with_for_update=True, populate_existing=True
+    )
+    if op.status not in OPEN:
+        return OperationStatus(op.status)
+    at = ctx.clock.now()
+    op.tries += 1
+    op.updated_at = at
+    if answer.result is None:
+        op.status = advance(op.status, OperationStatus.UNKNOWN)
+        op.error = answer.error
+        op.next_attempt_at = at + retry_delay(op.tries)
+    else:
+        with stopped_at(ctx, op.created_at):
+            if isinstance(answer.result, ChargeResult):
+                _charge_answered(ctx, op, answer.result, at)
+            else:
+                _refund_answered(ctx, op, answer.result, at)
+    ctx.session.flush()
+    return OperationStatus(op.status)
+
+
+def _charge_answered(ctx: Ctx, op: GatewayOperationRow, result: ChargeResult, at: datetime) -> None:
+    from fairbill.services import billing
+
+    op.next_attempt_at = None
+    if result.ok:
+        op.status = advance(op.status, OperationStatus.SUCCEEDED)
+        op.reference = result.reference
+        billing.charge_succeeded(ctx, op)
+    else:
+        op.status = advance(op.status, OperationStatus.FAILED)
+        op.error = result.decline_code or "declined"
+        billing.charge_declined(ctx, op)
+
+
+def _refund_answered(ctx: Ctx, op: GatewayOperationRow, result: RefundResult, at: datetime) -> None:
+    from fairbill.services import billing
+
+    if result.ok:
+        op.status = advance(op.status, OperationStatus.SUCCEEDED)
+        op.reference = result.reference
+        op.next_attempt_at = None
+        billing.refund_succeeded(ctx, op)
+        return
+    op.error = "refused by the gateway"
+    if op.tries < REFUND_TRIES:
+        # Still ours to pay: tried again later. A refusal is definite (no money moved), and
+        # a gateway answers a key it refused with the same refusal, so the next try gets a
+        # key of its own; an *uncertain* answer never does (that could pay twice).
+        op.attempt += 1
+        op.key = f"refund:{op.refund_id}:{op.attempt}"
+        op.status = advance(op.status, OperationStatus.PENDING)
+        op.next_attempt_at = at + retry_delay(op.tries)
+        return
+    op.status = advance(op.status, OperationStatus.FAILED)
+    op.next_attempt_at = None
+    billing.refund_failed(ctx, op)
+
+
+@contextmanager
+def stopped_at(ctx: Ctx, instant: datetime) -> Iterator[Ctx]:
+    """``ctx`` with its clock stopped at ``instant`` for a while: an outcome is written at
+    its operation's instant, by the same context (which may be recording decisions)."""
+    clock = ctx.clock
+    ctx.clock = _Stopped(instant)
+    try:
+        yield ctx
+    finally:
+        ctx.clock = clock
+
+
+@dataclass(frozen=True, slots=True)
+class _Stopped:
+    instant: datetime
+
+    def now(self) -> datetime:
+        return self.instant
+
+
+# -- reconciling -------------------------------------------------------------------------------
+def due_for_reconciliation(session: Session, now: datetime, grace: timedelta = GRACE) -> list[int]:
+    """Open operations to ask about again: ``unknown`` ones whose next attempt is due,
+    ``pending`` ones no one settled within ``grace`` (their process died)."""
+    op = GatewayOperationRow
+    return list(
+        session.scalars(
+            select(op.id)
+            .where(
+                op.status.in_(OPEN),
+                or_(
+                    op.next_attempt_at <= now,
+                    (op.next_attempt_at.is_(None)) & (op.updated_at <= now - grace),
+                ),
+            )
+            .order_by(op.id)
+        )
+    )
+
+
+def reconcile(
+    session: Session,
+    make_ctx: Callable[[Session, int], Ctx],
+    now: datetime,
+    grace: timedelta = GRACE,
+) -> dict[str, int]:
+    """Finish every open operation due for it: ask the gateway under the operation's own
+    key, record the answer. ``make_ctx(session, merchant_id)`` gives a merchant's context.
+    Returns how many ended in each status. One operation that fails to settle is logged
+    and left for the next run; it never stops the others."""
+    counts: dict[str, int] = {}
+    ids = due_for_reconciliation(session, now, grace)
+    session.commit()
+    contexts: dict[int, Ctx] = {}
+    for op_id in ids:
+        merchant_id = session.get_one(GatewayOperationRow, op_id).merchant_id
+        ctx = contexts.get(merchant_id) or contexts.setdefault(
+            merchant_id, make_ctx(session, merchant_id)
+        )
+        try:
+            status = settle(ctx, op_id)
+        except Exception:  # one broken operation must not stop the janitor
+            session.rollback()
+            log.exception("gateway operation %s could not be settled", op_id)
+            continue
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    return counts
+
+
+def of_customer(session: Session, customer_id: int) -> Iterable[GatewayOperationRow]:
+    return session.scalars(
+        select(GatewayOperationRow)
+        .where(GatewayOperationRow.customer_id == customer_id)
+        .order_by(GatewayOperationRow.id)
+    )
