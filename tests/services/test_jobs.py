@@ -502,6 +502,7 @@ def test_a_failure_whose_item_is_no_longer_due_is_resolved(
                 )
             )
         gone.status, gone.ended_at = "canceled", RUN  # ended meanwhile: nothing left to do
+        waiting.pending_plan = "solo"  # one by one (the bulk path would renew it)
         session.commit()
         report = scheduler.run_due(context(session, TestClock(RUN), merchant.id))
         session.commit()

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -16,6 +17,7 @@ from fairbill.api import problems
 from fairbill.api.deps import client_request_id
 from fairbill.api.routes import jobs, register_routes
 from fairbill.api.settings import Runtime
+from fairbill.services import operations
 from fairbill.services.idempotency import release_abandoned, wall_now
 
 log = logging.getLogger("fairbill.api")
@@ -98,10 +100,27 @@ def release_abandoned_keys(runtime: Runtime) -> int:
     return released
 
 
+def reconcile_at_start(runtime: Runtime) -> dict[str, int]:
+    """Finish the gateway operations a previous process left open (it died between the
+    commit and the gateway's answer): asked again under their own keys, with no grace.
+    A failure is logged, not raised: the scheduler's janitor runs again soon."""
+    try:
+        counts = operations.reconcile_all(
+            runtime.sessions, runtime.clock, runtime.gateway, grace=timedelta(0)
+        )
+    except SQLAlchemyError:
+        log.exception("could not reconcile gateway operations at start-up")
+        return {}
+    if counts:
+        log.info("reconciled gateway operations at start-up: %s", counts)
+    return counts
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Once per server start, before the first request (nothing waits on the loop yet).
     release_abandoned_keys(app.state.runtime)
+    reconcile_at_start(app.state.runtime)
     yield
 
 

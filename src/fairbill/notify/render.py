@@ -58,6 +58,7 @@ TEMPLATES = (
     "data_deletion_notice",
     "terms_changed",
     "job_failed",  # to the merchant's finance address (services.alerts.notify_finance)
+    "refund_failed",  # to the merchant's finance address too
     "request_needs_information",
     "credits_expiring",
 )

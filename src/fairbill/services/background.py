@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.gateway.port import PaymentGateway
 from fairbill.services import merchants as merchant_service
-from fairbill.services import scheduler
+from fairbill.services import operations, scheduler
 from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
 from fairbill.services.jobs import Job, JobRunner
@@ -39,18 +39,24 @@ def tick(sessions: sessionmaker[Session], clock: Clock, gateway: PaymentGateway)
 def run_merchant(
     sessions: sessionmaker[Session], clock: Clock, gateway: PaymentGateway, merchant_id: int
 ) -> None:
-    """One merchant's due work, committed; a failure of the run as a whole (its policy
-    no longer loads, a query of the scheduler's own fails) is recorded and committed."""
+    """One merchant's due work, committed, then the gateway operations it requested sent
+    and settled; a failure of the run as a whole (its policy no longer loads, a query of
+    the scheduler's own fails) is recorded and committed instead."""
     with sessions() as session:
         merchant = session.get_one(MerchantRow, merchant_id)
         runner = JobRunner.load(session, merchant, clock.now())
+        made: list[Ctx] = []
 
         def work() -> None:
             policy = merchant_service.merchant_policy(merchant)
-            scheduler.run_due(Ctx(session, clock, gateway, merchant, policy))
+            made.append(Ctx(session, clock, gateway, merchant, policy))
+            scheduler.run_due(made[0])
 
         runner.run(Job.MERCHANT_RUN, f"merchant:{merchant_id}", work)
-        session.commit()
+        if made:
+            operations.commit_and_settle(made[0])
+        else:
+            session.commit()
 
 
 def run_forever(

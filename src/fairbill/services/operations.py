@@ -34,17 +34,19 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.errors import GatewayUncertain
 from fairbill.gateway.port import ChargeResult, PaymentGateway, RefundResult
 from fairbill.lifecycle import OperationKind, OperationStatus, advance
 from fairbill.money import Money
+from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
 from fairbill.store.tables import (
     CustomerRow,
     GatewayOperationRow,
     InvoiceRow,
+    MerchantRow,
     PaymentMethodRow,
     PaymentRow,
     RefundRow,
@@ -361,6 +363,24 @@ def reconcile(
             continue
         counts[str(status)] = counts.get(str(status), 0) + 1
     return counts
+
+
+def reconcile_all(
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    gateway: PaymentGateway,
+    grace: timedelta = GRACE,
+) -> dict[str, int]:
+    """``reconcile`` for every merchant, in a session of its own (the janitor's run: at
+    start-up with no grace, then with the scheduler)."""
+    from fairbill.services import merchants
+
+    def make_ctx(session: Session, merchant_id: int) -> Ctx:
+        merchant = session.get_one(MerchantRow, merchant_id)
+        return Ctx(session, clock, gateway, merchant, merchants.merchant_policy(merchant))
+
+    with sessions() as session:
+        return reconcile(session, make_ctx, clock.now(), grace)
 
 
 def of_customer(session: Session, customer_id: int) -> Iterable[GatewayOperationRow]:

@@ -22,10 +22,16 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, true
 
-from fairbill.services import accounts, billing_cycle, credits, jobs, subscriptions
+from fairbill.services import accounts, billing_cycle, credits, jobs, operations, subscriptions
 from fairbill.services.context import Ctx
 from fairbill.services.jobs import Job, JobRunner, RunReport
-from fairbill.store.tables import CreditPackRow, CustomerRow, JobFailureRow, SubscriptionRow
+from fairbill.store.tables import (
+    CreditPackRow,
+    CustomerRow,
+    GatewayOperationRow,
+    JobFailureRow,
+    SubscriptionRow,
+)
 
 LIVE = subscriptions.LIVE
 BILLED = ("trialing", "active", "past_due")
@@ -109,6 +115,14 @@ def next_due(ctx: Ctx) -> datetime | None:
     ]
     found = [v for q, model in queries if (v := s.scalar(_mine(ctx, q, model))) is not None]
     found += [row.next_attempt_at for row in held if row.next_attempt_at is not None]
+    # A gateway operation waiting to be asked again: the janitor's next instant.
+    retry = s.scalar(
+        select(func.min(GatewayOperationRow.next_attempt_at)).where(
+            GatewayOperationRow.merchant_id == ctx.merchant_row.id,
+            GatewayOperationRow.status.in_(operations.OPEN),
+        )
+    )
+    found += [retry] if retry is not None else []
     return min(found) if found else None
 
 

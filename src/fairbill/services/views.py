@@ -10,12 +10,14 @@ from typing import Any
 from sqlalchemy import select
 
 from fairbill.decisions.decision import Decision
+from fairbill.lifecycle import OperationKind
 from fairbill.money import Money
 from fairbill.services.context import Ctx
 from fairbill.store.tables import (
     CreditNoteRow,
     CreditPackRow,
     CustomerRow,
+    GatewayOperationRow,
     InvoiceLineRow,
     InvoiceRow,
     PaymentRow,
@@ -72,6 +74,7 @@ def invoice_view(t: Fmt, inv: InvoiceRow) -> dict[str, Any]:
         "credit_applied": t.money(inv.credit_applied_minor),
         "amount_paid": t.money(inv.amount_paid_minor),
         "status": inv.status,
+        "collection": _collection(t, inv),
         "lines": [
             {
                 "kind": ln.kind,
@@ -82,6 +85,40 @@ def invoice_view(t: Fmt, inv: InvoiceRow) -> dict[str, Any]:
             }
             for ln in lines
         ],
+    }
+
+
+def _collection(t: Fmt, inv: InvoiceRow) -> dict[str, Any] | None:
+    """The invoice's latest charge at the gateway, if any: a charge sent and not yet
+    answered shows here (``pending``/``unknown``) while the invoice stays open."""
+    op = t.ctx.session.scalar(
+        select(GatewayOperationRow)
+        .where(
+            GatewayOperationRow.invoice_id == inv.id,
+            GatewayOperationRow.kind == OperationKind.CHARGE,
+        )
+        .order_by(GatewayOperationRow.id.desc())
+        .limit(1)
+    )
+    return operation_view(t, op) if op is not None else None
+
+
+def operation_view(t: Fmt, op: GatewayOperationRow) -> dict[str, Any]:
+    return {
+        "id": f"gop_{op.id}",
+        "kind": op.kind,
+        "purpose": op.purpose,
+        "status": op.status,
+        "key": op.key,
+        "amount": Money.from_minor(op.amount_minor, op.currency).text(),
+        "currency": op.currency,
+        "attempt": op.attempt,
+        "tries": op.tries,
+        "created_at": t.time(op.created_at),
+        "updated_at": t.time(op.updated_at),
+        "next_attempt_at": t.time(op.next_attempt_at),
+        "reference": op.reference,
+        "error": op.error,
     }
 
 
@@ -110,6 +147,10 @@ def refund_view(
         "fee": t.money(r.fee_minor),
         "request": request_number,
         "clauses": list(r.clauses),
+        # pending: the gateway has not paid it yet; failed: it never will (the merchant's
+        # finance address was told): ``lifecycle.RefundStatus``.
+        "status": r.status,
+        "gateway_reference": r.gateway_ref,
     }
 
 

@@ -25,6 +25,7 @@ from fairbill.services.views import (
     Fmt,
     credit_note_view,
     invoice_view,
+    operation_view,
     pack_view,
     payment_view,
     refund_view,
@@ -33,6 +34,7 @@ from fairbill.store.tables import (
     CreditNoteRow,
     CreditPackRow,
     CustomerRow,
+    GatewayOperationRow,
     InvoiceRow,
     PaymentRow,
     RefundRow,
@@ -384,3 +386,60 @@ def get_credit_packs(customer_id: str, session: Db, rt: Rt, who: Caller) -> dict
     ctx = merchant_ctx(session, rt, who)
     customer = customer_for(ctx, who, customer_id)
     return {"customer": customer.code, "data": packs_out(ctx, customer)}
+
+
+# -- gateway operations --------------------------------------------------------------------
+def operation_out(ctx: Ctx, op: GatewayOperationRow) -> dict[str, Any]:
+    invoice = ctx.session.get(InvoiceRow, op.invoice_id) if op.invoice_id else None
+    payment = ctx.session.get(PaymentRow, op.payment_id) if op.payment_id else None
+    return (
+        {"customer": _code(ctx, op.customer_id)}
+        | operation_view(Fmt(ctx), op)
+        | {
+            "invoice": invoice.number if invoice else None,
+            "payment": payment.number if payment else None,
+            "refund_id": f"ref_{op.refund_id}" if op.refund_id else None,
+        }
+    )
+
+
+@router.get("/gateway_operations")
+def list_gateway_operations(
+    session: Db,
+    rt: Rt,
+    who: Caller,
+    customer: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: Limit = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Every charge and refund sent (or to be sent) to the payment gateway, in id order:
+    ``pending`` (committed, not answered yet), ``unknown`` (no answer: asked again at
+    ``next_attempt_at``), ``succeeded`` or ``failed``."""
+    need(who, "read")
+    ctx = merchant_ctx(session, rt, who)
+    query = scoped(ctx, who, GatewayOperationRow, customer)
+    if status:
+        query = query.where(GatewayOperationRow.status == status)
+    if kind:
+        query = query.where(GatewayOperationRow.kind == kind)
+    return page(session, query, GatewayOperationRow, limit, cursor, lambda r: operation_out(ctx, r))
+
+
+@router.get("/gateway_operations/{operation_id}")
+def get_gateway_operation(operation_id: str, session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
+    need(who, "read")
+    ctx = merchant_ctx(session, rt, who)
+    digits = operation_id.removeprefix("gop_")
+    number = row_id(digits) if digits != operation_id else None
+    row = ctx.session.get(GatewayOperationRow, number) if number is not None else None
+    customer = ctx.session.get(CustomerRow, row.customer_id) if row is not None else None
+    if (
+        row is None
+        or customer is None
+        or customer.merchant_id != ctx.merchant_row.id
+        or (who.kind == "portal" and customer.id != who.customer_id)
+    ):
+        raise not_found(f"no gateway operation {operation_id!r}")
+    return operation_out(ctx, row)

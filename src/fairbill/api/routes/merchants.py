@@ -277,6 +277,7 @@ def run_due_until(rt: Runtime, target: datetime) -> int:
         if not due_times or steps > 10_000:
             break
         rt.clock.advance_to(max(min(due_times), rt.clock.now()))
+        operations.reconcile_all(rt.sessions, rt.clock, rt.gateway)
         for mid in merchant_ids:
             with rt.sessions() as session:
                 ctx = _ctx(session, rt, mid)
@@ -284,6 +285,7 @@ def run_due_until(rt: Runtime, target: datetime) -> int:
                 operations.commit_and_settle(ctx)
         steps += 1
     rt.clock.advance_to(target)
+    operations.reconcile_all(rt.sessions, rt.clock, rt.gateway)
     return steps
 
 
