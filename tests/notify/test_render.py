@@ -45,6 +45,13 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "failed_at": "2026-04-01T00:00:00+02:00",
         "next_attempt_at": "2026-04-01T00:01:00+02:00",
     },
+    "refund_failed": {
+        "customer": "c_1",
+        "refund": "12",
+        "amount": "160.00",
+        "currency": "EUR",
+        "error": "card_declined",
+    },
     "request_needs_information": {"request": "2"},
     "credits_expiring": {
         "remaining": "5",
@@ -118,6 +125,14 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
         "Échec d'une tâche planifiée : subscription_boundary pour subscription:42",
         "prochain essai le 1er avril 2026, 00:01 (Europe/Paris)",
     ),
+    ("refund_failed", "en"): (
+        "Refund failed: €160.00 to customer c_1",
+        "refused the refund of €160.00 to customer c_1 (refund 12)",
+    ),
+    ("refund_failed", "fr"): (
+        "Échec d'un remboursement : 160,00 € au client c_1",
+        "a refusé le remboursement de 160,00 € au client c_1 (remboursement 12)",
+    ),
     ("request_needs_information", "en"): (
         "We need more information about your request 2",
         "we need more information from you",
@@ -138,7 +153,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
 
 # Alerts to the merchant's finance address: they are fairbill's, not the merchant's, and
 # name no customer (``services.alerts.notify_finance``).
-FINANCE_ALERTS = ("job_failed",)
+FINANCE_ALERTS = ("job_failed", "refund_failed")
 
 # English words that must not show up in a French message (outside payload values).
 ENGLISH = (" the ", " your ", " has been ", " we ", " please ", " will ", " and ")

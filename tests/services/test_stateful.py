@@ -6,11 +6,20 @@ subscribe, cancel, change plan, usage, purchases, credits, card declines, paymen
 refund requests and reviews, outages, billing mistakes, chargebacks, account closure --
 while the test clock moves forward running every scheduled job at its own instant.
 
+About half the runs (drawn at the start, so a failure shrinks to a run without them when
+they play no part) may also break things: a gateway fault for the next charge or refund
+(declined, no answer before or after the money moved, no connection), a process that dies
+after committing a money-moving action and before the gateway call, and a restart (a new
+session, the janitor run with no grace). The janitor also runs whenever time passes.
+
 After every step the invariants of ``World.check_invariants`` must hold (balanced ledger,
-refunds within payments and equal to the refund rows, wallet never negative and equal to
-its entries, no invoice after a subscription ended, ...). At the end of a run the recorded
-history is written out as a scenario file and replayed with ``simulate`` on a fresh
-database: the result JSON must be identical (determinism).
+refunds within payments and equal to the refund rows not failed, wallet never negative and
+equal to its entries, no invoice after a subscription ended, every charge and refund the
+gateway made recorded exactly once unless its operation is still open, no operation left
+pending after a restart, ...). At the end of a run without faults, crashes or restarts the
+recorded history is written out as a scenario file and replayed with ``simulate`` on a
+fresh database: the result JSON must be identical (determinism). A run with them is not
+replayed: the scenario format has no faults, so ``simulate`` cannot play it.
 
 Business refusals are values, not exceptions; ``NotFound``/``Conflict`` for impossible
 references roll the step back. Any other exception fails the test.
@@ -34,6 +43,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from fairbill.gateway.sandbox import Fault, FaultTarget
 from fairbill.policy.model import DeliveryFailure, Destination, OutageCause, RequestKind
 from fairbill.simulator.run import simulate
 from fairbill.simulator.scenario import parse_scenario
@@ -42,6 +52,7 @@ from .world import METHODS, PLANS, POLICY_IDS, World, base_text
 
 # A deeper local hunt:
 #   FAIRBILL_STATEFUL_EXAMPLES=300 FAIRBILL_STATEFUL_STEPS=50 pytest tests/services/test_stateful.py
+# and ``make soak`` for the long one (≥ 100,000 steps per policy).
 SETTINGS = settings(
     max_examples=int(os.environ.get("FAIRBILL_STATEFUL_EXAMPLES", "15")),
     stateful_step_count=int(os.environ.get("FAIRBILL_STATEFUL_STEPS", "20")),
@@ -64,6 +75,14 @@ LIKELY_TO_PAY = [
 ]
 
 
+# How the gateway fails (``slow`` answers right: nothing to see at the books).
+FAULTS = [Fault.DECLINE, Fault.TIMEOUT_BEFORE, Fault.TIMEOUT_AFTER, Fault.CONNECTION_ERROR]
+# Five refusals in a row make a refund ``failed`` (``operations.REFUND_TRIES``).
+FAULT_TIMES = [1, 1, 1, 2, 5]
+# The actions that request a charge or a refund, for a process to die after.
+MONEY_MOVING = ["subscribe", "cancel", "refund_request", "pay_outstanding", "purchase"]
+
+
 def money(minor: int) -> str:
     return f"{minor // 100}.{minor % 100:02d}"
 
@@ -75,6 +94,8 @@ class BillingMachine(RuleBasedStateMachine):
         super().__init__()
         self.world: World | None = None
         self.clean = True  # False while a step is running: teardown replays only clean runs
+        self.faults = False  # whether this run may break the gateway and the process
+        self.disturbed = False  # it did: no replay (``simulate`` knows no faults)
 
     @property
     def w(self) -> World:
@@ -84,6 +105,10 @@ class BillingMachine(RuleBasedStateMachine):
     def do(self, action: str, params: dict[str, Any]) -> bool:
         self.clean = False
         return self.w.act(action, params)
+
+    def disturb(self) -> None:
+        self.clean = False
+        self.disturbed = True
 
     def has(self, what: str) -> bool:
         return self.world is not None and bool(getattr(self.world, what)())
@@ -98,12 +123,20 @@ class BillingMachine(RuleBasedStateMachine):
         plan=st.sampled_from(PLANS),
         method=methods,
         usage=st.integers(min_value=0, max_value=12_000),
+        faults=st.booleans(),
     )
     def start(
-        self, customer_type: str, acquisition: str, plan: str, method: str, usage: int
+        self,
+        customer_type: str,
+        acquisition: str,
+        plan: str,
+        method: str,
+        usage: int,
+        faults: bool,
     ) -> None:
         header = base_text(self.policy_id, customer_type=customer_type, acquisition=acquisition)
         self.world = World(header)
+        self.faults = faults
         params: dict[str, Any] = {"plan": plan, "payment_method": method}
         if plan == "tiered":
             params["usage"] = usage
@@ -324,6 +357,52 @@ class BillingMachine(RuleBasedStateMachine):
         else:
             self.do(kind, {})
 
+    # -- the gateway fails, the process dies ------------------------------------------------------
+    @precondition(lambda self: self.faults)
+    @rule(
+        fault=st.sampled_from(FAULTS),
+        operation=st.sampled_from(list(FaultTarget)),
+        times=st.sampled_from(FAULT_TIMES),
+    )
+    def gateway_fault(self, fault: Fault, operation: FaultTarget, times: int) -> None:
+        """The next ``times`` charges or refunds (any card) fail this way."""
+        self.disturb()
+        self.w.gateway.add_fault(fault, operation=operation, times=times)
+
+    @precondition(lambda self: self.faults)
+    @rule(
+        action=st.sampled_from(MONEY_MOVING),
+        plan=st.sampled_from(PLANS),
+        method=methods,
+        kind=st.sampled_from(LIKELY_TO_PAY),
+        i=index,
+        product=st.sampled_from(["sms-1000", "setup"]),
+    )
+    def crash_before_settle(
+        self, action: str, plan: str, method: str, kind: str, i: int, product: str
+    ) -> None:
+        """A money-moving action commits, and the process dies before the gateway call."""
+        self.disturb()
+        params: dict[str, Any] = {
+            "subscribe": {"plan": plan, "payment_method": method},
+            "cancel": {"immediately": True},
+            "refund_request": {"kind": kind},
+            "pay_outstanding": {"payment_method": method},
+            "purchase": {"product": product, "quantity": 1, "payment_method": method},
+        }[action]
+        if action == "subscribe" and plan == "tiered":
+            params["usage"] = 4_000 + 100 * i
+        if action == "refund_request" and self.w.count_payments():
+            params["payment"] = i % self.w.count_payments() + 1
+        self.w.act_then_crash(action, params)
+
+    @precondition(lambda self: self.faults)
+    @rule()
+    def restart(self) -> None:
+        """A new process: new session, and the janitor with no grace before anything else."""
+        self.disturb()
+        self.w.restart()
+
     # -- invariants and the replay ----------------------------------------------------------------
     @invariant()
     def engine_invariants(self) -> None:
@@ -338,6 +417,7 @@ class BillingMachine(RuleBasedStateMachine):
             if self.clean:
                 self.world.settle()
                 self.world.check_invariants()
+            if self.clean and not self.disturbed:
                 replay = simulate(parse_scenario(self.world.scenario_text(), "<replay>"))
                 assert replay == self.world.result(), "replaying the history changed the result"
         finally:

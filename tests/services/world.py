@@ -7,23 +7,32 @@ time through the simulator's own handlers. Every action that went through is rec
 a scenario event, so the whole history can be written back out as a scenario file
 (``scenario_text``) and replayed on a fresh database with ``simulate``.
 
+Time runs as on a started server: at every instant something is due, the janitor
+(``operations.reconcile``) asks the gateway again about the operations it did not answer
+or a dead process left, then the scheduler runs. ``act_then_crash`` and ``restart`` stand
+for a process that dies after its commit, and the one that starts after it.
+
 ``check_invariants`` states what must hold after every step, whatever happened.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from fairbill.errors import Conflict, NotFound
+from fairbill.errors import Conflict, FairbillError, NotFound
 from fairbill.gateway.sandbox import SandboxGateway
 from fairbill.ledger.accounts import Account
-from fairbill.services import operations
+from fairbill.services import operations, scheduler
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator import run
@@ -33,9 +42,12 @@ from fairbill.store.db import create_schema, make_engine, session_factory
 from fairbill.store.tables import (
     CreditNoteRow,
     CreditPackRow,
+    CustomerRow,
+    GatewayOperationRow,
     InvoiceRow,
     JournalEntryRow,
     JournalTransactionRow,
+    MerchantRow,
     PaymentRow,
     RefundRow,
     RequestRow,
@@ -99,6 +111,30 @@ def base_scenario(header: str) -> Scenario:
     return parse_scenario(header + "events: []\n", "<world>")
 
 
+class _Caught(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _raising_logged_errors(logger: logging.Logger) -> Iterator[None]:
+    """Raise the first exception ``logger`` logged meanwhile (with its traceback)."""
+    handler = _Caught()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    for record in handler.records:
+        if record.exc_info and record.exc_info[1] is not None:
+            raise record.exc_info[1]
+        raise AssertionError(record.getMessage())
+
+
 def stamp(instant: datetime) -> str:
     """An instant as scenario text, with its offset (no microseconds: the clock never has)."""
     return instant.isoformat()
@@ -119,7 +155,8 @@ class World:
             self.scenario = base_scenario(header)
         self.engine = make_engine("sqlite://")
         create_schema(self.engine)
-        self.session = session_factory(self.engine)()
+        self.sessions = session_factory(self.engine)
+        self.session = self.sessions()
         self.clock = TestClock(self.scenario.start)
         self.gateway = gateway if gateway is not None else SandboxGateway()
         self.ctx = Ctx(
@@ -133,6 +170,8 @@ class World:
         self.session.commit()
         self.events: list[dict[str, Any]] = []
         self.refused: list[tuple[str, dict[str, Any], str]] = []
+        # Operations a crash left pending since the last restart (no one is sending them).
+        self.crashed: set[int] = set()
 
     def close(self) -> None:
         self.session.close()
@@ -144,15 +183,43 @@ class World:
         return self.ctx.now
 
     def advance(self, delta: timedelta) -> None:
-        """Let time pass, running every job at its own instant (as ``simulate`` does)."""
+        """Let time pass, running every job at its own instant (as ``simulate`` does), the
+        janitor first at each, and once more at the end."""
         target = self.clock.now() + delta
-        run._run_until(self.ctx, self.clock, target)
+        self.run_until(target)
         self.clock.advance_to(target)
+        self.janitor()
 
     def settle(self) -> None:
         """Run what the last action made due at this very instant (``simulate`` does so
         before it reads the result at ``until``)."""
-        run._run_until(self.ctx, self.clock, self.clock.now())
+        self.run_until(self.clock.now())
+
+    def run_until(self, target: datetime) -> None:
+        """``simulate``'s loop (``run._run_until``) with the janitor before each run of the
+        scheduler, as ``POST /v1/test_clock/advance`` does: an operation waiting to be
+        asked again is due for the scheduler (``next_due``) but only the janitor asks."""
+        for _ in range(run.MAX_STEPS):
+            due = scheduler.next_due(self.ctx)
+            if due is None or due > target:
+                return
+            self.clock.advance_to(max(due, self.clock.now()))
+            self.janitor()
+            scheduler.run_due(self.ctx)
+            operations.commit_and_settle(self.ctx)
+            if scheduler.next_due(self.ctx) == due:
+                raise FairbillError(f"the scheduler made no progress at {due.isoformat()}")
+        raise FairbillError("the scheduler did not settle")
+
+    def janitor(self, grace: timedelta = operations.GRACE) -> dict[str, int]:
+        """``operations.reconcile`` now. It logs an operation that fails to settle and goes
+        on (right for a server); here that is a bug, so it is raised."""
+        with _raising_logged_errors(operations.log):
+            return operations.reconcile(self.session, self._ctx_of, self.clock.now(), grace)
+
+    def _ctx_of(self, session: Session, merchant_id: int) -> Ctx:
+        assert session is self.session and merchant_id == self.ctx.merchant_row.id
+        return self.ctx
 
     def act(self, action: str, params: dict[str, Any]) -> bool:
         """Apply one scenario action now; True when it went through (and was recorded).
@@ -160,19 +227,46 @@ class World:
         As in ``simulate``: everything due up to now runs first, the action commits whole
         or not at all. ``NotFound``/``Conflict`` (an impossible reference or state) roll the
         action back and are not recorded; any other exception is a bug and propagates."""
-        run._run_until(self.ctx, self.clock, self.clock.now())
+        return self._apply(action, params, operations.commit_and_settle)
+
+    def act_then_crash(self, action: str, params: dict[str, Any]) -> bool:
+        """``act``, but the process dies right after its commit, before it sends what the
+        action requested: those operations stay ``pending``, for the janitor (after its
+        grace, or at the next ``restart``); the list of them in the session is lost."""
+        return self._apply(action, params, self._commit_and_die)
+
+    def _commit_and_die(self, ctx: Ctx) -> None:
+        self.crashed.update(ctx.session.info.pop(operations.PENDING, []))
+        ctx.session.commit()
+
+    def _apply(self, action: str, params: dict[str, Any], finish: Callable[[Ctx], None]) -> bool:
+        self.run_until(self.clock.now())
         model = ACTIONS[action].model_validate(
             params, context={"tz": self.scenario.timezone, "currency": self.scenario.currency}
         )
         try:
             run._HANDLERS[action](self.ctx, self.customer, model)
-            operations.commit_and_settle(self.ctx)
+            finish(self.ctx)
         except (NotFound, Conflict) as exc:
             self.session.rollback()
             self.refused.append((action, params, str(exc)))
             return False
         self.events.append({"at": stamp(self.now), action: params})
         return True
+
+    def restart(self) -> dict[str, int]:
+        """The process dies and another starts on the same database (and gateway, and
+        clock): a new session, the merchant and customer read again, and the janitor run
+        with no grace, as ``fairbill serve`` does at start-up. Returns what it settled."""
+        merchant_id, customer_id = self.ctx.merchant_row.id, self.customer.id
+        self.session.close()  # what it did not commit is gone, and its list of requests
+        self.session = self.sessions()
+        merchant = self.session.get_one(MerchantRow, merchant_id)
+        self.ctx = Ctx(self.session, self.clock, self.gateway, merchant, self.scenario.policy)
+        self.customer = self.session.get_one(CustomerRow, customer_id)
+        counts = self.janitor(grace=timedelta(0))
+        self.crashed.clear()
+        return counts
 
     def play(self, scenario: Scenario) -> None:
         """Apply a parsed scenario's events and run to its ``until``, as ``simulate`` does."""
@@ -256,9 +350,12 @@ class World:
         duplicate = {p.id for p in payments if p.is_duplicate}
         refunded_rows: dict[int, int] = defaultdict(int)
         for r in refunds:
-            if r.payment_id is not None:
+            if r.payment_id is not None and r.status != "failed":  # reserved on the payment
                 refunded_rows[r.payment_id] += r.amount_minor
         lost = sum(p.refunded_minor - refunded_rows[p.id] for p in payments)
+        # Only a paid refund is in the journal: one the gateway has not paid yet, or never
+        # did, is not (its amount stays reserved on the payment until it fails).
+        refunds = [r for r in refunds if r.status == "succeeded"]
         to_card = sum(r.amount_minor for r in refunds if r.destination == "original_method")
         of_duplicates = sum(r.amount_minor for r in refunds if r.payment_id in duplicate)
         due = sum(
@@ -309,12 +406,16 @@ class World:
         txn_count = s.scalar(select(func.count()).select_from(JournalTransactionRow))
         assert len(legs) == txn_count
 
-        # Refunds never exceed the payment; refunded_minor is the sum of its refunds plus
-        # what a lost chargeback took back (posted to the chargebacks account, no refund row).
+        # Refunds never exceed the payment; refunded_minor is the sum of its refunds (paid,
+        # or reserved while the gateway has not paid them) plus what a lost chargeback took
+        # back (posted to the chargebacks account, no refund row).
         refunds: dict[int, int] = defaultdict(int)
+        # A failed refund's reservation was released: it counts no more.
         for payment_id, amount in s.execute(
             select(RefundRow.payment_id, RefundRow.amount_minor).where(
-                RefundRow.customer_id == cid, RefundRow.payment_id.is_not(None)
+                RefundRow.customer_id == cid,
+                RefundRow.payment_id.is_not(None),
+                RefundRow.status != "failed",
             )
         ).all():
             assert amount > 0, (payment_id, amount)
@@ -374,6 +475,7 @@ class World:
                 )
 
         self.check_reconciliation()
+        self.check_operations()
 
         # Credit packs: remaining within [0, quantity]; a pack that is not active is empty.
         for pack in s.scalars(select(CreditPackRow).where(CreditPackRow.customer_id == cid)):
@@ -389,3 +491,94 @@ class World:
             if sub.status in ENDED:
                 assert sub.ended_at is not None and sub.ended_at <= self.clock.now()
                 assert sub.next_retry_at is None
+
+    # -- durability: fairbill's books and the gateway's ---------------------------------------
+    def gateway_operations(self) -> list[GatewayOperationRow]:
+        return list(
+            self.session.scalars(
+                select(GatewayOperationRow)
+                .where(GatewayOperationRow.customer_id == self.customer.id)
+                .order_by(GatewayOperationRow.id)
+            )
+        )
+
+    def open_operations(self) -> list[GatewayOperationRow]:
+        return [op for op in self.gateway_operations() if op.status in operations.OPEN]
+
+    def check_operations(self) -> None:
+        """What the sandbox did (its books, by idempotency key) is what fairbill recorded,
+        once, except for an operation still open (its answer is not recorded yet); and no
+        open operation is forgotten."""
+        ops = self.gateway_operations()
+        self.check_open(ops)
+        by_key = {op.key: op for op in ops}
+        self.check_charges(by_key)
+        self.check_refunds(by_key)
+
+    def check_open(self, ops: list[GatewayOperationRow]) -> None:
+        """A ``pending`` operation without a next attempt is being sent by the process that
+        requested it: between steps, only one a crash left, and none after a restart. One
+        waiting for its next attempt is not overdue: the janitor runs with every step."""
+        now = self.clock.now()
+        for op in ops:
+            if op.status == "pending" and op.next_attempt_at is None:
+                assert op.id in self.crashed, f"operation {op.key} is pending: no one sends it"
+            if op.status in operations.OPEN:
+                assert op.status == "pending" or op.next_attempt_at is not None, op.key
+                overdue = op.next_attempt_at is not None and op.next_attempt_at <= now
+                assert not overdue, f"operation {op.key} was not asked again at {now}"
+
+    def check_charges(self, by_key: dict[str, GatewayOperationRow]) -> None:
+        """Every charge the gateway took has exactly one payment (with its reference) once
+        its operation is answered, and none before; every payment is a charge it took."""
+        payments = Counter(p.gateway_ref for p in self.payments())
+        taken: set[str | None] = set()
+        for key, result in self.gateway.charges.items():
+            op = by_key.get(key)
+            assert op is not None and op.kind == "charge", f"the gateway charged {key}"
+            if not result.ok:
+                assert op.status != "succeeded", key
+                continue
+            taken.add(result.reference)
+            if op.status in operations.OPEN:
+                assert payments[result.reference] == 0, (key, op.status)
+                continue
+            assert op.status == "succeeded", (key, op.status)
+            assert op.reference == result.reference, (key, op.reference, result.reference)
+            assert payments[result.reference] == 1, (key, result.reference)
+        assert set(payments) <= taken, set(payments) - taken
+        for op in by_key.values():
+            if op.kind == "charge" and op.status == "succeeded":
+                assert op.payment_id is not None and op.reference in taken, op.key
+
+    def check_refunds(self, by_key: dict[str, GatewayOperationRow]) -> None:
+        """Every refund the gateway paid has exactly one refund row ``succeeded`` (with its
+        reference) once its operation is answered; a refund row to the card is as far as
+        its operation: ``pending`` while it is open, then ``succeeded`` or ``failed``."""
+        rows = self.session.scalars(
+            select(RefundRow).where(RefundRow.customer_id == self.customer.id)
+        ).all()
+        paid_rows = Counter(r.gateway_ref for r in rows if r.status == "succeeded")
+        paid: set[str | None] = set()
+        for key, result in self.gateway.refunds.items():
+            if not result.ok:
+                continue  # a refused try: its operation went on under a key of its own
+            op = by_key.get(key)
+            assert op is not None and op.kind == "refund", f"the gateway refunded {key}"
+            paid.add(result.reference)
+            if op.status in operations.OPEN:
+                assert paid_rows[result.reference] == 0, (key, op.status)
+                continue
+            assert op.status == "succeeded", (key, op.status)
+            assert op.reference == result.reference, (key, op.reference, result.reference)
+            assert paid_rows[result.reference] == 1, (key, result.reference)
+        of_refund = {op.refund_id: op for op in by_key.values() if op.kind == "refund"}
+        for r in rows:
+            if r.destination == "wallet":
+                assert r.status == "succeeded" and r.id not in of_refund, r.id
+                continue
+            op = of_refund[r.id]
+            expected = "pending" if op.status in operations.OPEN else op.status
+            assert r.status == expected, (r.id, r.status, op.status)
+            if r.status == "succeeded":
+                assert r.gateway_ref in paid, (r.id, r.gateway_ref)

@@ -50,6 +50,7 @@ from fairbill.store.tables import (
     PaymentMethodRow,
     PaymentRow,
     RefundRow,
+    table,
 )
 
 log = logging.getLogger("fairbill.operations")
@@ -60,6 +61,8 @@ PENDING = "fairbill.pending_operations"
 REFUND_TRIES = 5
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
+# Operations sent and recorded per transaction by ``commit_and_settle``.
+BATCH = 2000
 # ``reconcile`` leaves alone an operation younger than this that no one asked about yet:
 # the process that requested it is sending it now.
 GRACE = timedelta(seconds=30)
@@ -198,18 +201,33 @@ class Answer:
 
 def commit_and_settle(ctx: Ctx) -> None:
     """Commit the unit of work, then send the operations it requested and record their
-    outcomes, one transaction each. Outcomes may request more (a retry that pays goes on
+    outcomes, a batch per transaction. Outcomes may request more (a retry that pays goes on
     to the next open invoice): those are sent too, until none is left."""
     while True:
         pending: list[int] = ctx.session.info.pop(PENDING, [])
         ctx.session.commit()
         if not pending:
             return
-        for op_id in pending:
-            settle(ctx, op_id)
+        for start in range(0, len(pending), BATCH):
+            settle_batch(ctx, pending[start : start + BATCH])
 
 
-def send(gateway: PaymentGateway, op: GatewayOperationRow) -> Answer:
+def settle_batch(ctx: Ctx, op_ids: list[int]) -> None:
+    """Send the open operations of ``op_ids`` (outside any transaction), then record the
+    answers in one transaction (``outcomes.record_many``: each operation once)."""
+    from fairbill.services import outcomes
+
+    op = table(GatewayOperationRow)
+    rows = ctx.session.execute(
+        select(op).where(op.c.id.in_(op_ids), op.c.status.in_(OPEN)).order_by(op.c.id)
+    ).all()
+    ctx.session.commit()  # no transaction stays open while the gateway is asked
+    answers = [(row.id, send(ctx.gateway, row)) for row in rows]
+    outcomes.record_many(ctx, answers)
+    ctx.session.commit()
+
+
+def send(gateway: PaymentGateway, op: Any) -> Answer:
     """Ask the gateway, outside any transaction; no answer is an ``Answer`` too."""
     amount = Money.from_minor(op.amount_minor, op.currency)
     try:
@@ -221,15 +239,14 @@ def send(gateway: PaymentGateway, op: GatewayOperationRow) -> Answer:
 
 
 def settle(ctx: Ctx, op_id: int) -> OperationStatus:
-    """Send one open operation and record its outcome in its own transaction."""
-    op = ctx.session.get_one(GatewayOperationRow, op_id)
-    if op.status not in OPEN:
-        return OperationStatus(op.status)
-    ctx.session.commit()  # no transaction stays open while the gateway is asked
-    answer = send(ctx.gateway, op)
-    status = record(ctx, op_id, answer)
-    commit_and_settle(ctx)  # and what the outcome requested in turn
-    return status
+    """Send one open operation and record its outcome in its own transaction, then what
+    that outcome requested in turn."""
+    settle_batch(ctx, [op_id])
+    commit_and_settle(ctx)
+    status = ctx.session.scalars(
+        select(GatewayOperationRow.status).where(GatewayOperationRow.id == op_id)
+    ).one()
+    return OperationStatus(status)
 
 
 def record(ctx: Ctx, op_id: int, answer: Answer) -> OperationStatus:

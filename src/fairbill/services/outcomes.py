@@ -1,0 +1,471 @@
+"""Many gateway answers recorded at once: the daily cycle's renewals, in bulk.
+
+``operations.record`` applies one answer through the ORM (``billing.charge_succeeded`` /
+``charge_declined`` …). A renewal's charge has one common outcome — the card paid the
+whole invoice, or declined a first attempt of a subscription in good standing — and a
+million renewals cannot afford a round trip per row for it. ``record_many`` writes those
+outcomes with a handful of bulk statements: the same rows, with the same keys and values,
+as the one-by-one path (``tests/services/test_billing_cycle.py`` compares the two); every
+other answer goes to ``operations.record`` in a savepoint of its own.
+
+Invariant: an answer is applied once. The rows of the operations are read (and on
+PostgreSQL locked) in the recording transaction and only those still open are applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+
+from fairbill.decisions.decision import Decision
+from fairbill.decisions.disputes import retention_until
+from fairbill.decisions.dunning import FailureOutcome, decide_failure
+from fairbill.gateway.port import ChargeResult
+from fairbill.ledger.accounts import Account
+from fairbill.ledger.journal import Transaction
+from fairbill.lifecycle import (
+    CustomerStatus,
+    InvoiceStatus,
+    OperationKind,
+    OperationStatus,
+    SubscriptionStatus,
+)
+from fairbill.money import Money
+from fairbill.services.context import Ctx
+from fairbill.store.bulk import BulkWriter
+from fairbill.store.ids import allocate_ids
+from fairbill.store.tables import (
+    CustomerRow,
+    DecisionRow,
+    FailedPaymentRow,
+    GatewayOperationRow,
+    InvoiceRow,
+    NotificationRow,
+    PaymentRow,
+    SubscriptionRow,
+    table,
+)
+
+log = logging.getLogger("fairbill.operations")
+
+# (attempt, first failure, amount) -> the dunning outcome, for one merchant.
+_Decide = Callable[[int, datetime, Money], FailureOutcome]
+
+
+def record_many(ctx: Ctx, answers: Sequence[tuple[int, Any]]) -> None:
+    """Record ``answers`` (operation id, ``operations.Answer``) in the current
+    transaction: renewals' common outcomes in bulk, the rest one by one."""
+    from fairbill.services import operations
+
+    if not answers:
+        return
+    ops = _open_ops(ctx, [op_id for op_id, _ in answers])
+    bulk: _Bulk = _Bulk(ctx)
+    for op_id, answer in answers:
+        op = ops.get(op_id)
+        if op is None:
+            continue  # settled meanwhile by another process
+        if not bulk.take(op, answer):
+            _one(ctx, op_id, answer, operations.record)
+    bulk.write()
+
+
+def _one(ctx: Ctx, op_id: int, answer: Any, record: Callable[[Ctx, int, Any], Any]) -> None:
+    """One answer through the one-by-one path, in a savepoint: if it fails, only it is
+    left open (for the janitor), never the others of the batch."""
+    try:
+        with ctx.session.begin_nested():
+            record(ctx, op_id, answer)
+    except Exception:  # one broken outcome must not lose the batch's
+        log.exception("recording the answer to gateway operation %s failed", op_id)
+
+
+def _open_ops(ctx: Ctx, ids: list[int]) -> dict[int, Any]:
+    """The operations of ``ids`` still open, with their customer's language and their
+    invoice's number (for the messages); locked on PostgreSQL."""
+    from fairbill.services import operations
+
+    op = table(GatewayOperationRow)
+    query = (
+        select(op, CustomerRow.language, InvoiceRow.number.label("invoice_number"))
+        .join(CustomerRow, CustomerRow.id == op.c.customer_id)
+        .outerjoin(InvoiceRow, InvoiceRow.id == op.c.invoice_id)
+        .where(op.c.id.in_(ids), op.c.status.in_(operations.OPEN))
+    )
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=op)
+    return {row.id: _Op(row, ctx.policy.language) for row in ctx.session.execute(query)}
+
+
+class _Op:
+    """An operation's row, with the language its customer's messages are written in."""
+
+    def __init__(self, row: Any, default_language: str) -> None:
+        self._row = row
+        self.language: str = row.language or default_language
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+class _Bulk:
+    """The rows of a batch's common outcomes, built in memory, then written at once."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.now = ctx.clock.now()
+        self.paid: list[tuple[Any, ChargeResult]] = []
+        self.declined: list[tuple[Any, ChargeResult]] = []
+        self.unknown: list[tuple[Any, str]] = []
+
+    def take(self, op: Any, answer: Any) -> bool:
+        """Keep ``op``'s answer for the bulk write, if it is one of the common outcomes."""
+        if answer.result is None:
+            self.unknown.append((op, answer.error or ""))
+            return True
+        if not _plain_renewal(self.ctx, op) or not isinstance(answer.result, ChargeResult):
+            return False
+        if answer.result.ok and op.purpose != "renewal":
+            return False
+        (self.paid if answer.result.ok else self.declined).append((op, answer.result))
+        return True
+
+    def write(self) -> None:
+        conn = self.ctx.session.connection()
+        writer = BulkWriter(conn)
+        rows = _Rows()
+        if self.paid:
+            _paid(self.ctx, self.paid, rows)
+        if self.declined:
+            self._declined(rows)
+        rows.write(self.ctx, writer)
+        updates = [
+            _op_update(op, self.now, result)
+            | {"payment_id": rows.payments[rows.payment_of[op.id]]["id"]}
+            for op, result in self.paid
+        ]
+        updates += [_op_update(op, self.now, result) for op, result in self.declined]
+        updates += [
+            {
+                "row_id": op.id,
+                "status": str(OperationStatus.UNKNOWN),
+                "tries": op.tries + 1,
+                "updated_at": self.now,
+                "error": error[:500],
+                "next_attempt_at": self.now + _delay(op.tries + 1),
+            }
+            for op, error in self.unknown
+        ]
+        _update_by_shape(writer, table(GatewayOperationRow), updates)
+        self.ctx.session.expire_all()  # the ORM must see the bulk writes
+
+    def _declined(self, rows: _Rows) -> None:
+        """Declines of renewals and retries whose dunning step needs nothing but the
+        subscription and its account (past due, the next retry, or the suspension at the
+        last one); any other goes through the one-by-one path."""
+        from fairbill.services import operations
+
+        subs = _by_id(self.ctx, SubscriptionRow, {op.subscription_id for op, _ in self.declined})
+        customers = _by_id(self.ctx, CustomerRow, {op.customer_id for op, _ in self.declined})
+        failures = _failure_counts(self.ctx, {op.invoice_id for op, _ in self.declined})
+        decide = _failure_rule(self.ctx)
+        seen: set[int] = set()
+        for op, result in self.declined:
+            sub = subs.get(op.subscription_id)
+            if sub is None or op.subscription_id in seen or not _dunned(op, sub):
+                _one(self.ctx, op.id, operations.Answer(result), operations.record)
+                continue
+            seen.add(op.subscription_id)
+            at = op.created_at
+            amount = self.ctx.money(op.settled_minor)
+            first = sub.first_failed_at or at
+            attempt = sub.failed_attempts + 1
+            outcome = decide(attempt, first.astimezone(self.ctx.merchant.tz), amount)
+            failures[op.invoice_id] = failures.get(op.invoice_id, 0) + 1
+            rows.declined(self.ctx, op, amount, failures[op.invoice_id])
+            rows.decisions.append(_decision(self.ctx, op.customer_id, at, outcome.decision))
+            change = {
+                "row_id": sub.id,
+                "status": str(SubscriptionStatus.PAST_DUE),
+                "first_failed_at": first,
+                "failed_attempts": attempt,
+                "next_retry_at": outcome.next_retry_at,
+            }
+            if outcome.suspend:
+                change |= {
+                    "status": str(SubscriptionStatus.SUSPENDED),
+                    "suspended_at": at,
+                    "next_retry_at": None,
+                }
+                rows.suspend(self.ctx, customers[op.customer_id], at, op.language)
+            rows.subs.append(change)
+        self.declined = [(op, r) for op, r in self.declined if op.id in rows.declined_ids]
+
+
+def _dunned(op: Any, sub: Any) -> bool:
+    """The declines ``billing.handle_failure`` turns into a plain dunning step: a first
+    renewal attempt of a subscription in good standing, or a retry of a past-due one."""
+    if op.purpose == "renewal":
+        return bool(sub.status == SubscriptionStatus.ACTIVE and sub.failed_attempts == 0)
+    return bool(op.purpose == "retry" and sub.status == SubscriptionStatus.PAST_DUE)
+
+
+def _plain_renewal(ctx: Ctx, op: Any) -> bool:
+    """A charge of the daily cycle: a renewal's first attempt (its decline or payment is
+    plain) or a retry (only its decline is: a paid retry reactivates, one by one)."""
+    return bool(
+        op.kind == OperationKind.CHARGE
+        and ((op.purpose == "renewal" and op.attempt == 1) or op.purpose == "retry")
+        and op.currency == ctx.currency
+        and not (op.details or {}).get("duplicate")
+    )
+
+
+class _Rows:
+    """Rows to insert and update for a batch."""
+
+    def __init__(self) -> None:
+        self.payments: list[dict[str, Any]] = []
+        self.invoices: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
+        self.subs: list[dict[str, Any]] = []
+        self.txns: list[Transaction] = []
+        self.txn_customer: dict[str, int] = {}
+        self.customers: list[dict[str, Any]] = []
+        self.payment_of: dict[int, int] = {}  # op id -> its payment's place in ``payments``
+        self.declined_ids: set[int] = set()
+        self.suspended: set[int] = set()
+
+    def declined(self, ctx: Ctx, op: Any, amount: Money, attempt: int) -> None:
+        """``billing.charge_declined``: the failed attempt and the customer told."""
+        at = op.created_at
+        self.failures.append(
+            {
+                "customer_id": op.customer_id,
+                "invoice_id": op.invoice_id,
+                "at": at,
+                "amount_minor": amount.minor,
+                "method": op.method or "",
+                "attempt": attempt,
+            }
+        )
+        payload = _payload(op.invoice_number, amount)
+        self.notes.append(_note(op.customer_id, at, "payment_failed", op.language, payload))
+        self.declined_ids.add(op.id)
+
+    def suspend(self, ctx: Ctx, customer: Any, at: datetime, language: str) -> None:
+        """``billing.suspend`` of the account, for non-payment, once per batch."""
+        if customer.status != CustomerStatus.ACTIVE or customer.id in self.suspended:
+            return
+        self.suspended.add(customer.id)
+        change: dict[str, Any] = {"row_id": customer.id, "status": str(CustomerStatus.SUSPENDED)}
+        until, _ = retention_until(ctx.merchant, "suspension", at)
+        if until is not None:
+            change["data_retained_until"] = until
+        self.customers.append(change)
+        self.notes.append(_note(customer.id, at, "suspended", language, {}))
+
+    def write(self, ctx: Ctx, writer: BulkWriter) -> None:
+        conn = ctx.session.connection()
+        if self.payments:
+            ids = allocate_ids(conn, table(PaymentRow), len(self.payments))
+            for row, payment_id in zip(self.payments, ids, strict=True):
+                row["id"] = payment_id
+            writer.execute(insert(table(PaymentRow)), self.payments)
+        for rows, model in (
+            (self.failures, FailedPaymentRow),
+            (self.decisions, DecisionRow),
+            (self.notes, NotificationRow),
+        ):
+            if rows:
+                writer.execute(insert(table(model)), rows)
+        ctx.post_many(self.txns, self.txn_customer)
+        _update_by_shape(writer, table(InvoiceRow), self.invoices)
+        _update_by_shape(writer, table(SubscriptionRow), self.subs)
+        _update_by_shape(writer, table(CustomerRow), self.customers)
+
+
+def _paid(ctx: Ctx, paid: list[tuple[Any, ChargeResult]], rows: _Rows) -> None:
+    """``billing.charge_succeeded`` for renewals: the payment, the invoice paid, the
+    journal, the receipt (``after_paid`` does nothing more for a renewal)."""
+    from fairbill.services.billing import across
+
+    invoices = _by_id(ctx, InvoiceRow, {op.invoice_id for op, _ in paid})
+    numbers = _next_numbers(ctx, {op.customer_id for op, _ in paid})
+    for op, result in paid:
+        invoice = invoices[op.invoice_id]
+        numbers[op.customer_id] += 1
+        number = numbers[op.customer_id]
+        amount = ctx.money(op.settled_minor)
+        at = op.created_at
+        rows.payments.append(
+            {
+                "customer_id": op.customer_id,
+                "invoice_id": op.invoice_id,
+                "number": number,
+                "at": at,
+                "amount_minor": amount.minor,
+                "currency": amount.currency,
+                "method": op.method or "",
+                "refunded_minor": 0,
+                "settled_minor": amount.minor,
+                "settled_refunded_minor": 0,
+                "is_duplicate": False,
+                "gateway_ref": result.reference or "",
+                "disputed": None,
+            }
+        )
+        rows.payment_of[op.id] = len(rows.payments) - 1
+        paid_minor = invoice.amount_paid_minor + amount.minor
+        due = (
+            invoice.total_minor
+            - invoice.credit_applied_minor
+            - invoice.wallet_applied_minor
+            - paid_minor
+        )
+        rows.invoices.append(
+            {
+                "row_id": invoice.id,
+                "amount_paid_minor": paid_minor,
+                "status": str(InvoiceStatus.PAID if due <= 0 else InvoiceStatus.OPEN),
+            }
+        )
+        key = f"pay:{op.customer_id}:{number}"
+        rows.txns.append(
+            across(
+                key,
+                at,
+                f"payment {number} for invoice {invoice.number}",
+                (Account.CASH, amount),
+                (Account.RECEIVABLE, amount),
+            )
+        )
+        rows.txn_customer[key] = op.customer_id
+        payload = {
+            "invoice": str(invoice.number),
+            "amount": amount.text(),
+            "currency": amount.currency,
+        }
+        rows.notes.append(_note(op.customer_id, at, "receipt", op.language, payload))
+
+
+def _op_update(op: Any, now: datetime, result: ChargeResult) -> dict[str, Any]:
+    if result.ok:
+        return {
+            "row_id": op.id,
+            "status": str(OperationStatus.SUCCEEDED),
+            "tries": op.tries + 1,
+            "updated_at": now,
+            "reference": result.reference,
+            "next_attempt_at": None,
+        }
+    return {
+        "row_id": op.id,
+        "status": str(OperationStatus.FAILED),
+        "tries": op.tries + 1,
+        "updated_at": now,
+        "error": result.decline_code or "declined",
+        "next_attempt_at": None,
+    }
+
+
+def _delay(tries: int) -> Any:
+    from fairbill.services.operations import retry_delay
+
+    return retry_delay(tries)
+
+
+def _payload(invoice_number: int, amount: Money) -> dict[str, str]:
+    return {"invoice": str(invoice_number), "amount": amount.text(), "currency": amount.currency}
+
+
+def _note(
+    customer_id: int, at: datetime, template: str, language: str, payload: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "merchant_id": None,
+        "at": at,
+        "template": template,
+        "language": language,
+        "payload": payload,
+        "attempts": 0,  # given, so the bulk insert has no column default to fill in
+    }
+
+
+def _decision(ctx: Ctx, customer_id: int, at: datetime, decision: Decision) -> dict[str, Any]:
+    """The row ``Ctx.record`` writes."""
+    return {
+        "customer_id": customer_id,
+        "at": at,
+        "action": decision.action,
+        "outcome": str(decision.outcome),
+        "amount_minor": decision.amount.round(ctx.merchant.rounding).minor,
+        "reasons": [str(r) for r in decision.reasons],
+        "clauses": list(decision.clauses),
+        "explanation": decision.explanation,
+        "policy_version": ctx.policy.version,
+    }
+
+
+def _by_id(ctx: Ctx, model: Any, ids: set[Any]) -> dict[int, Any]:
+    t = table(model)
+    return {r.id: r for r in ctx.session.execute(select(t).where(t.c.id.in_(ids)))}
+
+
+def _failure_counts(ctx: Ctx, invoice_ids: set[int]) -> dict[int, int]:
+    return dict(
+        ctx.session.execute(
+            select(FailedPaymentRow.invoice_id, func.count())
+            .where(FailedPaymentRow.invoice_id.in_(invoice_ids))
+            .group_by(FailedPaymentRow.invoice_id)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def _next_numbers(ctx: Ctx, customer_ids: set[int]) -> dict[int, int]:
+    found = dict(
+        ctx.session.execute(
+            select(PaymentRow.customer_id, func.max(PaymentRow.number))
+            .where(PaymentRow.customer_id.in_(customer_ids))
+            .group_by(PaymentRow.customer_id)
+        )
+        .tuples()
+        .all()
+    )
+    return {cid: int(found.get(cid) or 0) for cid in customer_ids}
+
+
+def _failure_rule(ctx: Ctx) -> _Decide:
+    """``decide_failure``, memoised: declines at one instant share attempt, first failure
+    and amount, and writing the decision's text is most of its cost. Keyed on the UTC
+    instant: local times one DST fold apart compare equal but are not."""
+    cache: dict[tuple[int, datetime, Money], FailureOutcome] = {}
+
+    def decide(attempt: int, first_failure: datetime, amount: Money) -> FailureOutcome:
+        key = (attempt, first_failure.astimezone(UTC), amount)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = decide_failure(ctx.merchant, attempt, first_failure, amount)
+        return found
+
+    return decide
+
+
+def _update_by_shape(writer: BulkWriter, target: Any, rows: list[dict[str, Any]]) -> None:
+    """UPDATE ``target`` by ``row_id``, one executemany per set of columns: an
+    executemany sets the same columns on every row, and each row changes only its own."""
+    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(frozenset(row), []).append(row)
+    statement = update(target).where(target.c.id == bindparam("row_id"))
+    for batch in shapes.values():
+        writer.execute(statement, batch)
