@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit scenarios bench clean
+.PHONY: run test lint typecheck unit scenarios bench clean soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ scenarios: $(STAMP)
 	$(BIN)/fairbill test examples/scenarios
 
 test: lint typecheck unit scenarios
+
+# The stateful machine (tests/services/test_stateful.py) for >= 100,000 steps per policy:
+# 2,700 runs of up to 40 steps (37 on average), half of them with gateway faults, crashes
+# and restarts; one pytest per policy, SOAK_JOBS at a time. Hours (about 0.1 s a step).
+soak: SOAK_EXAMPLES ?= 2700
+soak: SOAK_STEPS ?= 40
+soak: SOAK_JOBS ?= 5
+soak: $(STAMP)
+	$(BIN)/pytest --collect-only -q tests/services/test_stateful.py | grep '::' | \
+	  FAIRBILL_STATEFUL_EXAMPLES=$(SOAK_EXAMPLES) FAIRBILL_STATEFUL_STEPS=$(SOAK_STEPS) \
+	  xargs -P $(SOAK_JOBS) -I{} $(BIN)/pytest -v {}
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py

@@ -161,6 +161,7 @@ def build_world(fb: Api) -> World:
     disputed = {"payment": payments[0], "reason": "not me", "contacted_support_first": True}
     a.ok(a.post("/v1/disputes", disputed, role="finance"), 201)
     fb.advance(NOW)
+    [operation, *_] = a.ok(a.get("/v1/gateway_operations", customer="a_cus_1"))["data"]
     portal = {code: m.portal_token(code) for m, code in ((a, "a_cus_1"), (a, "a_cus_2"))}
     portal["b_cus_1"] = b.portal_token("b_cus_1")
     world = World(
@@ -174,6 +175,7 @@ def build_world(fb: Api) -> World:
             "invoice_id": invoices[0],
             # The disputed payment: /v1/disputes/{payment_id}/close has an open dispute.
             "payment_id": payments[0],
+            "operation_id": operation["id"],
             "merchant_id": str(a.id),
             "prefix": a.keys["readonly"].split(".")[0],
         },

@@ -251,6 +251,8 @@ def test_every_state_change_writes_one_row(api: Api) -> None:
     assert merchant is not None
     params = {"customer_id": "c_1", "sub_id": ids["sub1"], "request_id": ids["req1"]}
     params |= {"invoice_id": "inv_1", "payment_id": ids["pay2"]}
+    [operation, *_] = merchant.ok(merchant.get("/v1/gateway_operations"))["data"]
+    params |= {"operation_id": operation["id"]}
     for method, path, _ in operations(app):  # type: ignore[arg-type]
         if method == "GET" and not path.endswith("/export"):
             role = "admin" if path == "/v1/api_keys" else "readonly"  # keys: admins only

@@ -43,6 +43,8 @@ def requests(
         ("GET", "/v1/merchant"): {},
         ("POST", "/v1/merchant"): {"json": {"finance_email": "finance@example.org"}},
         ("GET", "/v1/job_failures"): {},
+        ("GET", "/v1/gateway_operations"): {},
+        ("GET", "/v1/gateway_operations/{operation_id}"): {},
         ("POST", "/v1/plans"): {"json": {"id": "x-plan", "price": "1.00"}},
         ("GET", "/v1/plans"): {},
         ("POST", "/v1/products"): {"json": {"id": "x-prod", "kind": "add_on", "price": "1.00"}},
@@ -156,13 +158,14 @@ def test_every_operation_has_a_request_with_a_valid_body() -> None:
     model (and its query has the required parameters): a denial below is the access
     check, never a 422 for a bad request."""
     params = {"customer_id": "c", "sub_id": "sub_1", "request_id": "req_1", "prefix": "fb_1"}
+    params |= {"operation_id": "gop_1"}
     table = requests(params | {"invoice_id": "inv_1", "payment_id": "pay_1"}, "pay_2")
     ops = {(m, p): r for m, p, r in operations(create_app(Runtime(make_engine("sqlite://"))))}
     assert set(table) == set(ops), (
         f"operations without a request: {sorted(set(ops) - set(table))}; "
         f"stale entries: {sorted(set(table) - set(ops))}"
     )
-    assert len(ops) == 51
+    assert len(ops) == 53
     for op, route in ops.items():
         body = table[op].get("json")
         assert (route.body_field is not None) == (body is not None), op
@@ -219,8 +222,8 @@ def intrusions(w: World, ops: list[Op], table: dict[Op, dict[str, Any]]) -> list
             ):
                 # A list filtered by A's customer code is answered, and empty.
                 failures.append(f"{where}: {response.text[:200]}")
-    # 25 operations on a path naming an object of A's, 4 naming one in the body.
-    assert targeted == 3 * 29
+    # 26 operations on a path naming an object of A's, 4 naming one in the body.
+    assert targeted == 3 * 30
     return failures
 
 
@@ -267,7 +270,7 @@ def test_no_key_sees_another_merchants_data(world: World) -> None:
     # Not vacuous: A's own admin key reads every path above and sees a_cus_1's objects,
     # and a_cus_1's own portal token reads each of its customer's paths.
     reads = [op for op in ops if op[0] == "GET" and "{" in op[1]]
-    assert len(reads) == 8
+    assert len(reads) == 9
     for op in reads:
         mine = call(w, op, w.a.keys["admin"], table[op])
         assert mine.status_code == 200, (op, mine.text)

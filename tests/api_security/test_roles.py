@@ -49,6 +49,8 @@ MATRIX: dict[Op, tuple[str, str]] = {
     ("GET", "/v1/merchant"): ("read", EVERYONE),
     ("POST", "/v1/merchant"): ("keys", "A"),
     ("GET", "/v1/job_failures"): ("read:staff", "AFSR"),
+    ("GET", "/v1/gateway_operations"): ("read", EVERYONE),
+    ("GET", "/v1/gateway_operations/{operation_id}"): ("read", EVERYONE),
     ("GET", "/v1/plans"): ("read", EVERYONE),
     ("GET", "/v1/products"): ("read", EVERYONE),
     ("GET", "/v1/promotions"): ("read", EVERYONE),
@@ -191,10 +193,12 @@ def setup(fb: Api) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     for letter, request in zip(ids, outage["data"], strict=True):
         assert request["status"] == "in_review"
         [payment] = m.ok(m.get("/v1/payments", customer=f"c_{letter}"))["data"]
+        [charge] = m.ok(m.get("/v1/gateway_operations", customer=f"c_{letter}"))["data"]
         ids[letter] |= {
             "request_id": request["id"],
             "payment_id": payment["id"],
             "invoice_id": payment["invoice_id"],
+            "operation_id": charge["id"],
         }
     spare = m.ok(m.post("/v1/api_keys", {"role": "readonly"}), 201)["prefix"]  # to revoke
     for own in ids.values():
@@ -247,6 +251,7 @@ def test_every_credential_against_every_operation(api: Api) -> None:
         ("GET", "/v1/customers/{customer_id}/export"),
         ("GET", "/v1/payments/{payment_id}"),
         ("GET", "/v1/invoices/{invoice_id}"),
+        ("GET", "/v1/gateway_operations/{operation_id}"),
     ):
         response = api.client.request(
             op[0], fill(op[1], other), headers=portal, **body(op, "c_A", other)

@@ -36,6 +36,7 @@ starts every server as ``python -m fairbill.cli.main serve`` instead.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import random
@@ -48,8 +49,8 @@ import time
 import traceback
 import uuid
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -78,6 +79,9 @@ from fairbill.store.tables import (
 TESTS = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "adm_crash_harness"
 START = datetime.fromisoformat("2026-03-02T09:00:00+00:00")
+# Where the set-up leaves the clock: the monthly plans renew (at START + 1 month) a few
+# of the load's advances later.
+RENEWALS_AHEAD = timedelta(days=27)
 LIVE = ("trialing", "active", "past_due", "suspended")
 OPEN_OPERATIONS = ("pending", "unknown")
 # After a restart the dead server's claims are released at start-up: a 409
@@ -85,6 +89,8 @@ OPEN_OPERATIONS = ("pending", "unknown")
 IN_PROGRESS_LIMIT = 5.0  # float-ok: seconds
 # A write answered 5xx (or not at all by a live server) is tried this long at the end.
 FINAL_DEADLINE = 60.0  # float-ok: seconds
+# Stored answers replayed at the end besides those of the writes sent more than once.
+REPLAY_SAMPLE = 40
 HTTP_TIMEOUT = 60.0  # float-ok: seconds; a request only ends early when its server dies
 READY_TIMEOUT = 60.0  # float-ok: seconds
 
@@ -168,6 +174,8 @@ def _serve_child(request: dict[str, Any]) -> NoReturn:
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _redirect(request["log"])
+        # SIGUSR1 writes every thread's stack to the log: how to see where a request hangs.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         for name in [k for k in os.environ if k.startswith("FAIRBILL_SMTP")]:
             del os.environ[name]
         os.environ.update(request["env"])
@@ -345,13 +353,15 @@ class Stats:
     kills: int = 0
     restarts: list[float] = field(default_factory=list)  # seconds to answer
     loads: list[float] = field(default_factory=list)  # seconds from ready to kill
-    resent: int = 0  # attempts beyond a write's first
-    writes_resent: int = 0
     in_progress: Counter[str] = field(default_factory=Counter)
     longest_in_progress: float = 0.0
     server_errors: Counter[int] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     declines_toggled: int = 0
+    # What the kills left behind (before each restart) and what was left once the new
+    # server answered: its start-up finished the rest.
+    left_by_kills: Counter[str] = field(default_factory=Counter)
+    left_after_start: Counter[str] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)  # by phase
 
 
@@ -366,7 +376,7 @@ class Harness:
         launcher: Launcher,
         seed: int,
         customers: int = 10,
-        writers: int = 3,
+        writers: int = 2,
         kill_after: tuple[float, float] = (0.2, 1.5),  # float-ok: seconds after ready
     ) -> None:
         self.database_url = database_url
@@ -385,6 +395,7 @@ class Harness:
         self.declining: set[str] = set()  # tokens with a decline fault
         self.stats = Stats()
         self.violations: list[str] = []
+        self.replayed = 0
         self._lock = threading.Lock()
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
@@ -393,7 +404,15 @@ class Harness:
         self.started = time.monotonic()
 
     # -- the run ------------------------------------------------------------------------
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def run(self, kills: int) -> None:
+        """Set up, ``kills`` rounds each ended by a SIGKILL, the end (``finish``); the
+        server is stopped afterwards, the database left for ``check_books``."""
         try:
             with self.timed("set-up"):
                 self.start_server()
@@ -403,7 +422,7 @@ class Harness:
             with self.timed("end"):
                 self.finish()
         finally:
-            self.close()
+            self.stop_server()
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -418,6 +437,7 @@ class Harness:
             self.server.proc.signal_group(signal.SIGKILL)
             with suppress(RuntimeError):
                 self.server.proc.wait_gone()
+        self.server = None
         for client in self._clients:
             client.close()
         self.engine.dispose()
@@ -437,8 +457,29 @@ class Harness:
             self.load(rng, dead)
         killer.join()
         self.stats.kills += 1
+        self.stats.left_by_kills.update(self.half_done())
         with self.timed("restart"):
             self.start_server()
+        self.stats.left_after_start.update(self.half_done())
+
+    def half_done(self) -> Counter[str]:
+        """Gateway operations still open and idempotency claims still unfinished."""
+        with self.sessions() as session:
+            ops = session.scalars(
+                select(GatewayOperationRow.status).where(
+                    GatewayOperationRow.status.in_(OPEN_OPERATIONS)
+                )
+            )
+            found = Counter(f"{status} operations" for status in ops)
+            found["unfinished claims"] = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(IdempotencyKeyRow)
+                    .where(IdempotencyKeyRow.status_code.is_(None))
+                )
+                or 0
+            )
+        return found
 
     def finish(self) -> None:
         """Faults cleared, one more SIGKILL and restart, every write answered, the clock a
@@ -452,7 +493,6 @@ class Harness:
                 break
             self.advance_by(timedelta(hours=hours))
         self.replay_all()
-        self.stop_server()
 
     # -- servers ------------------------------------------------------------------------
     def start_server(self) -> Server:
@@ -471,7 +511,7 @@ class Harness:
             self.clock.isoformat(),
             # The background loop runs due work too, beside the advances.
             "--tick-seconds",
-            "1",
+            os.environ.get("TICK", "1"),
         ]
         began = time.monotonic()
         proc = self.launcher.start(argv, {"FAIRBILL_ADMIN_TOKEN": ADMIN_TOKEN}, log)
@@ -516,7 +556,9 @@ class Harness:
 
     def stop_server(self) -> None:
         """SIGTERM: uvicorn shuts down cleanly (and then re-raises the signal)."""
-        server = self.live_server()
+        server = self.server
+        if server is None or server.proc.gone():
+            return
         server.proc.signal_group(signal.SIGTERM)
         try:
             server.proc.wait_gone(15.0)
@@ -578,7 +620,10 @@ class Harness:
     # -- set-up ---------------------------------------------------------------------------
     def set_up(self) -> None:
         """Two merchants that refund on cancellation, their catalogs and customers (one
-        card each, some declining), and one subscription per customer."""
+        card each), one subscription per customer; then some cards start declining and
+        the clock moves to a few days before the first monthly renewals (nothing is due
+        before them: a cheap advance), so the load's daily cycle renews, declines and
+        retries."""
         plans = {
             "kalenner": [("monthly", 1, "29.00"), ("annual", 12, "240.00")],
             "voip": [("line", 1, "50.00")],
@@ -597,11 +642,12 @@ class Harness:
                 self.customers.append(self.customer(policy, keys, number))
         self._customer_ids()
         for customer in self.customers:
+            plan = self.rng.choice(plans[customer.policy])[0]
+            self.call(self.subscribe(customer, plan), 201)
+        for customer in self.customers:
             if self.rng.random() < 0.3:
                 self.set_declining(customer.token, True)
-        for customer in self.customers:
-            plan = self.rng.choice(plans[customer.policy])[0]
-            self.send(self.remember(self.subscribe(customer, plan)))
+        self.call(self.advance_write(RENEWALS_AHEAD), 200)
 
     def merchant(self, policy: str) -> dict[str, str]:
         body = {"name": f"crash {policy}", "policy": policy}
@@ -642,11 +688,18 @@ class Harness:
             self.stats.declines_toggled += 1
 
     def add_fault(self, rng: random.Random) -> None:
-        fault = rng.choice(("timeout_after", "timeout_before", "connection_error"))
+        """A fault for the next one to three charges or refunds (of one card, or any).
+        ``slow`` holds a gateway call open a while: a kill then often strikes between the
+        commit of an operation and its answer."""
+        fault = rng.choice(("timeout_after", "timeout_before", "connection_error", "slow"))
         operation = rng.choice(("charge", "refund", "any"))
         token = rng.choice([None, None, rng.choice(self.customers).token])
         row = SandboxFaultRow(
-            operation=operation, token=token, fault=fault, remaining=rng.randint(1, 3)
+            operation=operation,
+            token=token,
+            fault=fault,
+            remaining=rng.randint(1, 3),
+            delay_ms=rng.randint(50, 300) if fault == "slow" else 0,
         )
         with self.sessions() as session:
             session.add(row)
@@ -685,12 +738,8 @@ class Harness:
             self._resend(write, dead)
 
     def _resend(self, write: Write, dead: threading.Event) -> bool:
-        with self._lock:
-            self.stats.writes_resent += 1
         errors = 0
         while not dead.is_set():
-            with self._lock:
-                self.stats.resent += 1
             outcome = self.send(write)
             if outcome is Sent.FINAL:
                 return True
@@ -724,6 +773,7 @@ class Harness:
         while self.unfinished() and time.monotonic() < deadline:
             for write in self.unfinished():
                 self._resend(write, never)
+            time.sleep(0.1)  # what is left answered 5xx (or not at all) just now
         for write in self.unfinished():
             self.violations.append(
                 f"{write.label} (key {write.key}) never answered: attempts {write.sent}"
@@ -739,14 +789,11 @@ class Harness:
         advances = [w for w in backlog if w.key is None]
         seeds = [rng.randrange(2**32) for _ in range(self.writers + 1)]
         threads = [
-            threading.Thread(target=self._writer, args=(random.Random(s), dead))
-            for s in seeds[:-1]
+            threading.Thread(target=self._writer, args=(random.Random(s), dead)) for s in seeds[:-1]
         ]
         threads += [
             threading.Thread(target=self._clock, args=(advances, random.Random(seeds[-1]), dead)),
-            threading.Thread(
-                target=self._resender, args=([w for w in backlog if w.key], dead)
-            ),
+            threading.Thread(target=self._resender, args=([w for w in backlog if w.key], dead)),
         ]
         for thread in threads:
             thread.start()
@@ -878,12 +925,18 @@ class Harness:
                 )
             ]
 
-    def replay_all(self) -> None:
-        """Every stored answer, asked for again with its key and body: the same status and
-        body, marked replayed. (A 4xx is not stored: its key is released, a retry runs.)"""
+    def replay_all(self, others: int = REPLAY_SAMPLE) -> None:
+        """Stored answers asked for again with their keys and bodies: the same status and
+        body, marked replayed. Every write sent more than once (its answer came after a
+        kill) and a seeded sample of ``others`` of the rest. (A 4xx is not stored: its key
+        is released and a retry runs it again, so it is not compared.)"""
         stored = [w for w in self.writes if w.replay and w.key and w.status and w.status < 300]
+        again = [w for w in stored if len(w.sent) > 1]
+        rest = [w for w in stored if len(w.sent) == 1]
+        chosen = again + random.Random(self.seed).sample(rest, min(others, len(rest)))
+        self.replayed = len(chosen)
         with ThreadPoolExecutor(4) as pool:
-            for problem in pool.map(self._replay, stored):
+            for problem in pool.map(self._replay, chosen):
                 if problem:
                     self.violations.append(problem)
 
@@ -907,16 +960,22 @@ class Harness:
     def summary(self) -> str:
         s = self.stats
         writes = Counter(w.label.split(" ")[0] for w in self.writes)
+        again = [w for w in self.writes if len(w.sent) > 1]
         restarts = s.restarts or [0.0]
         loads = s.loads or [0.0]
         return (
             f"seed {self.seed}: {s.kills} kills in {time.monotonic() - self.started:.1f} s "
             f"({self.starts} server starts, ready after {min(restarts):.2f}-"
             f"{max(restarts):.2f} s, killed {min(loads):.2f}-{max(loads):.2f} s after ready); "
-            f"{len(self.writes)} writes {dict(writes)}, {s.writes_resent} sent again "
-            f"({s.resent} attempts); 409 in progress {dict(s.in_progress)} (longest "
+            f"{len(self.writes)} writes {dict(writes)}, {len(again)} sent again "
+            f"({sum(len(w.sent) - 1 for w in again)} attempts more), "
+            f"{sum(len(w.sent) for w in self.writes if w.key is None)} advances sent "
+            f"({sum(1 for w in self.writes if w.key is None and w.status == 200)} done); "
+            f"{self.replayed} answers replayed; 409 in progress {dict(s.in_progress)} (longest "
             f"{s.longest_in_progress:.2f} s after a restart); 5xx {dict(s.server_errors)}; "
             f"faults {dict(s.faults)}, declining cards toggled {s.declines_toggled} times; "
+            f"kills left {dict(s.left_by_kills)}, the restarted servers answered with "
+            f"{dict(s.left_after_start)}; "
             f"clock at {self.clock.isoformat()}; seconds by phase "
             f"{ {k: round(v, 1) for k, v in s.seconds.items()} }; answered in "
             f"{self.latencies()}; {server_errors_logged(self.folder)}"
@@ -935,19 +994,10 @@ class Harness:
 
 
 # -- the checks -----------------------------------------------------------------------------
-def check_books(engine: Engine) -> list[str]:
-    """Every violation of the money's invariants, compared with the sandbox's books (the
-    processor's): charges, refunds, the ledger, what is left open."""
+def read_books(engine: Engine) -> Books:
+    """fairbill's rows and the sandbox's (the processor's books), read in one session."""
     with sessionmaker(engine)() as session:
-        books = Books.read(session)
-    return [
-        *books.charges(),
-        *books.paid_in(),
-        *books.refunds(),
-        *books.refunded_amounts(),
-        *books.ledger(),
-        *books.leftovers(),
-    ]
+        return Books.read(session)
 
 
 @dataclass
@@ -990,6 +1040,30 @@ class Books:
                     select(IdempotencyKeyRow).where(IdempotencyKeyRow.status_code.is_(None))
                 )
             ),
+        )
+
+    def violations(self) -> list[str]:
+        """Every violation of the money's invariants: charges, refunds, the ledger, what
+        is left open."""
+        return [
+            *self.charges(),
+            *self.paid_in(),
+            *self.refunds(),
+            *self.refunded_amounts(),
+            *self.ledger(),
+            *self.leftovers(),
+        ]
+
+    def figures(self) -> str:
+        """What the run left in the books: how much the checks had to look at."""
+        sandbox = Counter(f"{r.kind} {'ok' if r.ok else 'refused'}" for r in self.sandbox)
+        ops = Counter(f"{op.kind} {op.status}" for op in self.operations)
+        refunds = Counter(f"{r.destination} {r.status}" for r in self.refund_rows)
+        invoices = Counter(i.status for i in self.invoices.values())
+        return (
+            f"sandbox {dict(sandbox)}; operations {dict(ops)}; invoices {dict(invoices)}; "
+            f"{len(self.payments)} payments; refunds {dict(refunds)}; "
+            f"{len({t for t, *_ in self.entries})} journal transactions"
         )
 
     def ok(self, kind: str) -> list[SandboxOperationRow]:
@@ -1219,12 +1293,14 @@ def tail(log: Path, lines: int = 40) -> str:
 
 
 def server_errors_logged(folder: Path) -> str:
-    """How many tracebacks the servers logged, and the first one's last lines."""
-    found: list[str] = []
+    """The exceptions the servers logged (a 500's, a settlement's that failed …), counted
+    by their last line."""
+    found: Counter[str] = Counter()
     for log in sorted(folder.glob("server-*.log")):
         text = log.read_text(errors="replace")
         for chunk in text.split("Traceback (most recent call last):")[1:]:
-            found.append(f"{log.name}: ...{chunk.strip()[-600:]}")
+            lines = [line for line in chunk.splitlines() if line and not line[0].isspace()]
+            found[lines[0][:160] if lines else "?"] += 1
     if not found:
         return "no tracebacks in the servers' logs"
-    return f"{len(found)} tracebacks in the servers' logs, the first: {found[0]}"
+    return f"tracebacks in the servers' logs: {dict(found)}"

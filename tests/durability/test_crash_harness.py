@@ -21,7 +21,7 @@ import pytest
 from fairbill.store.migrate import upgrade
 
 from .conftest import DATABASES, sqlite_file_url
-from .harness import Harness, Launcher, check_books
+from .harness import Harness, Launcher, read_books
 
 KILLS = int(os.environ.get("FAIRBILL_CRASH_KILLS") or 20)
 
@@ -51,12 +51,11 @@ def test_kill_9_under_load_loses_nothing_and_moves_no_money_twice(
         else request.getfixturevalue("postgres_url")
     )
     upgrade(url)
-    harness = Harness(url, tmp_path, launcher, crash_seed())
-
-    harness.run(KILLS)
-
-    summary = harness.summary()
+    with Harness(url, tmp_path, launcher, crash_seed()) as harness:
+        harness.run(KILLS)
+        books = read_books(harness.engine)
+        summary = f"{harness.summary()}; {books.figures()}"
+        violations = harness.violations + books.violations()
     print(f"{database}: {summary}")
-    violations = harness.violations + check_books(harness.engine)
     assert harness.stats.kills == KILLS, summary
     assert not violations, "\n".join([f"{database}, {summary}", *violations])

@@ -19,7 +19,15 @@ from fairbill.decisions.dunning import decide_failure, decide_reactivation
 from fairbill.errors import GatewayError
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Leg, Transaction, transfer
-from fairbill.lifecycle import InvoiceStatus, RefundStatus, SubscriptionStatus, advance
+from fairbill.lifecycle import (
+    CUSTOMER_ENDED,
+    ENDED,
+    CustomerStatus,
+    InvoiceStatus,
+    RefundStatus,
+    SubscriptionStatus,
+    advance,
+)
 from fairbill.money import Money
 from fairbill.policy.model import Destination
 from fairbill.services import fx, operations
@@ -372,6 +380,10 @@ def across(
 def handle_failure(
     ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, invoice: InvoiceRow
 ) -> None:
+    """The dunning step after a failed collection. A subscription that has ended is not
+    dunned (its open invoice stays open, to be paid or written off)."""
+    if sub.status in ENDED:
+        return
     attempt = sub.failed_attempts + 1
     if sub.first_failed_at is None:
         sub.first_failed_at = ctx.now
@@ -381,8 +393,8 @@ def handle_failure(
     )
     ctx.record(customer, outcome.decision)
     sub.next_retry_at = outcome.next_retry_at
-    if sub.status not in ("suspended",):
-        sub.status = "past_due"
+    if sub.status != SubscriptionStatus.SUSPENDED:
+        sub.status = advance(sub.status, SubscriptionStatus.PAST_DUE)
     if outcome.suspend:
         suspend(ctx, customer, sub)
 
@@ -393,11 +405,11 @@ def suspend(
     """Suspend service. The retention clock ("data retained N days after suspension")
     starts only for a suspension for non-payment, the case the policies give it for."""
     if sub is not None:
-        sub.status = "suspended"
+        sub.status = advance(sub.status, SubscriptionStatus.SUSPENDED)
         sub.suspended_at = ctx.now
         sub.next_retry_at = None
-    if customer.status == "active":
-        customer.status = "suspended"
+    if customer.status == CustomerStatus.ACTIVE:
+        customer.status = advance(customer.status, CustomerStatus.SUSPENDED)
         until, _ = retention_until(ctx.merchant, "suspension", ctx.now)
         if until is not None and non_payment:
             customer.data_retained_until = until
@@ -405,17 +417,21 @@ def suspend(
 
 
 def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Money) -> None:
+    """A payment settled the subscription: it is active again, and so is its account
+    unless the account was closed or terminated meanwhile (those stay as they are)."""
     was = sub.status
     sub.first_failed_at = None
     sub.failed_attempts = 0
     sub.next_retry_at = None
-    if was in ("past_due", "suspended"):
-        sub.status = "active"
+    if was in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.SUSPENDED):
+        sub.status = advance(was, SubscriptionStatus.ACTIVE)
         sub.suspended_at = None
     if not _welcomed(ctx, customer):
         ctx.notify(customer, "welcome", plan=sub.plan_code)
-    if was == "suspended" or customer.status == "suspended":
-        customer.status = "active"
+    if customer.status in CUSTOMER_ENDED:
+        return
+    if was == SubscriptionStatus.SUSPENDED or customer.status == CustomerStatus.SUSPENDED:
+        customer.status = advance(customer.status, CustomerStatus.ACTIVE)
         customer.data_retained_until = None
         ctx.record(customer, decide_reactivation(ctx.merchant, paid))
         ctx.notify(customer, "reactivated")

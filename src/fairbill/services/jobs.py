@@ -20,8 +20,11 @@ Invariants:
 * The merchant's finance address is alerted (``job_failed``) when a failure opens, never
   on a retry: once per failing item, however long it keeps failing.
 * Failures and alerts are written in the caller's transaction, so they commit with the
-  work that did run; ``run`` never commits. If the savepoint itself cannot be rolled back
-  (the connection is gone), that error propagates: the transaction is lost anyway.
+  work that did run; ``run`` never commits, and ``work`` must not either (a commit inside
+  would end the savepoint under it). What a failed item noted in ``session.info`` (the
+  gateway operations it requested) is dropped with its writes. If the savepoint itself
+  cannot be rolled back (the connection is gone), that error propagates: the
+  transaction is lost anyway.
 """
 
 from __future__ import annotations
