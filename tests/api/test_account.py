@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import Api, Merchant
 from fairbill.gateway.sandbox_db import DatabaseSandbox, Fault
+
+from .helpers import Api, Merchant
 
 
 def conek(api: Api, customers: tuple[str, ...], at: str = "2026-04-01T00:00:00+02:00") -> Merchant:

@@ -13,7 +13,6 @@ from fairbill.gateway.sandbox_db import DatabaseSandbox
 from fairbill.services.clock import Clock, SystemClock
 from fairbill.store.db import reader_engine, session_factory
 
-
 # Stands for "the database sandbox of this runtime's engine", made in ``__post_init__``.
 _DATABASE_SANDBOX = cast(PaymentGateway, object())
 

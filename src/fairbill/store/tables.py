@@ -289,9 +289,7 @@ class RefundRow(Base):
     gateway_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # ``lifecycle.RefundStatus``: a refund to a card is pending until the gateway paid it
     # (migration 0005; earlier rows were paid at once).
-    status: Mapped[str] = mapped_column(
-        String(16), default="succeeded", server_default="succeeded"
-    )
+    status: Mapped[str] = mapped_column(String(16), default="succeeded", server_default="succeeded")
 
 
 class CreditNoteRow(Base):

@@ -118,7 +118,9 @@ def _customer_action(
 
         return f"customer:{customer.code}", render
 
-    return mutate(request, rt, who, action, payload, merchant_work(rt, who, work, Recording.of), status)
+    return mutate(
+        request, rt, who, action, payload, merchant_work(rt, who, work, Recording.of), status
+    )
 
 
 # -- purchases, credits, collection ------------------------------------------------------
@@ -242,7 +244,13 @@ def open_dispute(body: DisputeIn, request: Request, rt: Rt, who: Caller) -> JSON
         }
 
     return mutate(
-        request, rt, who, "dispute.open", body.model_dump(), merchant_work(rt, who, work, Recording.of), 201
+        request,
+        rt,
+        who,
+        "dispute.open",
+        body.model_dump(),
+        merchant_work(rt, who, work, Recording.of),
+        201,
     )
 
 
@@ -265,7 +273,12 @@ def close_dispute(
         }
 
     return mutate(
-        request, rt, who, "dispute.close", body.model_dump(), merchant_work(rt, who, work, Recording.of)
+        request,
+        rt,
+        who,
+        "dispute.close",
+        body.model_dump(),
+        merchant_work(rt, who, work, Recording.of),
     )
 
 
@@ -370,7 +383,13 @@ def terms_change(body: TermsChangeIn, request: Request, rt: Rt, who: Caller) -> 
         }
 
     return mutate(
-        request, rt, who, "terms.change", body.model_dump(), merchant_work(rt, who, work, Recording.of), 201
+        request,
+        rt,
+        who,
+        "terms.change",
+        body.model_dump(),
+        merchant_work(rt, who, work, Recording.of),
+        201,
     )
 
 

@@ -284,7 +284,12 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
         )
 
     return mutate(
-        request, rt, who, "refund_request.review", body.model_dump(), merchant_work(rt, who, work, Recording.of)
+        request,
+        rt,
+        who,
+        "refund_request.review",
+        body.model_dump(),
+        merchant_work(rt, who, work, Recording.of),
     )
 
 
@@ -306,5 +311,10 @@ def appeal(request_id: str, body: AppealIn, request: Request, rt: Rt, who: Calle
         )
 
     return mutate(
-        request, rt, who, "refund_request.appeal", body.model_dump(), merchant_work(rt, who, work, Recording.of)
+        request,
+        rt,
+        who,
+        "refund_request.appeal",
+        body.model_dump(),
+        merchant_work(rt, who, work, Recording.of),
     )

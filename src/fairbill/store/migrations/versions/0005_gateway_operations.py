@@ -31,8 +31,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-
-
 def upgrade() -> None:
     op.create_table(
         "gateway_operations",
@@ -145,7 +143,9 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_failures")),
-        sa.UniqueConstraint("merchant_id", "job", "target", name=op.f("uq_job_failures_merchant_id_job_target")),
+        sa.UniqueConstraint(
+            "merchant_id", "job", "target", name=op.f("uq_job_failures_merchant_id_job_target")
+        ),
     )
     with op.batch_alter_table("job_failures") as batch_op:
         batch_op.create_index(
@@ -153,9 +153,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("refunds") as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "status", sa.String(length=16), nullable=False, server_default="succeeded"
-            )
+            sa.Column("status", sa.String(length=16), nullable=False, server_default="succeeded")
         )
     with op.batch_alter_table("merchants") as batch_op:
         batch_op.add_column(sa.Column("finance_email", sa.String(length=254), nullable=True))
