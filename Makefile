@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit scenarios bench clean soak
+.PHONY: run test lint typecheck unit scenarios bench crash clean soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/cycle.py
+
+# The kill -9 harness at length: 100 kills per database (make test runs 20).
+crash: $(STAMP)
+	FAIRBILL_CRASH_KILLS=100 $(BIN)/pytest -q -s tests/durability/test_crash_harness.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -48,6 +48,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -151,7 +152,6 @@ def _warm_up() -> None:
     """Import what a server needs and build one app on an in-memory database: the first
     ``create_app`` of a process takes half a second (lazy imports, pydantic models)."""
     import importlib
-    import warnings
 
     warnings.simplefilter("ignore")  # uvicorn's deprecation notices, on the zygote's log
     for name in PRELOAD:
@@ -173,6 +173,7 @@ def _serve_child(request: dict[str, Any]) -> NoReturn:
     try:
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        warnings.resetwarnings()  # the zygote's silence is not the server's
         _redirect(request["log"])
         # SIGUSR1 writes every thread's stack to the log: how to see where a request hangs.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -352,17 +353,17 @@ class Customer:
 class Stats:
     kills: int = 0
     restarts: list[float] = field(default_factory=list)  # seconds to answer
-    loads: list[float] = field(default_factory=list)  # seconds from ready to kill
+    loads: list[float] = field(default_factory=list)  # seconds from ready to the kill
     in_progress: Counter[str] = field(default_factory=Counter)
     longest_in_progress: float = 0.0
-    server_errors: Counter[int] = field(default_factory=Counter)
+    server_errors: Counter[str] = field(default_factory=Counter)  # "500 cancel": how many
     faults: Counter[str] = field(default_factory=Counter)
     declines_toggled: int = 0
     # What the kills left behind (before each restart) and what was left once the new
     # server answered: its start-up finished the rest.
     left_by_kills: Counter[str] = field(default_factory=Counter)
     left_after_start: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)  # by phase
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # by phase
 
 
 # -- the harness ----------------------------------------------------------------------------
@@ -378,6 +379,7 @@ class Harness:
         customers: int = 10,
         writers: int = 2,
         kill_after: tuple[float, float] = (0.2, 1.5),  # float-ok: seconds after ready
+        tick_seconds: float = 1.0,  # float-ok: the server's background loop
     ) -> None:
         self.database_url = database_url
         self.folder = folder
@@ -387,6 +389,7 @@ class Harness:
         self.customer_count = customers
         self.writers = writers
         self.kill_after = kill_after
+        self.tick_seconds = tick_seconds
         self.clock = START
         self.server: Server | None = None
         self.starts = 0
@@ -396,6 +399,7 @@ class Harness:
         self.stats = Stats()
         self.violations: list[str] = []
         self.replayed = 0
+        self.thread_errors: list[str] = []  # the harness's own failures, in its threads
         self._lock = threading.Lock()
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
@@ -412,7 +416,7 @@ class Harness:
 
     def run(self, kills: int) -> None:
         """Set up, ``kills`` rounds each ended by a SIGKILL, the end (``finish``); the
-        server is stopped afterwards, the database left for ``check_books``."""
+        server is stopped afterwards, the database left for ``read_books``."""
         try:
             with self.timed("set-up"):
                 self.start_server()
@@ -465,12 +469,12 @@ class Harness:
     def half_done(self) -> Counter[str]:
         """Gateway operations still open and idempotency claims still unfinished."""
         with self.sessions() as session:
-            ops = session.scalars(
-                select(GatewayOperationRow.status).where(
+            ops = session.execute(
+                select(GatewayOperationRow.kind, GatewayOperationRow.status).where(
                     GatewayOperationRow.status.in_(OPEN_OPERATIONS)
                 )
             )
-            found = Counter(f"{status} operations" for status in ops)
+            found = Counter(f"{status} {kind}s" for kind, status in ops)
             found["unfinished claims"] = (
                 session.scalar(
                     select(func.count())
@@ -483,7 +487,7 @@ class Harness:
 
     def finish(self) -> None:
         """Faults cleared, one more SIGKILL and restart, every write answered, the clock a
-        few hours on (``unknown`` operations are asked again), every answer replayed."""
+        few hours on (``unknown`` operations are asked again), the answers replayed."""
         self.clear_faults()
         self.kill_server()
         self.start_server()
@@ -511,7 +515,7 @@ class Harness:
             self.clock.isoformat(),
             # The background loop runs due work too, beside the advances.
             "--tick-seconds",
-            os.environ.get("TICK", "1"),
+            str(self.tick_seconds),
         ]
         began = time.monotonic()
         proc = self.launcher.start(argv, {"FAIRBILL_ADMIN_TOKEN": ADMIN_TOKEN}, log)
@@ -550,6 +554,8 @@ class Harness:
     def _kill_at(self, server: Server, at: float, dead: threading.Event) -> None:
         time.sleep(max(at - time.monotonic(), 0.0))
         self.stats.loads.append(time.monotonic() - server.ready_at)
+        if server.proc.gone():  # nobody killed it yet: it died by itself
+            self.violations.append(f"the server died by itself:\n{tail(server.log)}")
         server.proc.signal_group(signal.SIGKILL)
         server.proc.wait_gone()
         dead.set()
@@ -595,7 +601,7 @@ class Harness:
         write.sent.append(response.status_code)
         if response.status_code >= 500:
             with self._lock:
-                self.stats.server_errors[response.status_code] += 1
+                self.stats.server_errors[f"{response.status_code} {kind_of(write)}"] += 1
             return Sent.SERVER_ERROR
         body = _json(response)
         if response.status_code == 409 and body.get("code") == "idempotency_key_in_progress":
@@ -738,6 +744,9 @@ class Harness:
             self._resend(write, dead)
 
     def _resend(self, write: Write, dead: threading.Event) -> bool:
+        """Send ``write`` until it is answered; False when the server did not answer (it
+        died: the next round sends it again). A 409 in progress is waited out (and
+        noted); after a few 5xx it is left for the next round or the end."""
         errors = 0
         while not dead.is_set():
             outcome = self.send(write)
@@ -757,7 +766,7 @@ class Harness:
     def _note_in_progress(self, write: Write) -> None:
         """A 409 in progress after a restart: the dead server's claim was not released."""
         waited = time.monotonic() - self.live_server().ready_at
-        self.stats.in_progress[write.label.split(" ")[0]] += 1
+        self.stats.in_progress[kind_of(write)] += 1
         self.stats.longest_in_progress = max(self.stats.longest_in_progress, waited)
         if waited > IN_PROGRESS_LIMIT:
             self.violations.append(
@@ -788,17 +797,34 @@ class Harness:
         backlog = self.unfinished()
         advances = [w for w in backlog if w.key is None]
         seeds = [rng.randrange(2**32) for _ in range(self.writers + 1)]
-        threads = [
-            threading.Thread(target=self._writer, args=(random.Random(s), dead)) for s in seeds[:-1]
+        jobs: list[tuple[Any, tuple[Any, ...]]] = [
+            (self._writer, (random.Random(s), dead)) for s in seeds[:-1]
         ]
-        threads += [
-            threading.Thread(target=self._clock, args=(advances, random.Random(seeds[-1]), dead)),
-            threading.Thread(target=self._resender, args=([w for w in backlog if w.key], dead)),
+        jobs += [
+            (self._clock, (advances, random.Random(seeds[-1]), dead)),
+            (self._resender, ([w for w in backlog if w.key], dead)),
         ]
+        threads = [threading.Thread(target=self._thread, args=job) for job in jobs]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        if self.thread_errors:
+            raise RuntimeError(f"seed {self.seed}: the harness failed:\n{self.thread_errors[0]}")
+
+    def _thread(self, target: Any, args: tuple[Any, ...]) -> None:
+        """A load thread: its failure is the harness's (raised after the round), and its
+        HTTP client is closed with it."""
+        try:
+            target(*args)
+        except Exception:
+            self.thread_errors.append(traceback.format_exc())
+        finally:
+            client = getattr(self._local, "client", None)
+            if client is not None:
+                client.close()
+                with self._lock:
+                    self._clients.remove(client)
 
     def _writer(self, rng: random.Random, dead: threading.Event) -> None:
         while not dead.is_set():
@@ -959,7 +985,7 @@ class Harness:
 
     def summary(self) -> str:
         s = self.stats
-        writes = Counter(w.label.split(" ")[0] for w in self.writes)
+        writes = Counter(kind_of(w) for w in self.writes)
         again = [w for w in self.writes if len(w.sent) > 1]
         restarts = s.restarts or [0.0]
         loads = s.loads or [0.0]
@@ -974,8 +1000,8 @@ class Harness:
             f"{self.replayed} answers replayed; 409 in progress {dict(s.in_progress)} (longest "
             f"{s.longest_in_progress:.2f} s after a restart); 5xx {dict(s.server_errors)}; "
             f"faults {dict(s.faults)}, declining cards toggled {s.declines_toggled} times; "
-            f"kills left {dict(s.left_by_kills)}, the restarted servers answered with "
-            f"{dict(s.left_after_start)}; "
+            f"summed over the kills, they left {dict(s.left_by_kills)} and the restarted "
+            f"servers answered with {dict(s.left_after_start)}; "
             f"clock at {self.clock.isoformat()}; seconds by phase "
             f"{ {k: round(v, 1) for k, v in s.seconds.items()} }; answered in "
             f"{self.latencies()}; {server_errors_logged(self.folder)}"
@@ -985,7 +1011,7 @@ class Harness:
         """Median and longest seconds of the answered attempts, by kind of write."""
         took: dict[str, list[float]] = defaultdict(list)
         for w in self.writes:
-            took[w.label.split(" ")[0]] += [t for t, c in zip(w.took, w.sent, strict=True) if c]
+            took[kind_of(w)] += [t for t, c in zip(w.took, w.sent, strict=True) if c]
         return ", ".join(
             f"{kind} {sorted(ts)[len(ts) // 2]:.3f}/{max(ts):.3f}"
             for kind, ts in sorted(took.items())
@@ -1078,7 +1104,7 @@ class Books:
         mistakes = {op.invoice_id for op in self.operations if op.purpose == "mistake"}
         per_invoice: dict[int, list[SandboxOperationRow]] = defaultdict(list)
         for row in self.ok("charge"):
-            per_invoice[int(row.key.split(":")[1])].append(row)
+            per_invoice[invoice_of(row)].append(row)
         for invoice_id, rows in sorted(per_invoice.items()):
             if len(rows) > 1 and invoice_id not in mistakes:
                 problems.append(
@@ -1097,20 +1123,22 @@ class Books:
         return problems
 
     def paid_in(self) -> list[str]:
+        """Each charge the sandbox took has one payment row, and each payment row is a
+        charge the sandbox took: of its amount, on its invoice."""
         problems: list[str] = []
         by_ref = Counter(p.gateway_ref for p in self.payments)
-        charged = {row.reference: row for row in self.ok("charge")}
+        charged = {row.reference or "": row for row in self.ok("charge")}
         for ref, row in charged.items():
             if by_ref[ref] != 1:
                 problems.append(f"sandbox charge {row.key} {ref}: {by_ref[ref]} payment rows")
         for p in self.payments:
-            row = charged.get(p.gateway_ref)
-            if row is None:
+            found = charged.get(p.gateway_ref)
+            if found is None:
                 problems.append(f"payment pay_{p.id} ({p.gateway_ref}) has no sandbox charge")
-            elif (row.amount_minor, int(row.key.split(":")[1])) != (p.amount_minor, p.invoice_id):
+            elif (found.amount_minor, invoice_of(found)) != (p.amount_minor, p.invoice_id):
                 problems.append(
                     f"payment pay_{p.id} {p.amount_minor} on inv_{p.invoice_id} vs sandbox "
-                    f"{row.key} {row.amount_minor}"
+                    f"{found.key} {found.amount_minor}"
                 )
         return problems + self.invoices_paid()
 
@@ -1126,7 +1154,7 @@ class Books:
         for row in self.ok("charge"):
             op = self.op_by_key().get(row.key)
             if op is None or not op.details.get("duplicate"):
-                charged[int(row.key.split(":")[1])] += row.amount_minor
+                charged[invoice_of(row)] += row.amount_minor
         for invoice in self.invoices.values():
             paid = [p for p in own[invoice.id]]
             settled = sum(p.settled_minor for p in paid)
@@ -1268,8 +1296,13 @@ def _disagree(op: GatewayOperationRow, row: SandboxOperationRow) -> bool:
     """Whether fairbill's operation contradicts the sandbox's row of its key: money taken
     that fairbill calls declined (or still open), or a decline it calls paid."""
     if row.ok:
-        return op.status != "succeeded" or op.reference != row.reference
-    return op.status != "failed"
+        return bool(op.status != "succeeded" or op.reference != row.reference)
+    return bool(op.status != "failed")
+
+
+def invoice_of(charge: SandboxOperationRow) -> int:
+    """The invoice a charge was for: its key is ``charge:<invoice id>:<attempt>``."""
+    return int(charge.key.split(":")[1])
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -1279,6 +1312,11 @@ def _harness_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
     return create_engine(url, pool_size=8)
+
+
+def kind_of(write: Write) -> str:
+    """The kind of a write, its label's first word: subscribe, cancel, advance …"""
+    return write.label.split(" ")[0]
 
 
 def _json(response: httpx.Response) -> Any:

@@ -383,13 +383,14 @@ class BillingMachine(RuleBasedStateMachine):
     ) -> None:
         """A money-moving action commits, and the process dies before the gateway call."""
         self.disturb()
-        params: dict[str, Any] = {
+        choices: dict[str, dict[str, Any]] = {
             "subscribe": {"plan": plan, "payment_method": method},
             "cancel": {"immediately": True},
             "refund_request": {"kind": kind},
             "pay_outstanding": {"payment_method": method},
             "purchase": {"product": product, "quantity": 1, "payment_method": method},
-        }[action]
+        }
+        params = choices[action]
         if action == "subscribe" and plan == "tiered":
             params["usage"] = 4_000 + 100 * i
         if action == "refund_request" and self.w.count_payments():

@@ -547,7 +547,7 @@ class World:
     def check_charges(self, by_key: dict[str, GatewayOperationRow]) -> None:
         """Every charge the gateway took has exactly one payment (with its reference) once
         its operation is answered, and none before; every payment is a charge it took."""
-        payments = Counter(p.gateway_ref for p in self.payments())
+        payments: Counter[str | None] = Counter(p.gateway_ref for p in self.payments())
         taken: set[str | None] = set()
         for key, result in self.gateway.charges.items():
             op = by_key.get(key)
@@ -574,7 +574,9 @@ class World:
         rows = self.session.scalars(
             select(RefundRow).where(RefundRow.customer_id == self.customer.id)
         ).all()
-        paid_rows = Counter(r.gateway_ref for r in rows if r.status == "succeeded")
+        paid_rows: Counter[str | None] = Counter(
+            r.gateway_ref for r in rows if r.status == "succeeded"
+        )
         paid: set[str | None] = set()
         for key, result in self.gateway.refunds.items():
             if not result.ok:

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.gateway.port import PaymentGateway
+from fairbill.services import idempotency, operations, scheduler
 from fairbill.services import merchants as merchant_service
-from fairbill.services import operations, scheduler
 from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
 from fairbill.services.jobs import Job, JobRunner
@@ -26,7 +26,9 @@ log = logging.getLogger("fairbill.background")
 
 
 def tick(sessions: sessionmaker[Session], clock: Clock, gateway: PaymentGateway) -> None:
-    """Run what is due for every merchant, each in a transaction of its own."""
+    """Run the janitors (gateway operations left open, idempotency keys to release or
+    expire), then what is due for every merchant, each in a transaction of its own."""
+    janitors(sessions, clock, gateway)
     with sessions() as session:
         merchant_ids = list(session.scalars(select(MerchantRow.id).order_by(MerchantRow.id)))
     for merchant_id in merchant_ids:
@@ -34,6 +36,26 @@ def tick(sessions: sessionmaker[Session], clock: Clock, gateway: PaymentGateway)
             run_merchant(sessions, clock, gateway, merchant_id)
         except Exception:  # not even recorded (the database failed): the next tick retries
             log.exception("background: the run of merchant %s failed", merchant_id)
+
+
+def janitors(sessions: sessionmaker[Session], clock: Clock, gateway: PaymentGateway) -> None:
+    """Kill Bill's janitor for the gateway (``operations.reconcile_all``: operations no
+    one settled, asked again under their own keys) and the idempotency keys' upkeep (a
+    claim whose process died is released; a finished key expires after 24 hours, as
+    Stripe's do; both on the wall clock, see ``services.idempotency``). Each failure is
+    logged and left for the next tick."""
+    try:
+        operations.reconcile_all(sessions, clock, gateway)
+    except Exception:  # the next tick asks again
+        log.exception("background: reconciling gateway operations failed")
+    try:
+        with sessions() as session:
+            now = idempotency.wall_now()
+            idempotency.release_abandoned(session, now)
+            idempotency.prune_keys(session, now)
+            session.commit()
+    except Exception:  # the next tick tries again
+        log.exception("background: idempotency key upkeep failed")
 
 
 def run_merchant(

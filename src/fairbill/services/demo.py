@@ -111,6 +111,7 @@ def _customers(ctx: Ctx, policy_id: str, spec: dict[str, Any]) -> str:
     subscriptions.subscribe(ctx, failing, plan, payment_method="card_1", usage=usage)
     asking = customer(f"{policy_id}-asking")
     subscriptions.subscribe(ctx, asking, plan, payment_method="card_1", usage=usage)
+    operations.commit_and_settle(ctx)  # the payments exist once the gateway answered
     payment = refunds.payment_by_number(ctx, asking, 1)
     refunds.request_refund(
         ctx,

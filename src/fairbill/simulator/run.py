@@ -73,7 +73,10 @@ def _run_until(ctx: Ctx, clock: TestClock, target: datetime) -> None:
         if due is None or due > target:
             return
         clock.advance_to(max(due, clock.now()))
-        scheduler.run_due(ctx)
+        report = scheduler.run_due(ctx)
+        if report.failed:
+            # A server records a failing item and goes on; a replay must not hide it.
+            raise FairbillError(f"a scheduled job failed at {due.isoformat()}: {report.failed}")
         operations.commit_and_settle(ctx)
         if scheduler.next_due(ctx) == due:
             raise FairbillError(f"the scheduler made no progress at {due.isoformat()}")

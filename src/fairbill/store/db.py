@@ -40,9 +40,11 @@ def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
         )
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_connect if not memory else _sqlite_pragmas)
-        if not memory:
-            event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "connect", _sqlite_connect if not memory else _sqlite_memory)
+        # Transactions (and savepoints within them) are ours to begin: pysqlite's own
+        # handling would let the release of a first savepoint commit the transaction.
+        begin = _sqlite_begin_immediate if not memory else _sqlite_begin_deferred
+        event.listen(engine, "begin", begin)
     return engine
 
 
@@ -80,6 +82,11 @@ def _pragmas(dbapi_connection: Any, *statements: str) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     _pragmas(dbapi_connection, "PRAGMA foreign_keys=ON")
+
+
+def _sqlite_memory(dbapi_connection: Any, record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transaction control is ours (see make_engine)
+    _sqlite_pragmas(dbapi_connection, record)
 
 
 def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
