@@ -290,3 +290,24 @@ def served(url: str, clock: TestClock) -> Iterator[Api]:
             yield Api(client, runtime)
     finally:
         runtime.close()
+
+
+@ON_SQLITE
+def test_paying_two_suspended_subscriptions_records_both_payments(api: Api) -> None:
+    """Found by the crash harness: the first payment reactivated the account, the second
+    one's reactivation raised, and its money (taken at the gateway) was never recorded."""
+    m = kalenner(api)
+    m.customer("cus_2", payment_methods=[{"id": "card_1", "token": "tok_two"}])
+    m.subscribe("cus_2", "pro-monthly")
+    m.subscribe("cus_2", "pro-monthly")
+    sandbox(api).add_fault(Fault.DECLINE, operation=FaultTarget.CHARGE, token="tok_two", times=None)
+    api.advance("2026-02-25T00:00:00+01:00")  # renewals and every retry declined
+    subs = m.ok(m.get("/v1/subscriptions", customer="cus_2"))["data"]
+    assert [s["status"] for s in subs] == ["suspended", "suspended"]
+    m.ok(m.post("/v1/customers/cus_2/payment_methods", {"id": "card_2"}), 201)
+    paid = m.ok(m.post("/v1/customers/cus_2/pay_outstanding", {"payment_method": "card_2"}))
+    assert (paid["paid"], paid["open_invoices"]) == ("58.00", [])
+    assert paid["customer"]["status"] == "active"
+    assert [s["status"] for s in paid["subscriptions"]] == ["active", "active"]
+    payments = m.ok(m.get("/v1/payments", customer="cus_2"))["data"]
+    assert len(payments) == len(books(api, "charge")) == 4

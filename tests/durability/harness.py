@@ -5,20 +5,23 @@ its books checked against the processor's.
 One run (``Harness.run``):
 
 1. a server starts on the database with ``--test-clock``; two merchants (kalenner, EUR,
-   and voip, USD: both refund on cancellation), plans, a product and a few customers
-   with cards are set up through the API, and each customer subscribes;
-2. each round: the server is up; the writes that got no final answer are sent again with
-   the SAME ``Idempotency-Key`` and body; then client threads send new writes (subscribe,
-   cancel at once, refund requests, pay_outstanding, purchases) while a clock thread
-   advances the test clock (the daily cycle: renewals, retries, reconciliation); at a
-   random moment (seeded, measured from the moment the server answered) the server's
-   process group gets SIGKILL, and a new server starts on the same database. Between
-   kills, sandbox faults are written straight into ``sandbox_faults`` (the processor's
-   side: timeouts before and after the money moved, refused connections, declining cards);
+   and voip, USD: both refund on cancellation), plans, a product and ten customers with
+   cards are set up through the API, each customer subscribes, some cards start
+   declining, and the clock moves to a few days before the first monthly renewals;
+2. each round, while the server is up: the writes that got no final answer are sent
+   again with the SAME ``Idempotency-Key`` and body (three threads side by side), two
+   writer threads send new ones (subscribe, cancel at once, refund requests,
+   pay_outstanding, purchases) and a clock thread advances the test clock 12 to 36 hours
+   at a time (the daily cycle: renewals, declines, retries, the janitor); at a random
+   moment (seeded, 0.2 to 1.5 s into the round) the server's process group gets SIGKILL,
+   and a new server starts on the same database. Between kills, faults are written
+   straight into ``sandbox_faults`` (the processor's side: timeouts before and after the
+   money moved, refused connections, slow answers, refused refunds, cards that start or
+   stop declining);
 3. at the end: the faults are cleared, the server is killed and restarted once more (its
    start-up reconciles), every write is sent until it is answered, the clock is advanced
-   a few hours so ``unknown`` operations are asked again, every stored answer is replayed,
-   and ``check_books`` compares fairbill's rows with the sandbox's.
+   a few hours so ``unknown`` operations are asked again, stored answers are replayed,
+   and ``read_books(...).violations()`` compares fairbill's rows with the sandbox's.
 
 Invariants the harness itself keeps: a write is sent by one thread at a time, always with
 the key and body it was made with; the clock a server restarts on is the latest instant
@@ -86,12 +89,15 @@ RENEWALS_AHEAD = timedelta(days=27)
 LIVE = ("trialing", "active", "past_due", "suspended")
 OPEN_OPERATIONS = ("pending", "unknown")
 # After a restart the dead server's claims are released at start-up: a 409
-# ``idempotency_key_in_progress`` for longer than this is a violation.
+# ``idempotency_key_in_progress`` for longer than this is a violation (and at once, for a
+# key sent for the first time: no request of it can be running anywhere).
 IN_PROGRESS_LIMIT = 5.0  # float-ok: seconds
 # A write answered 5xx (or not at all by a live server) is tried this long at the end.
 FINAL_DEADLINE = 60.0  # float-ok: seconds
+# Threads that send the unanswered writes again after a restart, side by side.
+RESENDERS = 3
 # Stored answers replayed at the end besides those of the writes sent more than once.
-REPLAY_SAMPLE = 40
+REPLAY_SAMPLE = 20
 HTTP_TIMEOUT = 60.0  # float-ok: seconds; a request only ends early when its server dies
 READY_TIMEOUT = 60.0  # float-ok: seconds
 
@@ -353,7 +359,7 @@ class Customer:
 class Stats:
     kills: int = 0
     restarts: list[float] = field(default_factory=list)  # seconds to answer
-    loads: list[float] = field(default_factory=list)  # seconds from ready to the kill
+    loads: list[float] = field(default_factory=list)  # seconds from the round's start
     in_progress: Counter[str] = field(default_factory=Counter)
     longest_in_progress: float = 0.0
     server_errors: Counter[str] = field(default_factory=Counter)  # "500 cancel": how many
@@ -453,9 +459,10 @@ class Harness:
         with self.timed("faults"):
             self.shake_the_processor(rng)
         server = self.live_server()
-        at = max(server.ready_at, time.monotonic()) + rng.uniform(*self.kill_after)
+        began = max(server.ready_at, time.monotonic())
+        at = began + rng.uniform(*self.kill_after)
         dead = threading.Event()
-        killer = threading.Thread(target=self._kill_at, args=(server, at, dead), daemon=True)
+        killer = threading.Thread(target=self._kill_at, args=(server, began, at, dead), daemon=True)
         killer.start()
         with self.timed("load"):
             self.load(rng, dead)
@@ -551,9 +558,9 @@ class Harness:
         server.proc.signal_group(signal.SIGKILL)
         server.proc.wait_gone()
 
-    def _kill_at(self, server: Server, at: float, dead: threading.Event) -> None:
+    def _kill_at(self, server: Server, began: float, at: float, dead: threading.Event) -> None:
         time.sleep(max(at - time.monotonic(), 0.0))
-        self.stats.loads.append(time.monotonic() - server.ready_at)
+        self.stats.loads.append(time.monotonic() - began)
         if server.proc.gone():  # nobody killed it yet: it died by itself
             self.violations.append(f"the server died by itself:\n{tail(server.log)}")
         server.proc.signal_group(signal.SIGKILL)
@@ -605,6 +612,7 @@ class Harness:
             return Sent.SERVER_ERROR
         body = _json(response)
         if response.status_code == 409 and body.get("code") == "idempotency_key_in_progress":
+            self._in_progress(write, body)
             return Sent.IN_PROGRESS
         write.status, write.response = response.status_code, body
         return Sent.FINAL
@@ -694,17 +702,19 @@ class Harness:
             self.stats.declines_toggled += 1
 
     def add_fault(self, rng: random.Random) -> None:
-        """A fault for the next one to three charges or refunds (of one card, or any).
-        ``slow`` holds a gateway call open a while: a kill then often strikes between the
-        commit of an operation and its answer."""
-        fault = rng.choice(("timeout_after", "timeout_before", "connection_error", "slow"))
+        """A fault for the next few charges or refunds (of one card, or any). ``slow``
+        holds a gateway call open a while: a kill then often strikes between the commit of
+        an operation and its answer. A refund may also be refused, up to five times: the
+        fifth refusal fails it for good (``operations.REFUND_TRIES``)."""
         operation = rng.choice(("charge", "refund", "any"))
+        faults = ["timeout_after", "timeout_before", "connection_error", "slow"]
+        fault = rng.choice(faults + ["decline"] * (operation == "refund"))
         token = rng.choice([None, None, rng.choice(self.customers).token])
         row = SandboxFaultRow(
             operation=operation,
             token=token,
             fault=fault,
-            remaining=rng.randint(1, 3),
+            remaining=rng.randint(1, 5 if fault == "decline" else 3),
             delay_ms=rng.randint(50, 300) if fault == "slow" else 0,
         )
         with self.sessions() as session:
@@ -755,7 +765,7 @@ class Harness:
             if outcome is Sent.NO_ANSWER:
                 return False
             if outcome is Sent.IN_PROGRESS:
-                self._note_in_progress(write)
+                self._in_progress_too_long(write)
             else:
                 errors += 1
                 if errors > 3:  # the next round (or the end) tries again
@@ -763,11 +773,24 @@ class Harness:
             time.sleep(0.05)
         return False
 
-    def _note_in_progress(self, write: Write) -> None:
-        """A 409 in progress after a restart: the dead server's claim was not released."""
+    def _in_progress(self, write: Write, body: Any) -> None:
+        """A 409 in progress: counted; on the first attempt of a key, a violation (a key
+        never sent before cannot be running: the server lost its own claim)."""
         waited = time.monotonic() - self.live_server().ready_at
-        self.stats.in_progress[kind_of(write)] += 1
-        self.stats.longest_in_progress = max(self.stats.longest_in_progress, waited)
+        with self._lock:
+            self.stats.in_progress[kind_of(write)] += 1
+            self.stats.longest_in_progress = max(self.stats.longest_in_progress, waited)
+            if len(write.sent) == 1:
+                self.violations.append(
+                    f"{write.label} (key {write.key}): 409 idempotency_key_in_progress on the "
+                    f"key's first request, {waited:.2f} s after the server answered: "
+                    f"{body.get('detail')!r}"
+                )
+
+    def _in_progress_too_long(self, write: Write) -> None:
+        """A 409 in progress for longer than the limit after a restart: the dead server's
+        claim was not released."""
+        waited = time.monotonic() - self.live_server().ready_at
         if waited > IN_PROGRESS_LIMIT:
             self.violations.append(
                 f"{write.label} (key {write.key}): still 409 idempotency_key_in_progress "
@@ -790,20 +813,19 @@ class Harness:
 
     # -- load -------------------------------------------------------------------------------
     def load(self, rng: random.Random, dead: threading.Event) -> None:
-        """Until the killer struck: the writes left unanswered sent again (as clients retry
-        after an outage) while writers send new ones and the clock moves. The clock's own
-        unanswered advances go first on its thread: two advances at once would race for
-        the one test clock, which no real clock does."""
+        """Until the killer struck: the writes left unanswered sent again, by a few threads
+        at once (clients retry together after an outage), while writers send new ones and
+        the clock moves. The clock's own unanswered advances go first on its thread: two
+        advances at once would race for the one test clock, which no real clock does."""
         backlog = self.unfinished()
         advances = [w for w in backlog if w.key is None]
         seeds = [rng.randrange(2**32) for _ in range(self.writers + 1)]
         jobs: list[tuple[Any, tuple[Any, ...]]] = [
             (self._writer, (random.Random(s), dead)) for s in seeds[:-1]
         ]
-        jobs += [
-            (self._clock, (advances, random.Random(seeds[-1]), dead)),
-            (self._resender, ([w for w in backlog if w.key], dead)),
-        ]
+        keyed = [w for w in backlog if w.key]
+        jobs.append((self._clock, (advances, random.Random(seeds[-1]), dead)))
+        jobs += [(self._resender, (keyed[n::RESENDERS], dead)) for n in range(RESENDERS)]
         threads = [threading.Thread(target=self._thread, args=job) for job in jobs]
         for thread in threads:
             thread.start()
@@ -992,7 +1014,7 @@ class Harness:
         return (
             f"seed {self.seed}: {s.kills} kills in {time.monotonic() - self.started:.1f} s "
             f"({self.starts} server starts, ready after {min(restarts):.2f}-"
-            f"{max(restarts):.2f} s, killed {min(loads):.2f}-{max(loads):.2f} s after ready); "
+            f"{max(restarts):.2f} s, killed {min(loads):.2f}-{max(loads):.2f} s into a round); "
             f"{len(self.writes)} writes {dict(writes)}, {len(again)} sent again "
             f"({sum(len(w.sent) - 1 for w in again)} attempts more), "
             f"{sum(len(w.sent) for w in self.writes if w.key is None)} advances sent "

@@ -464,3 +464,47 @@ def test_a_charge_in_flight_is_not_paid_again_from_the_wallet() -> None:
         assert world.customer.wallet_minor == 2000
     finally:
         world.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a cancellation while the first charge is in flight refunds nothing (no payment "
+    "yet); the charge then succeeds and nothing pays it back",
+)
+def test_a_charge_answered_after_an_immediate_cancellation_is_paid_back() -> None:
+    """kalenner: cancelled at once, the first payment comes back (money-back guarantee).
+    The same history with the first charge's answer lost (the card was charged) must end
+    the same: it kept the 29.00 and the subscription was cancelled."""
+
+    def refunded(fault: bool) -> list[tuple[int, int]]:
+        world = World(base_text("kalenner"))
+        try:
+            if fault:
+                world.gateway.add_fault(Fault.TIMEOUT_AFTER, operation=FaultTarget.CHARGE)
+            assert world.act("subscribe", {"plan": "basic-monthly", "payment_method": "card_1"})
+            assert world.act("cancel", {"immediately": True})
+            world.advance(timedelta(hours=1))  # the janitor asks again: it went through
+            world.check_invariants()
+            assert world.open_operations() == []
+            return [(p.amount_minor, p.refunded_minor) for p in world.payments()]
+        finally:
+            world.close()
+
+    assert refunded(fault=False) == [(2900, 2900)]
+    assert refunded(fault=True) == [(2900, 2900)]  # was: [(2900, 0)]
+
+
+def test_time_passes_in_real_hours_across_a_dst_change() -> None:
+    """The machine's clock across New York's spring-forward (2026-03-08 02:00 EST ->
+    03:00 EDT): 47 hours after Friday 03:00 EST is Sunday 03:00 EDT, a local time that
+    exists, rendered as ``simulate`` renders the same instant (the replay compared
+    ``02:00-05:00`` with ``03:00-04:00`` before)."""
+    world = World(base_text("voip", start="2026-03-06T03:00"))
+    try:
+        world.advance(timedelta(hours=47))
+        assert world.now.isoformat() == "2026-03-08T03:00:00-04:00"
+        world.settle()
+        replay = simulate(parse_scenario(world.scenario_text(), "<replay>"))
+        assert replay == world.result()
+    finally:
+        world.close()

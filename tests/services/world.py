@@ -21,7 +21,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -197,9 +197,11 @@ class World:
         return self.ctx.now
 
     def advance(self, delta: timedelta) -> None:
-        """Let time pass, running every job at its own instant (as ``simulate`` does), the
-        janitor first at each, and once more at the end."""
-        target = self.clock.now() + delta
+        """Let ``delta`` of real time pass, running every job at its own instant (as
+        ``simulate`` does), the janitor first at each, and once more at the end. Added in
+        UTC: on a zoned datetime ``+`` moves the wall clock, which across a DST change is
+        an hour off or a local time that does not exist (02:30 on a spring-forward day)."""
+        target = (self.clock.now().astimezone(UTC) + delta).astimezone(self.ctx.merchant.tz)
         self.run_until(target)
         self.clock.advance_to(target)
         self.janitor()

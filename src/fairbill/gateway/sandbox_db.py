@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.errors import GatewayTimeout, GatewayUnreachable
@@ -51,6 +52,18 @@ class DatabaseSandbox:
 
     # -- the port ---------------------------------------------------------------------------
     def charge(self, token: str, amount: Money, idempotency_key: str) -> ChargeResult:
+        try:
+            return self._charge(token, amount, idempotency_key)
+        except IntegrityError:  # the same key, sent at the same time by another caller
+            return self.charge(token, amount, idempotency_key)  # now answered by its key
+
+    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
+        try:
+            return self._refund(charge_reference, amount, idempotency_key)
+        except IntegrityError:  # as for charges: the first call's answer is the answer
+            return self.refund(charge_reference, amount, idempotency_key)
+
+    def _charge(self, token: str, amount: Money, idempotency_key: str) -> ChargeResult:
         with self._sessions() as session:
             done = _by_key(session, idempotency_key)
             if done is not None:
@@ -77,7 +90,7 @@ class DatabaseSandbox:
             _after(fault)
             return ChargeResult(row.ok, row.reference, row.decline_code)
 
-    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
+    def _refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
         with self._sessions() as session:
             done = _by_key(session, idempotency_key)
             if done is not None:

@@ -6,6 +6,7 @@ payment method. Every money movement posts one balanced journal transaction.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -46,6 +47,8 @@ from fairbill.store.tables import (
     SubscriptionRow,
     WalletEntryRow,
 )
+
+log = logging.getLogger("fairbill.billing")
 
 
 @dataclass(frozen=True)
@@ -278,8 +281,33 @@ def charge_succeeded(ctx: Ctx, op: GatewayOperationRow) -> PaymentRow:
         amount=charged.text(),
         currency=charged.currency,
     )
-    after_paid(ctx, customer, invoice, Purpose(op.purpose), amount, op.details)
+    _follow(ctx, customer, invoice, op, amount)
     return payment
+
+
+def _follow(
+    ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, op: GatewayOperationRow, paid: Money
+) -> None:
+    """``after_paid`` in a savepoint: the money moved, so the payment is recorded whatever
+    follows; a follow-up that fails is rolled back alone, logged, and the merchant's
+    finance address is told (someone must reactivate or grant by hand)."""
+    try:
+        with ctx.session.begin_nested():
+            after_paid(ctx, customer, invoice, Purpose(op.purpose), paid, op.details)
+    except Exception as exc:  # the payment stands; only what follows it is lost
+        log.exception("what follows payment of %s failed", op.key)
+        from fairbill.services.alerts import notify_finance
+
+        notify_finance(
+            ctx.session,
+            ctx.merchant_row,
+            "job_failed",
+            at=ctx.now,
+            job=f"after payment ({op.purpose})",
+            target=f"invoice:{invoice.id}",
+            failed_at=ctx.now.isoformat(),
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
 
 
 def charge_declined(ctx: Ctx, op: GatewayOperationRow) -> None:
@@ -431,7 +459,9 @@ def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Mone
     if customer.status in CUSTOMER_ENDED:
         return
     if was == SubscriptionStatus.SUSPENDED or customer.status == CustomerStatus.SUSPENDED:
-        customer.status = advance(customer.status, CustomerStatus.ACTIVE)
+        # The account may be active already: another of its subscriptions was paid first.
+        if customer.status == CustomerStatus.SUSPENDED:
+            customer.status = advance(customer.status, CustomerStatus.ACTIVE)
         customer.data_retained_until = None
         ctx.record(customer, decide_reactivation(ctx.merchant, paid))
         ctx.notify(customer, "reactivated")

@@ -86,6 +86,13 @@ class Ctx:
         return row
 
     def next_number(self, model: type[InvoiceRow] | type[PaymentRow], customer: CustomerRow) -> int:
+        """The customer's next invoice or payment number. On PostgreSQL the customer's row
+        is locked first, so two transactions numbering for one customer queue instead of
+        colliding (SQLite serialises writers)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                select(CustomerRow.id).where(CustomerRow.id == customer.id).with_for_update()
+            )
         current = self.session.scalar(
             select(func.max(model.number)).where(model.customer_id == customer.id)
         )

@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -99,11 +100,25 @@ def process_owner() -> str:
 
 
 def _identity() -> tuple[str, int, str]:
-    """(host, pid, token) of this process, made anew when the pid changed (a fork)."""
+    """(host, pid, token) of this process, made anew when the pid changed (a fork). Made
+    under a lock: two request threads asking first at once must get one token, or a claim
+    stamped with the other would look like a dead process's."""
     global _me
-    if _me is None or _me[1] != os.getpid():
-        _me = (_host(), os.getpid(), secrets.token_hex(6))
-    return _me
+    with _identity_lock:
+        if _me is None or _me[1] != os.getpid():
+            _me = (_host(), os.getpid(), secrets.token_hex(6))
+        return _me
+
+
+def _after_fork() -> None:
+    """A forked child is another process: a lock held at the fork is not its to wait on."""
+    global _identity_lock, _me
+    _identity_lock = threading.Lock()
+    _me = None
+
+
+_identity_lock = threading.Lock()
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _host() -> str:
