@@ -15,6 +15,7 @@ PostgreSQL locked) in the recording transaction and only those still open are ap
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -64,12 +65,16 @@ def record_many(ctx: Ctx, answers: Sequence[tuple[int, Any]]) -> None:
     if not answers:
         return
     ops = _open_ops(ctx, [op_id for op_id, _ in answers])
+    # A customer with several operations in the batch is recorded one by one, in order:
+    # each outcome may depend on the one before (the second missed renewal's decline is
+    # the second attempt; the first suspension of the account is its only one).
+    seen = Counter(op.customer_id for op in ops.values())
     bulk: _Bulk = _Bulk(ctx)
     for op_id, answer in answers:
         op = ops.get(op_id)
         if op is None:
             continue  # settled meanwhile by another process
-        if not bulk.take(op, answer):
+        if seen[op.customer_id] > 1 or not bulk.take(op, answer):
             _one(ctx, op_id, answer, operations.record)
     bulk.write()
 

@@ -74,7 +74,6 @@ def invoice_view(t: Fmt, inv: InvoiceRow) -> dict[str, Any]:
         "credit_applied": t.money(inv.credit_applied_minor),
         "amount_paid": t.money(inv.amount_paid_minor),
         "status": inv.status,
-        "collection": _collection(t, inv),
         "lines": [
             {
                 "kind": ln.kind,
@@ -88,7 +87,7 @@ def invoice_view(t: Fmt, inv: InvoiceRow) -> dict[str, Any]:
     }
 
 
-def _collection(t: Fmt, inv: InvoiceRow) -> dict[str, Any] | None:
+def collection(t: Fmt, inv: InvoiceRow) -> dict[str, Any] | None:
     """The invoice's latest charge at the gateway, if any: a charge sent and not yet
     answered shows here (``pending``/``unknown``) while the invoice stays open."""
     op = t.ctx.session.scalar(
@@ -147,11 +146,14 @@ def refund_view(
         "fee": t.money(r.fee_minor),
         "request": request_number,
         "clauses": list(r.clauses),
-        # pending: the gateway has not paid it yet; failed: it never will (the merchant's
-        # finance address was told): ``lifecycle.RefundStatus``.
-        "status": r.status,
-        "gateway_reference": r.gateway_ref,
     }
+
+
+def refund_state(r: RefundRow) -> dict[str, Any]:
+    """Where a refund is at the gateway (the API shows it; a scenario's result does not):
+    pending, the gateway has not paid it yet; failed, it never will (the merchant's
+    finance address was told): ``lifecycle.RefundStatus``."""
+    return {"status": r.status, "gateway_reference": r.gateway_ref}
 
 
 def credit_note_view(

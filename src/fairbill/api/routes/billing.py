@@ -23,11 +23,13 @@ from fairbill.services.billing import amount_due
 from fairbill.services.context import Ctx
 from fairbill.services.views import (
     Fmt,
+    collection,
     credit_note_view,
     invoice_view,
     operation_view,
     pack_view,
     payment_view,
+    refund_state,
     refund_view,
 )
 from fairbill.store.tables import (
@@ -195,6 +197,7 @@ def invoice_out(ctx: Ctx, inv: InvoiceRow) -> dict[str, Any]:
         }
         | invoice_view(Fmt(ctx), inv)
         | {"amount_due": ctx.money(max(amount_due(inv), 0)).text()}
+        | {"collection": collection(Fmt(ctx), inv)}
     )
 
 
@@ -222,6 +225,7 @@ def refund_out(ctx: Ctx, r: RefundRow) -> dict[str, Any]:
             payment.number if payment else None,
             req.number if req else None,
         )
+        | refund_state(r)
         | {
             "payment_id": f"pay_{payment.id}" if payment else None,
             "request_id": f"req_{req.id}" if req else None,
