@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy src/fairbill
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 scenarios: $(STAMP)
 	$(BIN)/fairbill test examples/scenarios

@@ -141,14 +141,16 @@ def collect(
     """Settle what is due: credit notes, wallet, then a charge to the method. The charge is
     requested, not made: its outcome comes through ``charge_succeeded`` or
     ``charge_declined``, with ``purpose`` saying what follows."""
+    if operations.in_flight(ctx.session, invoice):
+        # First: the charge's answer may yet pay it; credit or wallet money applied now
+        # would pay it twice.
+        return Collected.PENDING
     _apply_credit_notes(ctx, invoice)
     _apply_wallet(ctx, customer, invoice)
     due = amount_due(invoice)
     if due <= 0:
         invoice.status = str(InvoiceStatus.PAID)
         return Collected.PAID
-    if operations.in_flight(ctx.session, invoice):
-        return Collected.PENDING
     if method is None:
         return Collected.UNPAID
     charge(ctx, customer, invoice, method, ctx.money(due), purpose=purpose, details=details)

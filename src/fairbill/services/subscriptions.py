@@ -13,15 +13,17 @@ from fairbill.decisions.credits import credit_expiry
 from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.plan_change import decide_plan_change, decide_tier_move
 from fairbill.errors import Conflict, NotFound
+from fairbill.lifecycle import OperationKind
 from fairbill.money import Money
 from fairbill.policy.model import Destination, Trials
-from fairbill.services import billing
+from fairbill.services import billing, operations
 from fairbill.services.billing import Line
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
     CreditPackRow,
     CustomerRow,
+    GatewayOperationRow,
     InvoiceRow,
     PaymentRow,
     PlanRow,
@@ -220,6 +222,12 @@ def cancel(
     for_downgrade: bool = False,
 ) -> CancelOutcome:
     ctx.lock_customer(customer)
+    if _charge_in_flight(ctx, sub):
+        # Its refund would be decided without the payment the gateway may have taken.
+        raise Conflict(
+            f"a charge of subscription {sub.id} is awaiting the payment gateway's answer: "
+            "cancel once it is known (GET /v1/gateway_operations)"
+        )
     if channel == "written":
         customer.written_cancel_at = ctx.now
     outcome = decide_cancel(
@@ -248,6 +256,22 @@ def cancel(
         sub.cancel_at = outcome.ends_at
     ctx.notify(customer, "cancellation_confirmed", ends_at=ctx.local(outcome.ends_at).isoformat())
     return outcome
+
+
+def _charge_in_flight(ctx: Ctx, sub: SubscriptionRow) -> bool:
+    op = GatewayOperationRow
+    return (
+        ctx.session.scalar(
+            select(op.id)
+            .where(
+                op.subscription_id == sub.id,
+                op.kind == OperationKind.CHARGE,
+                op.status.in_(operations.OPEN),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _payment(ctx: Ctx, customer: CustomerRow, number: int) -> PaymentRow:
