@@ -72,21 +72,19 @@ class DatabaseSandbox:
             _before(session, fault)
             declined = fault is not None and fault.fault == Fault.DECLINE
             declined = declined or _declines(session, token)
-            row = SandboxOperationRow(
-                key=idempotency_key,
-                kind="charge",
-                token=token,
-                amount_minor=amount.minor,
-                currency=amount.currency,
-                ok=not declined,
-                decline_code="card_declined" if declined else None,
-                at=datetime.now(UTC),
+            row = _book(
+                session,
+                SandboxOperationRow(
+                    key=idempotency_key,
+                    kind="charge",
+                    token=token,
+                    amount_minor=amount.minor,
+                    currency=amount.currency,
+                    ok=not declined,
+                    decline_code="card_declined" if declined else None,
+                ),
+                "ch",
             )
-            session.add(row)
-            session.flush()
-            if not declined:
-                row.reference = f"ch_{row.id:06d}"
-            session.commit()
             _after(fault)
             return ChargeResult(row.ok, row.reference, row.decline_code)
 
@@ -105,22 +103,20 @@ class DatabaseSandbox:
             _before(session, fault)
             refused = fault is not None and fault.fault == Fault.DECLINE
             refused = refused or charge is None or not _refundable(session, charge, amount)
-            row = SandboxOperationRow(
-                key=idempotency_key,
-                kind="refund",
-                token=charge.token if charge else None,
-                charge_reference=charge_reference,
-                amount_minor=amount.minor,
-                currency=amount.currency,
-                ok=not refused,
-                decline_code="refund_refused" if refused else None,
-                at=datetime.now(UTC),
+            row = _book(
+                session,
+                SandboxOperationRow(
+                    key=idempotency_key,
+                    kind="refund",
+                    token=charge.token if charge else None,
+                    charge_reference=charge_reference,
+                    amount_minor=amount.minor,
+                    currency=amount.currency,
+                    ok=not refused,
+                    decline_code="refund_refused" if refused else None,
+                ),
+                "re",
             )
-            session.add(row)
-            session.flush()
-            if not refused:
-                row.reference = f"re_{row.id:06d}"
-            session.commit()
             _after(fault)
             return RefundResult(row.ok, row.reference)
 
@@ -151,6 +147,18 @@ class DatabaseSandbox:
             for row in session.scalars(select(SandboxFaultRow)):
                 session.delete(row)
             session.commit()
+
+
+def _book(session: Session, row: SandboxOperationRow, prefix: str) -> SandboxOperationRow:
+    """Write what the sandbox did, committed at once (its books, not the caller's); an
+    operation that moved money gets a reference (``ch_000001``, ``re_000001``)."""
+    row.at = datetime.now(UTC)
+    session.add(row)
+    session.flush()
+    if row.ok:
+        row.reference = f"{prefix}_{row.id:06d}"
+    session.commit()
+    return row
 
 
 def _by_key(session: Session, key: str) -> SandboxOperationRow | None:

@@ -435,15 +435,8 @@ def list_gateway_operations(
 def get_gateway_operation(operation_id: str, session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
     need(who, "read")
     ctx = merchant_ctx(session, rt, who)
-    digits = operation_id.removeprefix("gop_")
-    number = row_id(digits) if digits != operation_id else None
-    row = ctx.session.get(GatewayOperationRow, number) if number is not None else None
-    customer = ctx.session.get(CustomerRow, row.customer_id) if row is not None else None
-    if (
-        row is None
-        or customer is None
-        or customer.merchant_id != ctx.merchant_row.id
-        or (who.kind == "portal" and customer.id != who.customer_id)
-    ):
+    row = ctx.session.get(GatewayOperationRow, number_of("gop", operation_id, "gateway operation"))
+    if row is None:
         raise not_found(f"no gateway operation {operation_id!r}")
+    owner(ctx, who, row.customer_id, "gateway operation", operation_id)
     return operation_out(ctx, row)
