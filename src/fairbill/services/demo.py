@@ -105,6 +105,7 @@ def _customers(ctx: Ctx, policy_id: str, spec: dict[str, Any]) -> str:
     subscriptions.subscribe(ctx, active, plan, payment_method="card_1", usage=usage)
     leaving = customer(f"{policy_id}-leaving")
     sub = subscriptions.subscribe(ctx, leaving, plan, payment_method="card_1", usage=usage)
+    operations.commit_and_settle(ctx)  # a cancellation waits for the first charge's answer
     subscriptions.cancel(ctx, leaving, sub, channel="portal")
     failing = customer(f"{policy_id}-failing")
     accounts.set_method_behaviour(ctx, failing, "card_1", True)
