@@ -178,13 +178,12 @@ class _Bulk:
         customers = _by_id(self.ctx, CustomerRow, {op.customer_id for op, _ in self.declined})
         failures = _failure_counts(self.ctx, {op.invoice_id for op, _ in self.declined})
         decide = _failure_rule(self.ctx)
-        seen: set[int] = set()
+        # One operation per customer reaches here (``record_many``): none depends on another.
         for op, result in self.declined:
             sub = subs.get(op.subscription_id)
-            if sub is None or op.subscription_id in seen or not _dunned(op, sub):
+            if sub is None or not _dunned(op, sub):
                 _one(self.ctx, op.id, operations.Answer(result), operations.record)
                 continue
-            seen.add(op.subscription_id)
             at = op.created_at
             amount = self.ctx.money(op.settled_minor)
             first = sub.first_failed_at or at
