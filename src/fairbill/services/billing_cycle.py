@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select
 from sqlalchemy.orm import aliased
 
 from fairbill.calendar.periods import Interval, period_containing
@@ -32,7 +32,7 @@ from fairbill.money import Money
 from fairbill.services import operations
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
-from fairbill.store.bulk import BulkWriter
+from fairbill.store.bulk import BulkWriter, update_by_id
 from fairbill.store.ids import allocate_ids
 from fairbill.store.tables import (
     CreditNoteRow,
@@ -143,7 +143,7 @@ def _due_query(ctx: Ctx, plain_codes: list[str]) -> Any:
     )
 
 
-def _next_numbers(ctx: Ctx, model: Any, customer_ids: set[int]) -> dict[int, int]:
+def next_numbers(ctx: Ctx, model: Any, customer_ids: set[int]) -> dict[int, int]:
     found: dict[int, int | None] = dict(
         ctx.session.execute(
             select(model.customer_id, func.max(model.number))
@@ -165,7 +165,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
     now = ctx.now
     currency, tz = ctx.currency, ctx.merchant.tz
     customers = {r.customer_id for r in rows}
-    invoice_no = _next_numbers(ctx, InvoiceRow, customers)
+    invoice_no = next_numbers(ctx, InvoiceRow, customers)
     out = _Chunk()
     # A chunk has a handful of distinct prices: one Money each.
     amounts: dict[int, Money] = {}
@@ -274,7 +274,7 @@ def _write(ctx: Ctx, out: _Chunk) -> None:
     _write_ops(ctx, writer, out.ops)
     ctx.post_many(out.txns, out.txn_customer)
     # Renewed and failed rows carry different columns: one executemany per shape.
-    _update_by_shape(writer, table(SubscriptionRow), out.subs)
+    update_by_id(writer, table(SubscriptionRow), out.subs)
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
     ]
     writer = BulkWriter(ctx.session.connection())  # ``ops`` keeps bound values alive
     _write_ops(ctx, writer, ops)
-    _update_by_shape(
+    update_by_id(
         writer, table(SubscriptionRow), [{"id": r.id, "next_retry_at": None} for r in rows]
     )
     stats.renewed += len(rows)
@@ -412,15 +412,3 @@ def _write_ops(ctx: Ctx, writer: BulkWriter, ops: list[dict[str, Any]]) -> None:
         op["id"] = op_id
     writer.execute(insert(table(GatewayOperationRow)), ops)
     ctx.session.info.setdefault(operations.PENDING, []).extend(ids)
-
-
-def _update_by_shape(writer: BulkWriter, target: Any, rows: list[dict[str, Any]]) -> None:
-    """UPDATE ``target`` by id, one executemany per set of columns: an executemany sets
-    the same columns on every row, and each row must change only its own."""
-    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for row in rows:
-        params = {"row_id" if key == "id" else key: value for key, value in row.items()}
-        shapes.setdefault(frozenset(params), []).append(params)
-    statement = update(target).where(target.c.id == bindparam("row_id"))
-    for batch in shapes.values():
-        writer.execute(statement, batch)  # the columns to set are the parameters' keys

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select
 
 from fairbill.decisions.decision import Decision
 from fairbill.decisions.disputes import retention_until
@@ -36,8 +36,9 @@ from fairbill.lifecycle import (
     SubscriptionStatus,
 )
 from fairbill.money import Money
+from fairbill.services.billing_cycle import next_numbers
 from fairbill.services.context import Ctx
-from fairbill.store.bulk import BulkWriter
+from fairbill.store.bulk import BulkWriter, update_by_id
 from fairbill.store.ids import allocate_ids
 from fairbill.store.tables import (
     CustomerRow,
@@ -165,7 +166,7 @@ class _Bulk:
             }
             for op, error in self.unknown
         ]
-        _update_by_shape(writer, table(GatewayOperationRow), updates)
+        update_by_id(writer, table(GatewayOperationRow), updates)
         self.ctx.session.expire_all()  # the ORM must see the bulk writes
 
     def _declined(self, rows: _Rows) -> None:
@@ -290,9 +291,9 @@ class _Rows:
             if rows:
                 writer.execute(insert(table(model)), rows)
         ctx.post_many(self.txns, self.txn_customer)
-        _update_by_shape(writer, table(InvoiceRow), self.invoices)
-        _update_by_shape(writer, table(SubscriptionRow), self.subs)
-        _update_by_shape(writer, table(CustomerRow), self.customers)
+        update_by_id(writer, table(InvoiceRow), self.invoices)
+        update_by_id(writer, table(SubscriptionRow), self.subs)
+        update_by_id(writer, table(CustomerRow), self.customers)
 
 
 def _paid(ctx: Ctx, paid: list[tuple[Any, ChargeResult]], rows: _Rows) -> None:
@@ -301,7 +302,7 @@ def _paid(ctx: Ctx, paid: list[tuple[Any, ChargeResult]], rows: _Rows) -> None:
     from fairbill.services.billing import across
 
     invoices = _by_id(ctx, InvoiceRow, {op.invoice_id for op, _ in paid})
-    numbers = _next_numbers(ctx, {op.customer_id for op, _ in paid})
+    numbers = next_numbers(ctx, PaymentRow, {op.customer_id for op, _ in paid})
     for op, result in paid:
         invoice = invoices[op.invoice_id]
         numbers[op.customer_id] += 1
@@ -435,19 +436,6 @@ def _failure_counts(ctx: Ctx, invoice_ids: set[int]) -> dict[int, int]:
     )
 
 
-def _next_numbers(ctx: Ctx, customer_ids: set[int]) -> dict[int, int]:
-    found = dict(
-        ctx.session.execute(
-            select(PaymentRow.customer_id, func.max(PaymentRow.number))
-            .where(PaymentRow.customer_id.in_(customer_ids))
-            .group_by(PaymentRow.customer_id)
-        )
-        .tuples()
-        .all()
-    )
-    return {cid: int(found.get(cid) or 0) for cid in customer_ids}
-
-
 def _failure_rule(ctx: Ctx) -> _Decide:
     """``decide_failure``, memoised: declines at one instant share attempt, first failure
     and amount, and writing the decision's text is most of its cost. Keyed on the UTC
@@ -462,14 +450,3 @@ def _failure_rule(ctx: Ctx) -> _Decide:
         return found
 
     return decide
-
-
-def _update_by_shape(writer: BulkWriter, target: Any, rows: list[dict[str, Any]]) -> None:
-    """UPDATE ``target`` by ``row_id``, one executemany per set of columns: an
-    executemany sets the same columns on every row, and each row changes only its own."""
-    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for row in rows:
-        shapes.setdefault(frozenset(row), []).append(row)
-    statement = update(target).where(target.c.id == bindparam("row_id"))
-    for batch in shapes.values():
-        writer.execute(statement, batch)

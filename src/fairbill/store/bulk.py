@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
 
@@ -69,3 +70,16 @@ def _bind_column(
         if key not in done:
             done[key] = process(value)
     return list(map(done.__getitem__, map(id, values)))
+
+
+def update_by_id(writer: BulkWriter, target: Table, rows: list[dict[str, Any]]) -> None:
+    """UPDATE ``target`` by id (each row's ``id``, or ``row_id``), one executemany per set
+    of columns: an executemany sets the same columns on every row, and each row must
+    change only its own."""
+    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        params = {"row_id" if key == "id" else key: value for key, value in row.items()}
+        shapes.setdefault(frozenset(params), []).append(params)
+    statement = update(target).where(target.c.id == bindparam("row_id"))
+    for batch in shapes.values():
+        writer.execute(statement, batch)  # the columns to set are the parameters' keys
