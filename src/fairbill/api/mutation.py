@@ -68,14 +68,12 @@ def merchant_work(
     rt: Runtime,
     who: Principal,
     work: Callable[[Ctx], tuple[str, Body]],
-    make: Callable[[Ctx], Ctx] | None = None,
 ) -> Work:
-    """Adapt work that needs the caller's merchant context (``make`` may extend it: the
-    same context then records the outcomes that come after the commit)."""
+    """Adapt work that needs the caller's merchant context (the same context, a unit of
+    work, then records the outcomes that come after the commit, and their decisions)."""
 
     def run(session: Session) -> Done:
         ctx = merchant_ctx(session, rt, who)
-        ctx = make(ctx) if make is not None else ctx
         target, body = work(ctx)
         if callable(body):
             return Done(target, body(), ctx.merchant_row.id, ctx, body)

@@ -56,6 +56,9 @@ class Ctx:
     merchant_row: MerchantRow
     policy: Policy
     merchant: Merchant = field(init=False)
+    # Every decision recorded through this unit of work, in order, with its customer id:
+    # what a caller shows (cosmicpython's ``collect_new_events``), nothing spies on services.
+    decided: list[tuple[int, Decision]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         row = self.merchant_row
@@ -302,6 +305,7 @@ class Ctx:
         )
 
     def record(self, customer: CustomerRow, decision: Decision) -> DecisionRow:
+        self.decided.append((customer.id, decision))
         row = DecisionRow(
             customer_id=customer.id,
             at=self.now,

@@ -30,7 +30,7 @@ from fairbill.api.routes.billing import (
     wallet_out,
 )
 from fairbill.api.routes.customers import full_view
-from fairbill.api.routes.refund_requests import Recording, request_out
+from fairbill.api.routes.refund_requests import made, request_out
 from fairbill.api.routes.subscriptions import view as subscription_out
 from fairbill.api.schemas import (
     MAX_COUNT,
@@ -75,18 +75,18 @@ def _subscriptions(ctx: Ctx, customer: CustomerRow) -> list[dict[str, Any]]:
     return [subscription_out(ctx, customer, s) for s in rows]
 
 
-def _account(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
+def _account(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
     """The customer after an action: its state, subscriptions and the decisions taken."""
-    rec.session.flush()
+    ctx.session.flush()
     return {
-        "customer": full_view(rec, customer),
-        "subscriptions": _subscriptions(rec, customer),
-        "decisions": rec.made(customer),
+        "customer": full_view(ctx, customer),
+        "subscriptions": _subscriptions(ctx, customer),
+        "decisions": made(ctx, customer),
     }
 
 
-def _open_total(rec: Recording, customer: CustomerRow) -> int:
-    invoices = rec.session.scalars(
+def _open_total(ctx: Ctx, customer: CustomerRow) -> int:
+    invoices = ctx.session.scalars(
         select(InvoiceRow).where(
             InvoiceRow.customer_id == customer.id, InvoiceRow.status == InvoiceStatus.OPEN
         )
@@ -101,26 +101,23 @@ def _customer_action(
     customer_id: str,
     action: str,
     payload: dict[str, Any],
-    act: Callable[[Recording, CustomerRow], Body],
+    act: Callable[[Ctx, CustomerRow], Body],
     status: int = 200,
 ) -> JSONResponse:
-    """Run ``act(rec, customer) -> extra response fields`` on one customer, through
+    """Run ``act(ctx, customer) -> extra response fields`` on one customer, through
     ``mutate``."""
 
     def work(ctx: Ctx) -> tuple[str, Body]:
-        rec = Recording.of(ctx)
-        customer = customer_for(rec, who, customer_id)
-        extra = act(rec, customer)
+        customer = customer_for(ctx, who, customer_id)
+        extra = act(ctx, customer)
 
         def render() -> dict[str, Any]:
             # Rendered again once the gateway answered (``mutate``): the money is shown.
-            return _account(rec, customer) | (extra() if callable(extra) else extra)
+            return _account(ctx, customer) | (extra() if callable(extra) else extra)
 
         return f"customer:{customer.code}", render
 
-    return mutate(
-        request, rt, who, action, payload, merchant_work(rt, who, work, Recording.of), status
-    )
+    return mutate(request, rt, who, action, payload, merchant_work(rt, who, work), status)
 
 
 # -- purchases, credits, collection ------------------------------------------------------
@@ -132,20 +129,20 @@ def purchase(
     then the payment method. Without a method, what the wallet does not cover stays open."""
     need(who, "purchase")
 
-    def act(rec: Recording, customer: CustomerRow) -> Body:
-        product = rec.session.scalar(
+    def act(ctx: Ctx, customer: CustomerRow) -> Body:
+        product = ctx.session.scalar(
             select(ProductRow).where(
-                ProductRow.merchant_id == rec.merchant_row.id, ProductRow.code == body.product
+                ProductRow.merchant_id == ctx.merchant_row.id, ProductRow.code == body.product
             )
         )
         if product is not None and (product.quantity or 0) * body.quantity > MAX_COUNT:
             # The credit pack would not fit its column (a 500 before).
             raise _invalid("quantity", f"at most {MAX_COUNT} credits in one purchase")
-        invoice = credits.purchase(rec, customer, body.product, body.quantity, body.payment_method)
-        rec.session.flush()
+        invoice = credits.purchase(ctx, customer, body.product, body.quantity, body.payment_method)
+        ctx.session.flush()
         return lambda: {
-            "invoice": invoice_out(rec, invoice),
-            "credit_packs": packs_out(rec, customer),
+            "invoice": invoice_out(ctx, invoice),
+            "credit_packs": packs_out(ctx, customer),
         }
 
     return _customer_action(
@@ -160,12 +157,12 @@ def consume_credits(
     """Spend prepaid credits (soonest expiring first); a failed send may give them back."""
     need(who, "usage")
 
-    def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
+    def act(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
         credits.consume(
-            rec, customer, body.kind, body.quantity, str(body.failed) if body.failed else None
+            ctx, customer, body.kind, body.quantity, str(body.failed) if body.failed else None
         )
-        rec.session.flush()
-        return {"credit_packs": packs_out(rec, customer)}
+        ctx.session.flush()
+        return {"credit_packs": packs_out(ctx, customer)}
 
     return _customer_action(
         request, rt, who, customer_id, "customer.consume_credits", body.model_dump(), act
@@ -180,15 +177,15 @@ def pay_outstanding(
     subscription's own); a payment that settles a suspended subscription reactivates it."""
     need(who, "purchase")
 
-    def act(rec: Recording, customer: CustomerRow) -> Body:
-        before = _open_total(rec, customer)
-        accounts.pay_outstanding(rec, customer, body.payment_method)
-        rec.session.flush()
+    def act(ctx: Ctx, customer: CustomerRow) -> Body:
+        before = _open_total(ctx, customer)
+        accounts.pay_outstanding(ctx, customer, body.payment_method)
+        ctx.session.flush()
 
         def render() -> dict[str, Any]:
             # What this call settled: the open total before, less what is open now (the
             # card's charges are known once the gateway answered).
-            still_open = rec.session.scalars(
+            still_open = ctx.session.scalars(
                 select(InvoiceRow)
                 .where(
                     InvoiceRow.customer_id == customer.id,
@@ -198,8 +195,8 @@ def pay_outstanding(
             ).all()
             paid = before - sum(amount_due(i) for i in still_open)
             return {
-                "paid": rec.money(paid).text(),
-                "open_invoices": [invoice_out(rec, i) for i in still_open],
+                "paid": ctx.money(paid).text(),
+                "open_invoices": [invoice_out(ctx, i) for i in still_open],
             }
 
         return render
@@ -214,9 +211,9 @@ def activity(customer_id: str, request: Request, rt: Rt, who: Caller) -> JSONRes
     """The customer used the service now (it counts as use for "unused service" rules)."""
     need(who, "usage")
 
-    def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
-        accounts.activity(rec, customer)
-        return {"last_activity_at": Fmt(rec).time(customer.last_activity_at)}
+    def act(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
+        accounts.activity(ctx, customer)
+        return {"last_activity_at": Fmt(ctx).time(customer.last_activity_at)}
 
     return _customer_action(
         request, rt, who, customer_id, "customer.activity", {"customer": customer_id}, act
@@ -231,16 +228,15 @@ def open_dispute(body: DisputeIn, request: Request, rt: Rt, who: Caller) -> JSON
     need(who, "dispute")
 
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
-        rec = Recording.of(ctx)
-        customer, payment = load_payment(rec, who, body.payment)
+        customer, payment = load_payment(ctx, who, body.payment)
         if payment.disputed is not None:
             raise conflict(
                 "already_disputed",
                 f"payment {body.payment!r} already has a dispute ({payment.disputed})",
             )
-        accounts.chargeback(rec, customer, payment, body.contacted_support_first)
-        return f"payment:pay_{payment.id}", _account(rec, customer) | {
-            "payment": payment_out(rec, payment)
+        accounts.chargeback(ctx, customer, payment, body.contacted_support_first)
+        return f"payment:pay_{payment.id}", _account(ctx, customer) | {
+            "payment": payment_out(ctx, payment)
         }
 
     return mutate(
@@ -249,7 +245,7 @@ def open_dispute(body: DisputeIn, request: Request, rt: Rt, who: Caller) -> JSON
         who,
         "dispute.open",
         body.model_dump(),
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
         201,
     )
 
@@ -263,13 +259,12 @@ def close_dispute(
     need(who, "dispute")
 
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
-        rec = Recording.of(ctx)
-        customer, payment = load_payment(rec, who, payment_id)
+        customer, payment = load_payment(ctx, who, payment_id)
         if payment.disputed != DisputeStatus.OPEN:
             raise conflict("no_open_dispute", f"payment {payment_id!r} has no open dispute")
-        accounts.dispute_closed(rec, customer, payment, body.outcome)
-        return f"payment:pay_{payment.id}", _account(rec, customer) | {
-            "payment": payment_out(rec, payment)
+        accounts.dispute_closed(ctx, customer, payment, body.outcome)
+        return f"payment:pay_{payment.id}", _account(ctx, customer) | {
+            "payment": payment_out(ctx, payment)
         }
 
     return mutate(
@@ -278,7 +273,7 @@ def close_dispute(
         who,
         "dispute.close",
         body.model_dump(),
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
     )
 
 
@@ -315,30 +310,29 @@ def report_outage(body: OutageIn, request: Request, rt: Rt, who: Caller) -> JSON
         raise _invalid("reported_at", f"in the future (now is {now.isoformat()})")
 
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
-        rec = Recording.of(ctx)
         if body.customers is not None:
-            affected = [customer_for(rec, who, code) for code in dict.fromkeys(body.customers)]
+            affected = [customer_for(ctx, who, code) for code in dict.fromkeys(body.customers)]
         else:
             live = exists().where(
                 SubscriptionRow.customer_id == CustomerRow.id, SubscriptionRow.status.in_(LIVE)
             )
             affected = list(
-                rec.session.scalars(
+                ctx.session.scalars(
                     select(CustomerRow)
-                    .where(CustomerRow.merchant_id == rec.merchant_row.id, live)
+                    .where(CustomerRow.merchant_id == ctx.merchant_row.id, live)
                     .order_by(CustomerRow.id)
                 )
             )
-        made = []
+        requests = []
         for customer in affected:
             row = accounts.outage(
-                rec, customer, body.start, body.end, str(body.cause), body.reported_at
+                ctx, customer, body.start, body.end, str(body.cause), body.reported_at
             )
-            made.append((customer, row))
-        rec.session.flush()
+            requests.append((customer, row))
+        ctx.session.flush()
         data = [
-            request_out(rec, customer, row) | {"decisions": rec.made(customer)}
-            for customer, row in made
+            request_out(ctx, customer, row) | {"decisions": made(ctx, customer)}
+            for customer, row in requests
         ]
         target = f"outage:{body.start.isoformat()}/{body.end.isoformat()}"
         return target, {"data": data, "count": len(data)}
@@ -349,7 +343,7 @@ def report_outage(body: OutageIn, request: Request, rt: Rt, who: Caller) -> JSON
         who,
         "outage.report",
         body.model_dump(mode="json"),
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
         201,
     )
 
@@ -361,25 +355,24 @@ def terms_change(body: TermsChangeIn, request: Request, rt: Rt, who: Caller) -> 
     need(who, "terms")
 
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
-        rec = Recording.of(ctx)
         customers = list(
-            rec.session.scalars(
+            ctx.session.scalars(
                 select(CustomerRow)
                 .where(
-                    CustomerRow.merchant_id == rec.merchant_row.id,
+                    CustomerRow.merchant_id == ctx.merchant_row.id,
                     CustomerRow.data_deleted_at.is_(None),
                 )
                 .order_by(CustomerRow.id)
             )
         )
         for customer in customers:
-            accounts.terms_change(rec, customer, body.material)
-        rec.session.flush()
+            accounts.terms_change(ctx, customer, body.material)
+        ctx.session.flush()
         return "terms", {
             "material": body.material,
-            "at": Fmt(rec).time(rec.now),
+            "at": Fmt(ctx).time(ctx.now),
             "customers": len(customers),
-            "decisions": rec.made(),
+            "decisions": made(ctx),
         }
 
     return mutate(
@@ -388,7 +381,7 @@ def terms_change(body: TermsChangeIn, request: Request, rt: Rt, who: Caller) -> 
         who,
         "terms.change",
         body.model_dump(),
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
         201,
     )
 
@@ -399,7 +392,7 @@ def decline_terms(customer_id: str, request: Request, rt: Rt, who: Caller) -> JS
     policy says (some refund the unused time)."""
     need(who, "cancel")
 
-    def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
+    def act(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
         notice, declined = customer.terms_notice_at, customer.terms_declined_at
         if notice is None:
             raise conflict("no_terms_change", f"customer {customer.code!r} has no new terms")
@@ -407,7 +400,7 @@ def decline_terms(customer_id: str, request: Request, rt: Rt, who: Caller) -> JS
             raise conflict(
                 "terms_already_declined", f"customer {customer.code!r} already declined them"
             )
-        accounts.decline_terms(rec, customer)
+        accounts.decline_terms(ctx, customer)
         return {}
 
     return _customer_action(
@@ -422,10 +415,10 @@ def close_account(customer_id: str, request: Request, rt: Rt, who: Caller) -> JS
     and the data is kept for the policy's retention period."""
     need(who, "close")
 
-    def act(rec: Recording, customer: CustomerRow) -> dict[str, Any]:
+    def act(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
         if customer.status in CUSTOMER_ENDED:
             raise conflict("account_closed", f"customer {customer.code!r} is {customer.status}")
-        accounts.close_account(rec, customer)
+        accounts.close_account(ctx, customer)
         return {}
 
     return _customer_action(
@@ -512,5 +505,5 @@ def export_data(customer_id: str, request: Request, rt: Rt, who: Caller) -> JSON
         who,
         "customer.export",
         {"customer": customer_id},
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
     )

@@ -30,7 +30,6 @@ from fairbill.api.routes.billing import (
 )
 from fairbill.api.schemas import AppealIn, RefundRequestIn, ReviewIn, dec
 from fairbill.api.settings import Runtime
-from fairbill.decisions.decision import Decision
 from fairbill.errors import InvalidAmount
 from fairbill.lifecycle import RequestStatus
 from fairbill.money import Money
@@ -39,7 +38,6 @@ from fairbill.services.context import Ctx
 from fairbill.services.views import Fmt, decision_view, request_view
 from fairbill.store.tables import (
     CustomerRow,
-    DecisionRow,
     InvoiceRow,
     PaymentRow,
     RefundRow,
@@ -50,34 +48,11 @@ router = APIRouter(prefix="/v1", tags=["refund requests"], responses=GATEWAY_RES
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
-class Recording(Ctx):
-    """The merchant context, also keeping every decision the services record, so a
-    response can show each one with its destination (the stored row has none)."""
-
-    decisions: list[tuple[int, Decision]]
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.decisions = []
-
-    @classmethod
-    def of(cls, ctx: Ctx) -> Recording:
-        if isinstance(ctx, cls):
-            return ctx
-        return cls(ctx.session, ctx.clock, ctx.gateway, ctx.merchant_row, ctx.policy)
-
-    def record(self, customer: CustomerRow, decision: Decision) -> DecisionRow:
-        self.decisions.append((customer.id, decision))
-        return super().record(customer, decision)
-
-    def made(self, customer: CustomerRow | None = None) -> list[dict[str, Any]]:
-        """The decisions taken in this request (for one customer), in order."""
-        t = Fmt(self)
-        return [
-            decision_view(t, d)
-            for cid, d in self.decisions
-            if customer is None or cid == customer.id
-        ]
+def made(ctx: Ctx, customer: CustomerRow | None = None) -> list[dict[str, Any]]:
+    """The decisions the services took in this unit of work (for one customer), in order,
+    each with its destination (the stored row has none)."""
+    t = Fmt(ctx)
+    return [decision_view(t, d) for cid, d in ctx.decided if customer is None or cid == customer.id]
 
 
 def load_request(ctx: Ctx, who: Principal, req_id: str) -> tuple[CustomerRow, RequestRow]:
@@ -123,11 +98,10 @@ def create(body: RefundRequestIn, request: Request, rt: Rt, who: Caller) -> JSON
     need(who, "request_refund")
 
     def work(ctx: Ctx) -> tuple[str, Body]:
-        rec = Recording.of(ctx)
-        customer = customer_for(rec, who, body.customer)
-        payment, invoice = _refs(rec, who, customer, body)
+        customer = customer_for(ctx, who, body.customer)
+        payment, invoice = _refs(ctx, who, customer, body)
         row = refunds.request_refund(
-            rec,
+            ctx,
             customer,
             body.kind,
             payment=payment,
@@ -137,11 +111,11 @@ def create(body: RefundRequestIn, request: Request, rt: Rt, who: Caller) -> JSON
             documents=tuple(body.documents),
             order_numbers=tuple(body.order_numbers),
         )
-        rec.session.flush()
-        made = rec.made(customer)
+        ctx.session.flush()
+        decided = made(ctx, customer)
         return (
             f"refund_request:req_{row.id}",
-            lambda: request_out(rec, customer, row) | {"decisions": made},
+            lambda: request_out(ctx, customer, row) | {"decisions": decided},
         )
 
     return mutate(
@@ -150,7 +124,7 @@ def create(body: RefundRequestIn, request: Request, rt: Rt, who: Caller) -> JSON
         who,
         "refund_request.create",
         body.model_dump(),
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
         201,
     )
 
@@ -264,11 +238,10 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
     need(who, "review")
 
     def work(ctx: Ctx) -> tuple[str, Body]:
-        rec = Recording.of(ctx)
-        customer, row = load_request(rec, who, request_id)
-        amount = _amount(rec, body.amount)
+        customer, row = load_request(ctx, who, request_id)
+        amount = _amount(ctx, body.amount)
         refunds.review(
-            rec,
+            ctx,
             customer,
             row,
             body.decision,
@@ -276,11 +249,11 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
             destination=str(body.destination) if body.destination else None,
             fee_percent=dec(body.fee_percent),
         )
-        rec.session.flush()
-        made = rec.made(customer)
+        ctx.session.flush()
+        decided = made(ctx, customer)
         return (
             f"refund_request:req_{row.id}",
-            lambda: request_out(rec, customer, row) | {"decisions": made},
+            lambda: request_out(ctx, customer, row) | {"decisions": decided},
         )
 
     return mutate(
@@ -289,7 +262,7 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
         who,
         "refund_request.review",
         body.model_dump(),
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
     )
 
 
@@ -300,14 +273,13 @@ def appeal(request_id: str, body: AppealIn, request: Request, rt: Rt, who: Calle
     need(who, "request_refund")
 
     def work(ctx: Ctx) -> tuple[str, Body]:
-        rec = Recording.of(ctx)
-        customer, row = load_request(rec, who, request_id)
-        refunds.appeal(rec, customer, row)
-        rec.session.flush()
-        made = rec.made(customer)
+        customer, row = load_request(ctx, who, request_id)
+        refunds.appeal(ctx, customer, row)
+        ctx.session.flush()
+        decided = made(ctx, customer)
         return (
             f"refund_request:req_{row.id}",
-            lambda: request_out(rec, customer, row) | {"decisions": made},
+            lambda: request_out(ctx, customer, row) | {"decisions": decided},
         )
 
     return mutate(
@@ -316,5 +288,5 @@ def appeal(request_id: str, body: AppealIn, request: Request, rt: Rt, who: Calle
         who,
         "refund_request.appeal",
         body.model_dump(),
-        merchant_work(rt, who, work, Recording.of),
+        merchant_work(rt, who, work),
     )
