@@ -310,6 +310,20 @@ _DISPUTE = _table(
 )
 
 
+# -- policy versions --------------------------------------------------------------------
+class PolicyVersionStatus(Lifecycle):
+    """``PolicyVersionRow.status``. A version's content never changes (its id is a hash of
+    it); a draft is published once, and a published version stays: decisions it took are
+    explained by it for ever. The merchant's current version is its newest published one."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+_PV = PolicyVersionStatus
+_POLICY_VERSION = _table(PolicyVersionStatus, {_PV.DRAFT: {_PV.PUBLISHED}, _PV.PUBLISHED: set()})
+
+
 # -- the registry -----------------------------------------------------------------------
 # Keys are the lifecycles; values their tables (typed loosely: a Mapping is invariant in
 # its key, so a table of SubscriptionStatus is not a table of Lifecycle).
@@ -324,6 +338,7 @@ TRANSITIONS: Final[Mapping[type[Lifecycle], Mapping[Any, frozenset[Any]]]] = Map
         OperationStatus: _OPERATION,
         CreditPackStatus: _CREDIT_PACK,
         DisputeStatus: _DISPUTE,
+        PolicyVersionStatus: _POLICY_VERSION,
     }
 )
 
@@ -339,6 +354,7 @@ INITIAL: Final[Mapping[type[Lifecycle], frozenset[Any]]] = MappingProxyType(
         OperationStatus: frozenset({_Op.PENDING}),
         CreditPackStatus: frozenset({_Pack.ACTIVE}),
         DisputeStatus: frozenset({_Dis.OPEN}),
+        PolicyVersionStatus: frozenset({_PV.DRAFT, _PV.PUBLISHED}),
     }
 )
 

@@ -56,6 +56,7 @@ def payment(
     amount: str | Money,
     *,
     refunded: str | Money = "0",
+    refunded_unused: str | None = None,
     method: str = CARD,
     item: ItemKind = ItemKind.SUBSCRIPTION,
     period: Period | None = None,
@@ -84,6 +85,7 @@ def payment(
         is_renewal=is_renewal,
         is_initial=is_initial,
         subscription_id=subscription_id,
+        refunded_unused=cash(m, refunded_unused) if refunded_unused is not None else None,
     )
 
 
@@ -99,15 +101,19 @@ def subscription(
     commitment_months: int | None = None,
     cancel_at: datetime | None = None,
     refunded: dict[int, str] | None = None,
+    refunded_unused: dict[int, str] | None = None,
     extra_payments: tuple[PaymentFacts, ...] = (),
     sub_id: int = 1,
 ) -> SubscriptionFacts:
     """A subscription started at ``anchor`` whose every period up to the one containing
-    ``now`` was paid in advance at its start (payment k+1 pays period k)."""
+    ``now`` was paid in advance at its start (payment k+1 pays period k). ``refunded``: what
+    was refunded of payment k in all; ``refunded_unused``: the part of it that gave back
+    unused time (a cancellation's refund, an earlier refund of unused days)."""
     interval = Interval(months)
     amount = cash(m, price)
     current = period_index(anchor, interval, now)
     refunded = refunded or {}
+    unused = refunded_unused or {}
     payments = []
     for index in range(current + 1):
         period = period_at(anchor, interval, index)
@@ -118,6 +124,7 @@ def subscription(
                 period.start,
                 amount,
                 refunded=refunded.get(index + 1, "0"),
+                refunded_unused=unused.get(index + 1),
                 period=period,
                 period_price=amount,
                 is_renewal=index > 0,
@@ -157,7 +164,6 @@ def request(
     used_since_payment: bool = False,
     outage: OutageFacts | None = None,
     covering: tuple[PaymentFacts, ...] = (),
-    on_go_funds: bool = False,
 ) -> RequestFacts:
     return RequestFacts(
         kind=kind,
@@ -171,7 +177,6 @@ def request(
         subscription=subscription,
         outage=outage,
         covering=covering,
-        on_go_funds=on_go_funds,
     )
 
 

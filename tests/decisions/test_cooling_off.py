@@ -112,6 +112,35 @@ def test_used_service_refunds_the_unused_part_by_days() -> None:
     assert "ZAR499.00 × 22 / 30 days = ZAR365.93" in d.explanation
 
 
+@pytest.mark.parametrize(("unused", "amount"), [(None, "365.93"), ("100.00", "265.93")])
+def test_after_use_only_earlier_refunds_of_unused_time_reduce_the_refund(
+    unused: str | None, amount: str
+) -> None:
+    """ "Pro-rated refund may apply if some services were used": 499 × 22 / 30 = 365.93.
+    An outage credit of 100.00 paid earlier for time that was used leaves it whole (the
+    399.00 left of the payment bounds it); 100.00 already refunded for unused time counts."""
+    at = local(M, 2026, 4, 9, 12)
+    sub = subscription(
+        M,
+        SALE,
+        "499.00",
+        at,
+        refunded={1: "100.00"},
+        refunded_unused={1: unused} if unused else None,
+    )
+    req = request(
+        RequestKind.COOLING_OFF,
+        at,
+        payment=sub.payments[0],
+        subscription=sub,
+        used_since_payment=True,
+    )
+    d = decide_refund(M, req, consumer(at), at)
+    assert d.outcome == DecisionOutcome.PARTIALLY_APPROVED
+    assert d.amount == cash(M, amount)
+    assert d.reasons == (Reason.COOLING_OFF_PRORATED,)
+
+
 @pytest.mark.parametrize(
     "who",
     [

@@ -109,7 +109,6 @@ def test_refund_never_exceeds_what_is_left_of_the_payment(
         order_numbers=data.draw(st.sampled_from([(), ("9",)])),
         used_since_payment=data.draw(st.booleans()),
         outage=o,
-        on_go_funds=data.draw(st.sampled_from([False, False, False, True])),
     )
     who = customer(
         type=data.draw(st.sampled_from(["consumer", "business"])),

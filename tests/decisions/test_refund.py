@@ -7,7 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from fairbill.decisions.decision import Decision, DecisionOutcome, Recommendation
+from fairbill.decisions.cancellation import decide_cancel
+from fairbill.decisions.decision import Decision, DecisionOutcome, PaymentRefund, Recommendation
 from fairbill.decisions.facts import CustomerFacts, Merchant, PaymentFacts, SubscriptionFacts
 from fairbill.decisions.reasons import Reason
 from fairbill.decisions.refund import decide_refund
@@ -62,9 +63,34 @@ class TestEmailConsul:
         """ "If no refund request reason is provided;" """
         declined(self.r(reason=reason), Reason.REASON_MISSING, "emailconsul/decline-no-reason")
 
-    def test_decline_on_go_funds(self) -> None:
-        """ "Refund is requested for “on go” plan funds;" """
-        declined(self.r(on_go_funds=True), Reason.ON_GO_FUNDS, "emailconsul/decline-on-go-funds")
+    @pytest.mark.parametrize("kind", list(RequestKind))
+    @pytest.mark.parametrize("used", [False, True])
+    def test_decline_on_go_funds(self, kind: RequestKind, used: bool) -> None:
+        """ "Refund is requested for “on go” plan funds;" — interpretation.md: a payment for
+        a one-time message_credits product; any request about it is declined under that
+        clause, whatever its kind, whether or not the credits were used."""
+        credits = payment(
+            self.m, 2, local(self.m, 2026, 3, 5), "20.00", item=ItemKind.MESSAGE_CREDITS
+        )
+        d = self.r(kind, pay=credits, used_since_payment=used)
+        declined(d, Reason.ON_GO_FUNDS, "emailconsul/decline-on-go-funds")
+        assert d.explanation == (
+            'Payment 2 bought message credits: "on go" plan funds, which are not refunded.'
+        )
+
+    def test_on_go_funds_decline_comes_before_a_missing_reason(self) -> None:
+        """A reason would not change the answer, so the customer is told the one that holds."""
+        credits = payment(
+            self.m, 2, local(self.m, 2026, 3, 5), "20.00", item=ItemKind.MESSAGE_CREDITS
+        )
+        declined(
+            self.r(pay=credits, reason=None), Reason.ON_GO_FUNDS, "emailconsul/decline-on-go-funds"
+        )
+
+    @pytest.mark.parametrize("item", [i for i in ItemKind if i != ItemKind.MESSAGE_CREDITS])
+    def test_other_payments_are_not_on_go_funds(self, item: ItemKind) -> None:
+        pay = payment(self.m, 2, local(self.m, 2026, 3, 5), "20.00", item=item)
+        assert Reason.ON_GO_FUNDS not in self.r(pay=pay).reasons
 
     def test_decline_different_payment_method(self) -> None:
         """ "Payment method in the refund request is different from the one used ..." """
@@ -126,6 +152,30 @@ class TestEmailConsul:
         assert d.reasons == (Reason.USED_SINCE_PAYMENT_PRORATED,)
         assert "$30.00 × 12 / 31 days = $11.61" in d.explanation
 
+    @pytest.mark.parametrize(
+        ("kind", "day", "amount"),
+        [
+            (K.MONEY_BACK, 20, "11.61"),  # 30 × 12 / 31, from the request on 03-20
+            (K.TERMS_DECLINED, 16, "16.45"),  # 30 × 17 / 31, from the decline on 03-15
+        ],
+    )
+    def test_an_earlier_refund_for_used_time_does_not_reduce_the_unused_days(
+        self, kind: RequestKind, day: int, amount: str
+    ) -> None:
+        """ "a full or a partial refund for unused service" / "prorated to the unused
+        service time from the date of a decline": $5.00 given back earlier for time that was
+        used (say, at EmailConsul's discretion) leaves the unused days whole."""
+        at = local(self.m, 2026, 3, day)
+        sub = subscription(self.m, self.anchor, "30.00", at, refunded={1: "5.00"})
+        who = customer(
+            terms_notice_at=local(self.m, 2026, 3, 5), terms_declined_at=local(self.m, 2026, 3, 15)
+        )
+        d = ask(self.m, kind, at, sub.payments[0], sub, who, used_since_payment=True)
+        assert d.outcome == DecisionOutcome.NEEDS_REVIEW
+        assert d.recommendation is not None
+        assert d.recommendation.amount == cash(self.m, amount)
+        assert "already refunded" not in d.explanation
+
     def test_money_back_window_counts_from_each_payment(self) -> None:
         """A renewal paid on 04-01 is covered on 04-20 although the first payment is not."""
         now = local(self.m, 2026, 4, 20)
@@ -171,6 +221,22 @@ class TestEmailConsul:
 
     def test_billing_error_for_the_first_payment_is_not_an_automatic_renewal(self) -> None:
         d = self.r(K.BILLING_ERROR)
+        assert d.reasons == (Reason.BILLING_ERROR_NOT_FOUND,)
+        assert d.recommendation == Recommendation(DecisionOutcome.DECLINED, cash(self.m, "0"), None)
+
+    def test_a_sign_up_after_an_earlier_purchase_is_not_an_automatic_renewal(self) -> None:
+        """ "processed automatically" is about renewals, not the customer's payment number:
+        the sign-up is the customer's payment 2 (a purchase came first) but no renewal."""
+        sign_up = payment(
+            self.m,
+            2,
+            self.anchor,
+            "30.00",
+            period=self.sub.current_period,
+            period_price=cash(self.m, "30.00"),
+            is_renewal=False,
+        )
+        d = self.r(K.BILLING_ERROR, pay=sign_up)
         assert d.reasons == (Reason.BILLING_ERROR_NOT_FOUND,)
         assert d.recommendation == Recommendation(DecisionOutcome.DECLINED, cash(self.m, "0"), None)
 
@@ -338,16 +404,28 @@ class TestConek:
         """ "... unable to resolve the issue within 14 days, you may be eligible for a full
         or partial refund." """
         start = local(self.m, 2026, 3, 2, 10)
-        long = outage(start, local(self.m, 2026, 3, 16, 10))
+        long = outage(start, local(self.m, 2026, 3, 16, 10, 1))
         d = self.r(K.NON_DELIVERY, outage=long)
         assert d.outcome == DecisionOutcome.NEEDS_REVIEW
         assert d.reasons == (Reason.NON_DELIVERY_CONFIRMED,)
         assert d.amount == cash(self.m, "499.00")
         # a refund is recommended: the destination rule is cited
         assert d.clauses == ("conek/non-delivery", "conek/refund-destination")
-        short = outage(start, local(self.m, 2026, 3, 16, 9, 59))
-        d = self.r(K.NON_DELIVERY, outage=short)
+
+    @pytest.mark.parametrize("minute", [0, 59])
+    def test_non_delivery_resolved_at_exactly_14_days_was_resolved_within_them(
+        self, minute: int
+    ) -> None:
+        """ "unable to resolve the issue within 14 days": resolved 14 days to the minute
+        after it began (or sooner), it was resolved within 14 days: strictly longer is
+        needed, as for "more than 72 consecutive hours"."""
+        start = local(self.m, 2026, 3, 2, 10)
+        end = local(self.m, 2026, 3, 16, 10) if minute == 0 else local(self.m, 2026, 3, 16, 9, 59)
+        d = self.r(K.NON_DELIVERY, outage=outage(start, end))
+        assert d.outcome == DecisionOutcome.NEEDS_REVIEW
         assert d.reasons == (Reason.NON_DELIVERY_NOT_ESTABLISHED,)
+        assert d.recommendation == Recommendation(DecisionOutcome.DECLINED, cash(self.m, "0"), None)
+        assert "No failure to deliver lasting more than 14 days is on record" in d.explanation
         assert d.recommendation == Recommendation(DecisionOutcome.DECLINED, cash(self.m, "0"), None)
         # nothing is recommended: no destination rule fired
         assert d.clauses == ("conek/non-delivery",)
@@ -483,24 +561,66 @@ class TestVoip:
         """After an immediate cancellation refunded the 21 unused days ($33.87), an
         unused-period request pays nothing more: the used part stays paid."""
         now = local(self.m, 2026, 3, 11, 10)
-        sub = subscription(self.m, self.anchor, "50.00", now, refunded={1: "33.87"})
+        sub = subscription(
+            self.m, self.anchor, "50.00", now, refunded={1: "33.87"}, refunded_unused={1: "33.87"}
+        )
         d = ask(self.m, K.UNUSED_PERIOD, now, sub.payments[0], sub)
         assert d.amount == cash(self.m, "0")
         assert d.outcome == DecisionOutcome.DECLINED
         assert d.clauses == ("voip/unused-period-request",)
-        assert "$50.00 × 21 / 31 days = $33.87; less $33.87 already refunded: $0.00." in (
-            d.explanation
+        assert (
+            "$50.00 × 21 / 31 days = $33.87; less $33.87 already refunded for unused days: "
+            "$0.00." in d.explanation
         )
 
-    def test_unused_days_net_of_an_earlier_partial_refund(self) -> None:
-        """$50 × 22 / 31 = $35.48 unused, $10.00 already refunded: $25.48 (not the $35.48
-        the ceiling of $40.00 left would allow)."""
-        sub = subscription(self.m, self.anchor, "50.00", self.now, refunded={1: "10.00"})
+    def test_unused_days_net_of_an_earlier_refund_of_unused_days(self) -> None:
+        """$50 × 22 / 31 = $35.48 unused, $10.00 of it already refunded: $25.48 (not the
+        $35.48 the ceiling of $40.00 left would allow)."""
+        sub = subscription(
+            self.m,
+            self.anchor,
+            "50.00",
+            self.now,
+            refunded={1: "10.00"},
+            refunded_unused={1: "10.00"},
+        )
         d = ask(self.m, K.UNUSED_PERIOD, self.now, sub.payments[0], sub)
         assert d.outcome == DecisionOutcome.PARTIALLY_APPROVED
         assert d.amount == cash(self.m, "25.48")
         assert d.reasons == (Reason.REFUND_UNUSED_DAYS,)
-        assert "= $35.48; less $10.00 already refunded: $25.48." in d.explanation
+        assert "= $35.48; less $10.00 already refunded for unused days: $25.48." in d.explanation
+
+    def test_a_disruption_refund_does_not_reduce_the_unused_days(self) -> None:
+        """ "a pro-rata refund for the affected period" paid $5.00 for days that were used;
+        "a pro-rata refund for the unused portion" still refunds every unused day:
+        $50 × 22 / 31 = $35.48, within the $45.00 left of the payment."""
+        sub = subscription(self.m, self.anchor, "50.00", self.now, refunded={1: "5.00"})
+        d = ask(self.m, K.UNUSED_PERIOD, self.now, sub.payments[0], sub)
+        assert d.outcome == DecisionOutcome.PARTIALLY_APPROVED
+        assert d.amount == cash(self.m, "35.48")
+        assert d.reasons == (Reason.REFUND_UNUSED_DAYS,)
+        assert "already refunded" not in d.explanation
+
+    def test_after_a_disruption_refund_only_the_ceiling_bounds_the_unused_days(self) -> None:
+        """$20.00 of disruption refunds leave $30.00 of the payment: the $35.48 of unused
+        days is capped there, not reduced by the $20.00."""
+        sub = subscription(self.m, self.anchor, "50.00", self.now, refunded={1: "20.00"})
+        d = ask(self.m, K.UNUSED_PERIOD, self.now, sub.payments[0], sub)
+        assert d.outcome == DecisionOutcome.PARTIALLY_APPROVED
+        assert d.amount == cash(self.m, "30.00")
+        assert d.reasons == (Reason.REFUND_UNUSED_DAYS, Reason.CAPPED_AT_AMOUNT_PAID)
+        assert "= $35.48. Capped at $30.00" in d.explanation
+
+    @pytest.mark.parametrize("disruption", ["0.00", "5.00", "20.00"])
+    def test_a_request_pays_what_an_immediate_cancel_pays_on_the_same_history(
+        self, disruption: str
+    ) -> None:
+        """voip/unused-period-request reading: the request is "the same outcome as
+        cancelling immediately on that date"."""
+        sub = subscription(self.m, self.anchor, "50.00", self.now, refunded={1: disruption})
+        asked = ask(self.m, K.UNUSED_PERIOD, self.now, sub.payments[0], sub)
+        cancelled = decide_cancel(self.m, sub, self.now, immediately=True)
+        assert asked.amount == cancelled.decision.amount
 
     def test_money_back_has_no_clause(self) -> None:
         d = ask(self.m, K.MONEY_BACK, self.now, self.sub.payments[0], self.sub)
@@ -522,6 +642,45 @@ class TestKalenner:
         assert d.amount == cash(m, "29.00")
         assert d.reasons == (Reason.GUARANTEE_FULL_REFUND,)
         assert d.clauses == ("kalenner/guarantee",)
+
+    @pytest.mark.parametrize("named", [1, 2])
+    def test_money_back_inside_the_guarantee_refunds_the_upgrade_too(self, named: int) -> None:
+        """interpretation.md: « un remboursement à 100% » is everything paid for the
+        subscription inside the 14 days — an upgrade charged then too — whichever way the
+        customer asks: a money-back request naming any one of those payments refunds both,
+        as cancelling would. 19.00 on 02-05, upgrade 10.00 on 02-19 (day 14)."""
+        m = merchant("kalenner")
+        anchor = local(m, 2026, 2, 5, 9)
+        now = local(m, 2026, 2, 19, 18)
+        upgrade = payment(m, 2, local(m, 2026, 2, 19, 12), "10.00", subscription_id=1)
+        sub = subscription(m, anchor, "19.00", now, extra_payments=(upgrade,))
+        d = ask(m, K.MONEY_BACK, now, sub.payments[named - 1], sub, reason=None)
+        assert d.outcome == DecisionOutcome.APPROVED
+        assert d.amount == cash(m, "29.00")
+        assert d.refunds == (PaymentRefund(1, cash(m, "19.00")), PaymentRefund(2, cash(m, "10.00")))
+        assert d.reasons == (Reason.GUARANTEE_FULL_REFUND,)
+        assert d.clauses == ("kalenner/guarantee",)
+        assert d.destination == Destination.ORIGINAL_METHOD
+        assert d.explanation == (
+            "Within the 14-day guarantee from the subscription on 2026-02-05: everything paid "
+            "for it is refunded in full: €19.00 (payment 1) + €10.00 (payment 2) = €29.00."
+        )
+        cancelled = decide_cancel(m, sub, now)
+        assert cancelled.refunds == d.refunds
+        assert cancelled.decision.amount == d.amount
+
+    def test_money_back_inside_the_guarantee_refunds_what_is_left_of_each_payment(self) -> None:
+        """Never beyond the ceiling: 5.00 of the 19.00 already went back."""
+        m = merchant("kalenner")
+        anchor = local(m, 2026, 2, 5, 9)
+        now = local(m, 2026, 2, 12, 9)
+        upgrade = payment(m, 2, local(m, 2026, 2, 8, 12), "17.86", subscription_id=1)
+        sub = subscription(m, anchor, "19.00", now, refunded={1: "5.00"}, extra_payments=(upgrade,))
+        d = ask(m, K.MONEY_BACK, now, upgrade, sub)
+        assert d.outcome == DecisionOutcome.PARTIALLY_APPROVED
+        assert d.amount == cash(m, "31.86")
+        assert d.refunds == (PaymentRefund(1, cash(m, "14.00")), PaymentRefund(2, cash(m, "17.86")))
+        assert d.reasons == (Reason.GUARANTEE_FULL_REFUND,)
 
     def test_refund_request_on_day_15_is_declined(self) -> None:
         m = merchant("kalenner")

@@ -13,7 +13,7 @@ from fairbill.decisions.reasons import Reason
 from fairbill.decisions.review import decide_appeal, decide_review
 from fairbill.policy.model import Destination
 
-from .helpers import POLICY_IDS, cash, merchant
+from .helpers import POLICY_IDS, cash, customer, merchant
 
 
 def pending(m: Merchant, amount: str, destination: Destination | None, clause: str) -> Decision:
@@ -155,6 +155,66 @@ class TestVerdicts:
         assert d.amount == cash(self.m, "0")
         assert d.reasons == (Reason.REVIEW_DECLINED,)
         assert d.destination is None
+
+
+class TestQomonAmlBindsTheReviewer:
+    """ "In some cases, anti-fraud or anti–money laundering regulations may require refunds
+    to be issued to the original payment method": on a flagged account a reviewer's choice
+    of the wallet is corrected, as EmailConsul's same-method rule corrects it."""
+
+    def setup_method(self) -> None:
+        self.m = merchant("qomon")
+        self.pend = pending(
+            self.m, "100.00", Destination.ORIGINAL_METHOD, "qomon/duplicate-charge-correction"
+        )
+
+    def review(self, verdict: str, flags: frozenset[str], **kw: object) -> Decision:
+        return decide_review(
+            self.m,
+            self.pend,
+            verdict=verdict,
+            refundable=cash(self.m, "100.00"),
+            full=cash(self.m, "100.00"),
+            customer=customer(flags=flags),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def test_wallet_on_a_flagged_account_goes_to_the_original_method(self) -> None:
+        d = self.review(
+            "approve",
+            frozenset({"aml_review"}),
+            amount=cash(self.m, "100.00"),
+            destination=Destination.WALLET,
+        )
+        assert d.destination == Destination.ORIGINAL_METHOD
+        assert d.amount == cash(self.m, "100.00")
+        assert d.reasons == (Reason.REVIEW_APPROVED, Reason.REVIEW_DESTINATION_FIXED)
+        assert d.clauses == ("qomon/duplicate-charge-correction", "qomon/wallet-corrections")
+        assert d.explanation == (
+            "A reviewer approved: €100.00 to the original payment method. The wallet the "
+            "reviewer chose is corrected to the original payment method: the account is "
+            "flagged for anti-fraud/AML handling."
+        )
+
+    def test_an_unflagged_account_may_be_credited_to_the_wallet(self) -> None:
+        """ "Whenever possible, corrections and refunds are issued as credits in the Qomon
+        Wallet": without the flag, the reviewer's wallet stands."""
+        d = self.review(
+            "approve", frozenset(), amount=cash(self.m, "100.00"), destination=Destination.WALLET
+        )
+        assert d.destination == Destination.WALLET
+        assert d.reasons == (Reason.REVIEW_APPROVED,)
+
+    def test_accepting_a_wallet_recommendation_after_the_account_was_flagged(self) -> None:
+        """The flag binds at the moment the money moves: a wallet recommendation made before
+        the account was flagged is paid to the original method."""
+        self.pend = pending(self.m, "100.00", Destination.WALLET, "qomon/billing-error-correction")
+        d = self.review("accept", frozenset({"aml_review"}))
+        assert d.destination == Destination.ORIGINAL_METHOD
+        assert d.reasons == (
+            Reason.REVIEW_ACCEPTED_RECOMMENDATION,
+            Reason.REVIEW_DESTINATION_FIXED,
+        )
 
 
 class TestAppeals:

@@ -65,12 +65,8 @@ class Story:
             self.session, merchant, {"id": "cus_1", "type": "business"}
         )
         merchants.add_payment_method(self.session, merchant, self.customer, {"id": "card_1"})
-        self.ctx = Ctx(
-            self.session,
-            self.clock,
-            DatabaseSandbox(session_factory(engine)),
-            merchant,
-            merchants.merchant_policy(merchant),
+        self.ctx = merchants.context(
+            self.session, self.clock, DatabaseSandbox(session_factory(engine)), merchant
         )
         self.session.commit()
 
@@ -106,12 +102,11 @@ def invoices(session: Session) -> list[tuple[int, int, int, int]]:
 
 def balanced(session: Session) -> bool:
     merchant = session.scalars(select(MerchantRow)).one()
-    ctx = Ctx(
+    ctx = merchants.context(
         session,
         TestClock(datetime.now(UTC)),
         DatabaseSandbox(session_factory(session.get_bind().engine)),
         merchant,
-        merchants.merchant_policy(merchant),
     )
     return ledger_balanced(ctx)
 

@@ -95,7 +95,7 @@ def build_world(
 
 
 def context(session: Session, merchant: MerchantRow, at: datetime, gateway: Any) -> Ctx:
-    return Ctx(session, TestClock(at), gateway, merchant, merchants.merchant_policy(merchant))
+    return merchants.context(session, TestClock(at), gateway, merchant)
 
 
 def sandbox(session: Session) -> DatabaseSandbox:

@@ -20,6 +20,7 @@ from fairbill.policy.model import (
     Dunning,
     ExceptionRefund,
     Fees,
+    ItemKind,
     MoneyBackGuarantee,
     OutageCompensation,
     Outcome,
@@ -235,6 +236,9 @@ def test_emailconsul_parameters() -> None:
         "no_reason",
         "window_expired",
     }
+    on_go = p.clause("emailconsul/decline-on-go-funds")
+    # interpretation.md: "a payment for a one-time message_credits product"
+    assert isinstance(on_go, DeclineGround) and on_go.items == [ItemKind.MESSAGE_CREDITS]
     terms = p.clause("emailconsul/terms-declined")
     assert isinstance(terms, ExceptionRefund) and terms.within_days == 10  # "10-day period"
     mistake = p.clause("emailconsul/payment-by-mistake")

@@ -84,6 +84,22 @@ def test_unknown_field_in_a_clause() -> None:
     assert "Extra inputs are not permitted" in message
 
 
+@pytest.mark.parametrize(
+    ("ground", "items"), [("on_go_funds", ""), ("no_reason", "    items: [message_credits]\n")]
+)
+def test_on_go_funds_and_only_it_lists_the_purchases(ground: str, items: str) -> None:
+    """A ground for "on go" funds says which purchases they are; no other ground does."""
+    text = HEAD + (
+        "  - id: demo/decline\n"  # 10
+        "    kind: decline_ground\n"  # 11
+        "    source: [x]\n"  # 12
+        f"    ground: {ground}\n"  # 13
+    )
+    line, field, message = only(text + items)
+    assert (line, field) == (10, "clauses.0")
+    assert "items lists the on-go purchases, for ground on_go_funds only" in message
+
+
 def test_unknown_top_level_field() -> None:
     line, field, _ = only(HEAD.replace("country: FR\n", "country: FR\nowner: me\n") + APPEALS)
     assert (line, field) == (9, "owner")

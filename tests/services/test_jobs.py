@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.gateway.sandbox import SandboxGateway
 from fairbill.policy.load import bundled_policy
-from fairbill.services import background, billing_cycle, jobs, scheduler, subscriptions
+from fairbill.services import background, billing_cycle, jobs, policies, scheduler, subscriptions
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.services.jobs import Job, JobRunner, Outcome, retry_delay
@@ -62,6 +62,7 @@ def add_merchant(session: Session, name: str = "Kalenner") -> MerchantRow:
     )
     session.add(merchant)
     session.flush()
+    policies.store_published(session, merchant, bundled_policy("kalenner"), at=RUN, by="test")
     session.add(PlanRow(merchant_id=merchant.id, code="solo", interval_months=1, price_minor=2900))
     return merchant
 

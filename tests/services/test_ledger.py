@@ -146,3 +146,44 @@ def test_credit_notes_reduce_the_receivable_until_applied() -> None:
     assert renewal["credit_applied"] == notes[0]["amount"]
     assert after.get(RECEIVABLE, 0) == 0
     assert after[CREDIT_NOTES] == note
+
+
+def test_a_credit_note_larger_than_the_next_invoice_carries_the_rest_forward() -> None:
+    """qomon "the credit is applied to your next invoice": a 145.16 note pays the next
+    100.00 invoice in full and the 45.16 left waits, against the receivable, for the invoice
+    after. The note is posted once; its two parts add up to it."""
+    world = World(base_text("qomon", customer_type="business", start="2026-03-01T00:00"))
+    try:
+        assert world.act(
+            "subscribe", {"plan": "tiered", "payment_method": "card_1", "usage": 20000}
+        )
+        world.advance(timedelta(days=1, hours=10))  # 2026-03-02 10:00
+        assert world.act("usage", {"metric": "contacts", "value": 4000})
+        world.advance(timedelta(days=31))  # past the 2026-04-01 renewal
+        between = world.balances()
+        notes = world.result()["credit_notes"]
+        world.check_invariants()
+        world.advance(timedelta(days=30))  # past the 2026-05-01 renewal
+        after = world.balances()
+        result = world.result()
+        world.check_invariants()
+    finally:
+        world.close()
+    # (250.00 − 100.00) × 30 / 31 (Mar 2..31) = 145.16, split at the 100.00 invoice 2.
+    assert [(n["amount"], n["applied_to_invoice"]) for n in notes] == [
+        ("100.00", 2),
+        ("45.16", None),
+    ]
+    assert between[CREDIT_NOTES] == 14516
+    assert between[RECEIVABLE] == -4516  # the part carried forward is owed back
+    assert [(n["amount"], n["applied_to_invoice"]) for n in result["credit_notes"]] == [
+        ("100.00", 2),
+        ("45.16", 3),
+    ]
+    invoices = result["invoices"]
+    assert [(i["credit_applied"], i["amount_paid"]) for i in invoices[1:]] == [
+        ("100.00", "0.00"),
+        ("45.16", "54.84"),
+    ]
+    assert after[CREDIT_NOTES] == 14516
+    assert after.get(RECEIVABLE, 0) == 0

@@ -58,9 +58,10 @@ def world(sessions: sessionmaker[Session], clock: TestClock) -> tuple[Ctx, int]:
     )
     customer = merchants.create_customer(session, merchant, {"id": "cus_1"})
     merchants.add_payment_method(session, merchant, customer, {"id": "card_1"})
-    session.commit()
     gateway = DatabaseSandbox(sessions)
-    return Ctx(session, clock, gateway, merchant, merchants.merchant_policy(merchant)), merchant.id
+    ctx = merchants.context(session, clock, gateway, merchant)
+    session.commit()  # holding no transaction: the sandbox writes in sessions of its own
+    return ctx, merchant.id
 
 
 def subscribe_and_die(ctx: Ctx) -> None:
@@ -137,7 +138,7 @@ def test_two_janitors_apply_one_answer_once(sessions: sessionmaker[Session]) -> 
     for _ in range(2):  # both got the same answer under the same key
         with sessions() as session:
             merchant = session.get_one(MerchantRow, merchant_id)
-            other = Ctx(session, clock, gateway, merchant, merchants.merchant_policy(merchant))
+            other = merchants.context(session, clock, gateway, merchant)
             operations.record(other, op_id, answer)
             session.commit()
     assert count(sessions, PaymentRow) == 1

@@ -45,6 +45,7 @@ from hypothesis.stateful import (
 
 from fairbill.gateway.sandbox import Fault, FaultTarget
 from fairbill.policy.model import DeliveryFailure, Destination, OutageCause, RequestKind
+from fairbill.services import audit
 from fairbill.simulator.run import simulate
 from fairbill.simulator.scenario import parse_scenario
 
@@ -418,6 +419,10 @@ class BillingMachine(RuleBasedStateMachine):
             if self.clean:
                 self.world.settle()
                 self.world.check_invariants()
+                # Every stored decision comes back identical from the facts it recorded.
+                w = self.world
+                again = list(audit.redecide(w.session, w.ctx.merchant_row))
+                assert [r for r in again if not r.same] == []
             if self.clean and not self.disturbed:
                 replay = simulate(parse_scenario(self.world.scenario_text(), "<replay>"))
                 assert replay == self.world.result(), "replaying the history changed the result"

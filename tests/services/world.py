@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from fairbill.errors import Conflict, FairbillError, NotFound
 from fairbill.gateway.sandbox import SandboxGateway
 from fairbill.ledger.accounts import Account
-from fairbill.services import operations, scheduler
+from fairbill.services import merchants, operations, policies, scheduler
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator import run
@@ -173,12 +173,12 @@ class World:
         self.session = self.sessions()
         self.clock = TestClock(self.scenario.start)
         self.gateway = gateway if gateway is not None else SandboxGateway()
+        merchant = run._merchant(self.session, self.scenario)
+        version_id = policies.store_published(
+            self.session, merchant, self.scenario.policy, at=self.scenario.start, by="world"
+        )
         self.ctx = Ctx(
-            self.session,
-            self.clock,
-            self.gateway,
-            run._merchant(self.session, self.scenario),
-            self.scenario.policy,
+            self.session, self.clock, self.gateway, merchant, self.scenario.policy, version_id
         )
         self.customer = run._customer(self.ctx, self.scenario)
         self.session.commit()
@@ -280,7 +280,7 @@ class World:
         self.session.close()  # what it did not commit is gone, and its list of requests
         self.session = self.sessions()
         merchant = self.session.get_one(MerchantRow, merchant_id)
-        self.ctx = Ctx(self.session, self.clock, self.gateway, merchant, self.scenario.policy)
+        self.ctx = merchants.context(self.session, self.clock, self.gateway, merchant)
         self.customer = self.session.get_one(CustomerRow, customer_id)
         counts = self.janitor(grace=timedelta(0))
         self.crashed.clear()

@@ -80,13 +80,14 @@ def plan(merchant_id: int, code: str = "monthly") -> PlanRow:
     return PlanRow(merchant_id=merchant_id, code=code, interval_months=1, price_minor=1900)
 
 
-HEAD = "0005"
+HEAD = "0006"
 VERSION_FILES = [
     "0001_initial.py",
     "0002_fx_rates_and_settled_amounts.py",
     "0003_due_work_indexes.py",
     "0004_customer_email_and_delivery_attempts.py",
     "0005_gateway_operations.py",
+    "0006_policy_versions.py",
 ]
 
 

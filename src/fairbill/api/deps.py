@@ -41,6 +41,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "close",
             "export",
             "keys",
+            "policy",  # upload and publish policy versions
         }
     ),
     "finance": frozenset(
@@ -141,7 +142,7 @@ def merchant_ctx(session: Session, rt: Runtime, who: Principal) -> Ctx:
     if who.merchant_id is None:
         raise forbidden("a merchant key is needed for this resource")
     merchant = session.get_one(MerchantRow, who.merchant_id)
-    return Ctx(session, rt.clock, rt.gateway, merchant, merchant_service.merchant_policy(merchant))
+    return merchant_service.context(session, rt.clock, rt.gateway, merchant)
 
 
 def customer_for(ctx: Ctx, who: Principal, code: str) -> CustomerRow:

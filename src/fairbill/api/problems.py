@@ -21,6 +21,7 @@ from fairbill.errors import (
     InputError,
     MoneyError,
     NotFound,
+    PolicyError,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -111,10 +112,24 @@ def conflict(code: str, detail: str) -> Problem:
     return Problem(409, code, "Conflict", detail)
 
 
+def invalid_policy(exc: PolicyError) -> Problem:
+    """A policy file that does not load: each problem with its line and field."""
+    errors = [
+        {"line": loc.line, "field": loc.field, "message": message} for loc, message in exc.problems
+    ]
+    detail = f"the policy has {len(errors)} problem(s): " + "; ".join(
+        f"line {e['line']}: {e['field']}: {e['message']}" if e["line"] else str(e["message"])
+        for e in errors[:3]
+    )
+    return Problem(422, "invalid_policy", "Invalid policy", detail, errors=errors)
+
+
 def from_error(exc: FairbillError) -> Problem:
     if isinstance(exc, NotFound):
         return not_found(str(exc))
     # Before Conflict, its base: a move its lifecycle's table refuses has its own code.
+    if isinstance(exc, PolicyError):
+        return invalid_policy(exc)
     if isinstance(exc, IllegalTransition):
         return conflict("illegal_transition", str(exc))
     if isinstance(exc, Conflict):

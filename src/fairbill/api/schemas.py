@@ -25,12 +25,22 @@ def dec(text: str | None) -> Decimal | None:
 
 
 class MerchantIn(Body):
+    """``policy``: a bundled policy's id; or ``policy_text``: the merchant's own policy file
+    (YAML), stored as its first published version. Exactly one of the two."""
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    policy: Code
+    policy: Code | None = None
+    policy_text: Annotated[str, StringConstraints(min_length=1, max_length=262_144)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     timezone: Annotated[str, StringConstraints(max_length=64)] | None = None
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
     finance_email: EmailStr | None = None  # where finance alerts go; none: they are parked
+
+    @model_validator(mode="after")
+    def _one_policy(self) -> MerchantIn:
+        if (self.policy is None) == (self.policy_text is None):
+            raise ValueError("give exactly one of policy (a bundled id) and policy_text (YAML)")
+        return self
 
 
 class MerchantUpdateIn(Body):

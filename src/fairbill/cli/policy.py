@@ -183,3 +183,93 @@ def explain(
         for item in policy.not_automated:
             console.print(_indent(Text(f"“{item.source}”", style="italic"), 2))
             console.print(_indent(Text(f"why: {item.why}"), 4))
+
+
+# -- docs and render: the language reference and the customer document ------------------------
+# An appended section: its imports stay with it.
+from fairbill.policy.reference import bundled_reference  # noqa: E402
+from fairbill.policy.render import (  # noqa: E402
+    FORMATS,
+    LANGUAGES,
+    default_language,
+    render_policy,
+)
+
+DOCS_PATH = "docs/policy-language.md"
+
+
+def _write_out(text: str, output: str) -> None:
+    """``text`` to stdout (``-``) or to the file ``output``; exit 2 if it cannot be written."""
+    if output == "-":
+        typer.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail([f"{output}: cannot write: {exc.strerror}"]) from exc
+    typer.echo(f"wrote {output}")
+
+
+@app.command("docs")
+def docs(
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="PATH", help="A file, or - for stdout.")
+    ] = DOCS_PATH,
+) -> None:
+    """Write the policy language reference, generated from the clause models."""
+    try:
+        text = bundled_reference()
+    except PolicyError as exc:
+        raise _fail(_problem_lines(exc)) from exc
+    _write_out(text, output)
+
+
+@app.command("render")
+def render(
+    policy_ref: Annotated[
+        str, typer.Argument(metavar="ID|FILE", help="A bundled id or a policy file.")
+    ],
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="en or fr; default: the policy's own language."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="PATH", help="A file, or - for stdout.")
+    ] = "-",
+) -> None:
+    """The customer-facing terms: each rule in plain words, with the sentences it implements."""
+    if lang is not None and lang not in LANGUAGES:
+        raise _fail([f"--lang: unknown language {lang!r}: choose {' or '.join(LANGUAGES)}"])
+    if fmt not in FORMATS:
+        raise _fail([f"--format: unknown format {fmt!r}: choose {' or '.join(FORMATS)}"])
+    policy = _load(policy_ref)
+    language = lang or default_language(policy)
+    if lang is None and not policy.language.lower().startswith(language):
+        typer.echo(f"no {policy.language!r} wording: rendering in {language}", err=True)
+    _write_out(render_policy(policy, language, fmt), output)
+
+
+@app.command("lint")
+def lint(
+    refs: Annotated[
+        list[str], typer.Argument(metavar="FILE_OR_ID...", help="Policy files or bundled ids.")
+    ],
+    text: Annotated[
+        Path | None,
+        typer.Option("--text", metavar="PATH", help="The published text (default: the seed)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    show_suppressed: Annotated[
+        bool, typer.Option("--show-suppressed", help="Also list suppressed findings.")
+    ] = False,
+) -> None:
+    """Find contradictions, unreachable clauses, window gaps, refunds above what was paid,
+    fees above the cap, untraced sentences and consumer rights below the law.
+
+    Exit 0 clean, 1 a warning or error, 2 an invalid file. Codes: docs/policy-lint.md.
+    """
+    # Imported here so that this command stays one block appended to the module.
+    from fairbill.cli.policy_lint import run_lint
+
+    run_lint(refs, text, fmt, show_suppressed)

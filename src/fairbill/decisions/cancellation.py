@@ -14,7 +14,7 @@ from datetime import datetime
 from fairbill.calendar.periods import Interval, period_containing, period_index
 from fairbill.calendar.proration import remaining_days
 from fairbill.calendar.windows import within_days
-from fairbill.decisions.decision import Decision, DecisionOutcome
+from fairbill.decisions.decision import Decision, DecisionOutcome, PaymentRefund
 from fairbill.decisions.explain import plural, share_sentence
 from fairbill.decisions.facts import Merchant, PaymentFacts, SubscriptionFacts
 from fairbill.decisions.reasons import Reason
@@ -27,12 +27,6 @@ from fairbill.policy.model import (
     MoneyBackGuarantee,
     RefundBasis,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentRefund:
-    payment: int
-    amount: Money
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +85,22 @@ def guarantee_applies(
     return None
 
 
+def guarantee_refunds(sub: SubscriptionFacts) -> tuple[PaymentRefund, ...]:
+    """ "Un remboursement à 100%" (interpretation.md): everything paid for the subscription
+    inside the window — the initial payment and any upgrade charged since — less what was
+    already refunded of each. Every payment so far is inside the window, since the
+    guarantee is asked about only while it runs. The same whether the customer cancels or
+    asks support for the money back naming any one of those payments."""
+    return tuple(
+        PaymentRefund(p.number, p.refundable) for p in sub.payments if not p.refundable.is_zero
+    )
+
+
 def _guarantee(m: Merchant, sub: SubscriptionFacts, now: datetime) -> CancelOutcome | None:
     for g in m.policy.clauses_of(MoneyBackGuarantee):
         if g.via != "cancel" or guarantee_applies(m, g, sub, now) is not None:
             continue
-        paid = [p for p in sub.payments if not p.refundable.is_zero]
-        refunds = tuple(PaymentRefund(p.number, p.refundable) for p in paid)
+        refunds = guarantee_refunds(sub)
         total = money_sum((r.amount for r in refunds), m.currency)
         ends_now = g.ends_service == "immediately"
         ends_at = now if ends_now else sub.current_period.end

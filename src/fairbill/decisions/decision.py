@@ -25,6 +25,14 @@ class DecisionOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentRefund:
+    """``amount`` refunded against the customer's payment number ``payment``."""
+
+    payment: int
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendation:
     """What the engine would decide for a ``needs_review`` decision."""
 
@@ -47,6 +55,10 @@ class Decision:
     service_ends_at: datetime | None = None
     fee: Money | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # ``amount`` split over the payments it is paid against, when that is more than the one
+    # payment a request names (Kalenner's guarantee refunds everything paid for the
+    # subscription); empty: all of it against the named payment.
+    refunds: tuple[PaymentRefund, ...] = ()
 
     def __post_init__(self) -> None:
         if self.amount.is_negative:

@@ -50,6 +50,19 @@ class PlanFacts:
         return "year" if self.interval.months == 12 else "multi_month"
 
 
+# Request kinds whose refund gives back time not yet used (a guarantee, cooling-off, an
+# unused period, terms declined): deciding one ends the service (scenario contract), and
+# what it paid counts against a later refund of unused days of the same payment.
+UNUSED_TIME_KINDS = frozenset(
+    {
+        RequestKind.MONEY_BACK,
+        RequestKind.UNUSED_PERIOD,
+        RequestKind.COOLING_OFF,
+        RequestKind.TERMS_DECLINED,
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentFacts:
     number: int
@@ -63,9 +76,13 @@ class PaymentFacts:
     period: Period | None = None  # the subscription period this payment paid for
     period_price: Money | None = None  # what was billed for that period (after discounts)
     discount: Money | None = None  # promotional discount on that period's invoice
-    is_renewal: bool = False
+    is_renewal: bool = False  # an automatic renewal: the charge of a period after the first
     is_initial: bool = False  # the first payment of the customer's first subscription
     subscription_id: int | None = None
+    # The part of ``refunded`` that gave back unused time (a cancellation's refund, a refund
+    # of one of ``UNUSED_TIME_KINDS``); None: nothing. Compensation for time that was used
+    # (a disruption) is not part of it: it is bounded by the ceiling alone.
+    refunded_unused: Money | None = None
 
     @property
     def refundable(self) -> Money:
@@ -128,5 +145,4 @@ class RequestFacts:
     outage: OutageFacts | None = None
     # Every paid period an outage touches (a long outage can cross a renewal).
     covering: tuple[PaymentFacts, ...] = ()
-    on_go_funds: bool = False
     extra: dict[str, str] = field(default_factory=dict)

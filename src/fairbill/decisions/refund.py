@@ -11,16 +11,23 @@ Order of reasoning (top of ``decide_refund``):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from fairbill.calendar.proration import duration_share, overlap, remaining_days
 from fairbill.calendar.windows import within_business_days, within_days
-from fairbill.decisions.cancellation import guarantee_applies, min_money
+from fairbill.decisions.cancellation import guarantee_applies, guarantee_refunds, min_money
 from fairbill.decisions.decision import Decision, DecisionOutcome, Recommendation, payout_outcome
 from fairbill.decisions.explain import share_sentence
-from fairbill.decisions.facts import CustomerFacts, Merchant, PaymentFacts, RequestFacts
+from fairbill.decisions.facts import (
+    CustomerFacts,
+    Merchant,
+    PaymentFacts,
+    RequestFacts,
+    SubscriptionFacts,
+)
 from fairbill.decisions.reasons import Reason
-from fairbill.money import Money
+from fairbill.money import Money, money_sum
 from fairbill.policy.model import (
     CoolingOff,
     DeclineGround,
@@ -71,6 +78,16 @@ def _requirements(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
             clause_id,
             "The account was found in violation of the terms of service; no refund is given.",
         )
+    on_go = grounds.get("on_go_funds")
+    if on_go is not None and req.payment is not None and req.payment.item in on_go.items:
+        # Whatever the request's kind and reason: a fuller request would still be declined.
+        return _declined(
+            m,
+            Reason.ON_GO_FUNDS,
+            on_go.id,
+            f"Payment {req.payment.number} bought {str(req.payment.item).replace('_', ' ')}: "
+            '"on go" plan funds, which are not refunded.',
+        )
     if no_reason and ("no_reason" in grounds or any(r.reason_required for r in applicable)):
         clause = grounds["no_reason"].id if "no_reason" in grounds else applicable[0].id
         return _declined(
@@ -78,13 +95,6 @@ def _requirements(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
             Reason.REASON_MISSING,
             clause,
             "The request gives no reason; the policy requires one.",
-        )
-    if "on_go_funds" in grounds and req.on_go_funds:
-        return _declined(
-            m,
-            Reason.ON_GO_FUNDS,
-            grounds["on_go_funds"].id,
-            'Funds of an "on go" plan are not refunded.',
         )
     if req.refund_to and req.payment and req.refund_to != req.payment.method:
         same = [d for d in m.policy.clauses_of(RefundDestination) if d.same_method_only]
@@ -155,6 +165,8 @@ def _money_back(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Deci
                 f"The {g.window_days}-day guarantee no longer covers this payment "
                 f"of {m.day(payment.at)}.",
             )
+        if g.refund == RefundBasis.FULL and g.window_from == "initial_subscription":
+            return _whole_subscription(m, req.subscription, g)
         if g.refund == RefundBasis.FULL or (
             g.refund == RefundBasis.FULL_IF_UNUSED and not req.used_since_payment
         ):
@@ -185,6 +197,37 @@ def _money_back(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Deci
             f"used, so the unused days are refunded: ",
         )
     return _not_refundable(m, req)
+
+
+def _whole_subscription(m: Merchant, sub: SubscriptionFacts, g: MoneyBackGuarantee) -> Decision:
+    """A guarantee of the initial subscription refunds everything paid for it (Kalenner's
+    "remboursement à 100%", the upgrade too), whichever of those payments the request names:
+    the refund a cancellation inside the window gives (``guarantee_refunds``)."""
+    refunds = guarantee_refunds(sub)
+    total = money_sum((r.amount for r in refunds), m.currency)
+    if total.is_zero:
+        return _declined(
+            m,
+            Reason.NOTHING_LEFT_TO_REFUND,
+            g.id,
+            f"Within the {g.window_days}-day guarantee, but everything paid for the "
+            "subscription was already refunded.",
+        )
+    parts = " + ".join(f"{m.fmt(r.amount)} (payment {r.payment})" for r in refunds)
+    paid = money_sum((p.amount for p in sub.payments), m.currency)
+    decision = _pay(
+        m,
+        g.id,
+        g.decision,
+        None,
+        total,
+        paid,
+        Reason.GUARANTEE_FULL_REFUND,
+        f"Within the {g.window_days}-day guarantee from the subscription on "
+        f"{m.day(sub.anchor)}: everything paid for it is refunded in full: {parts} = "
+        f"{m.fmt(total)}.",
+    )
+    return replace(decision, refunds=refunds)
 
 
 def _not_refundable(m: Merchant, req: RequestFacts) -> Decision:
@@ -346,17 +389,19 @@ def _non_delivery(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> De
         return _exceptional(m, req, customer)
     outage = req.outage
     days = clause.after_days or 0
+    # "unable to resolve the issue within 14 days": a failure resolved at exactly 14 days
+    # was resolved within them; only a longer one counts ("more than", as for outages).
     lasting = (
         outage is not None
         and outage.cause == "internal"
-        and (outage.end - outage.start >= timedelta(days=days))
+        and (outage.end - outage.start > timedelta(days=days))
     )
     if not lasting:
         return _review_or_decline(
             m,
             clause,
             Reason.NON_DELIVERY_NOT_ESTABLISHED,
-            f"No failure to deliver lasting {days} days or more is on "
+            f"No failure to deliver lasting more than {days} days is on "
             "record; a reviewer checks the account.",
         )
     return _full(
@@ -683,11 +728,13 @@ def _unused_days(
     share = remaining_days(payment.period, since or req.at)
     unused = share.of(price).round(m.rounding)
     text = lead + share_sentence(m, price, share.numerator_days, share.period_days, "days", unused)
-    # The used part stays paid: earlier refunds on this payment already gave back part of
-    # the unused time, so they count against it.
-    amount = unused - payment.refunded if unused > payment.refunded else m.zero()
-    if payment.refunded:
-        text += f"; less {m.fmt(payment.refunded)} already refunded: {m.fmt(amount)}"
+    # Unused time is refunded once: what earlier refunds of this payment gave back for
+    # unused time counts against it. A refund for time that was used (a disruption) does
+    # not: only the ceiling, what is left of the payment (``_cap``), bounds the rest.
+    earlier = payment.refunded_unused or m.zero()
+    amount = unused - earlier if unused > earlier else m.zero()
+    if earlier:
+        text += f"; less {m.fmt(earlier)} already refunded for unused days: {m.fmt(amount)}"
     if amount.is_zero:
         return _declined(m, Reason.NOTHING_LEFT_TO_REFUND, clause, text + ".")
     return _pay(m, clause, decision, destination, amount, payment.amount, reason, text + ".")
@@ -732,14 +779,22 @@ def _pay(
 def _finish(m: Merchant, req: RequestFacts, customer: CustomerFacts, d: Decision) -> Decision:
     if d.outcome == DecisionOutcome.DECLINED:
         return d
-    d = _cap(m, req.payment, d)
+    d = _cap(m, _ceiling(m, req, d), d)
     return _route(m, customer, d)
 
 
-def _cap(m: Merchant, payment: PaymentFacts | None, d: Decision) -> Decision:
-    if payment is None:
+def _ceiling(m: Merchant, req: RequestFacts, d: Decision) -> Money | None:
+    """What is left of the payments the decision pays against: the one the request names,
+    or each one its split names (payments of the request's subscription)."""
+    if not d.refunds:
+        return req.payment.refundable if req.payment is not None else None
+    paid = {p.number: p for p in req.subscription.payments} if req.subscription else {}
+    return money_sum((paid[r.payment].refundable for r in d.refunds), m.currency)
+
+
+def _cap(m: Merchant, ceiling: Money | None, d: Decision) -> Decision:
+    if ceiling is None:
         return d
-    ceiling = payment.refundable
     if d.amount <= ceiling and (d.recommendation is None or d.recommendation.amount <= ceiling):
         return d
     amount = min_money(d.amount, ceiling)
@@ -759,16 +814,20 @@ def _cap(m: Merchant, payment: PaymentFacts | None, d: Decision) -> Decision:
         *d.reasons,
         Reason.NOTHING_LEFT_TO_REFUND if amount.is_zero else Reason.CAPPED_AT_AMOUNT_PAID,
     )
-    return Decision(
-        action=d.action,
-        outcome=outcome,
-        amount=amount,
-        destination=d.destination,
-        reasons=reasons,
-        clauses=d.clauses,
-        explanation=text,
-        recommendation=rec,
+    return replace(
+        d, outcome=outcome, amount=amount, reasons=reasons, explanation=text, recommendation=rec
     )
+
+
+AML_FLAG = "aml_review"  # the customer flag for anti-fraud / anti-money-laundering handling
+
+
+def aml_bound(rule: RefundDestination, customer: CustomerFacts) -> bool:
+    """Whether the policy's anti-fraud/AML exception sends this account's refunds to the
+    original payment method (Qomon: "anti-fraud or anti–money laundering regulations may
+    require refunds to be issued to the original payment method"): it binds the engine and
+    a reviewer alike."""
+    return rule.aml_exception and AML_FLAG in customer.flags
 
 
 def resolve_destination(
@@ -783,12 +842,7 @@ def resolve_destination(
     fired = policy_rule is not None and dest == policy_rule.default
     clauses: tuple[str, ...] = (policy_rule.id,) if fired and policy_rule else ()
     reasons: tuple[Reason, ...] = (Reason.DESTINATION_WALLET,) if dest == Destination.WALLET else ()
-    if (
-        dest == Destination.WALLET
-        and policy_rule is not None
-        and policy_rule.aml_exception
-        and "aml_review" in customer.flags
-    ):
+    if dest == Destination.WALLET and policy_rule is not None and aml_bound(policy_rule, customer):
         dest = Destination.ORIGINAL_METHOD
         clauses = (policy_rule.id,)
         reasons = (Reason.DESTINATION_AML_ORIGINAL_METHOD,)
@@ -804,13 +858,10 @@ def _route(m: Merchant, customer: CustomerFacts, d: Decision) -> Decision:
         rec = Recommendation(
             rec.outcome, rec.amount, dest if rec.outcome != DecisionOutcome.DECLINED else None
         )
-    return Decision(
-        action=d.action,
-        outcome=d.outcome,
-        amount=d.amount,
+    return replace(
+        d,
         destination=dest,
         reasons=(*d.reasons, *reasons),
         clauses=(*d.clauses, *[c for c in clauses if c not in d.clauses]),
-        explanation=d.explanation,
         recommendation=rec,
     )

@@ -1,8 +1,10 @@
 """A reviewer's decision on a ``needs_review`` request, and appeals.
 
 A reviewer may accept the engine's recommendation, approve another amount, or decline.
-Overrides are bounded: never more than the payment's refundable amount, and a fee never
-above the policy's limit (Qomon's flat fee of at most 18%).
+Overrides are bounded: never more than the payment's refundable amount, a fee never
+above the policy's limit (Qomon's flat fee of at most 18%), and never to the wallet where
+the policy binds the refund to the method that paid (EmailConsul's same-method rule,
+Qomon's anti-fraud/AML exception on a flagged account).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from fairbill.decisions.decision import Decision, DecisionOutcome, Recommendation, payout_outcome
-from fairbill.decisions.facts import Merchant
+from fairbill.decisions.facts import CustomerFacts, Merchant
 from fairbill.decisions.reasons import Reason
+from fairbill.decisions.refund import aml_bound
 from fairbill.money import Money
 from fairbill.policy.model import Appeals, Destination, Fees, RefundDestination
 
@@ -26,7 +29,10 @@ def decide_review(
     amount: Money | None = None,
     destination: Destination | None = None,
     fee_percent: Decimal | None = None,
+    customer: CustomerFacts = CustomerFacts(),
 ) -> Decision:
+    """``customer``: the account the refund is for (its flags bind the destination); the
+    default is an account with no flags."""
     if verdict == "decline":
         return Decision(
             action="review",
@@ -50,10 +56,29 @@ def decide_review(
         dest, reasons = destination or rec.destination, [Reason.REVIEW_APPROVED]
     dest = dest or pending.destination or Destination.ORIGINAL_METHOD
     clauses = list(pending.clauses)
-    fixed = next((d for d in m.policy.clauses_of(RefundDestination) if d.same_method_only), None)
+    fixed = next(
+        (
+            d
+            for d in m.policy.clauses_of(RefundDestination)
+            if d.same_method_only or aml_bound(d, customer)
+        ),
+        None,
+    )
+    corrected = ""
     if fixed is not None and dest != Destination.ORIGINAL_METHOD:
-        # "Refund is processed strictly via the same payment method": no override.
+        # "Refund is processed strictly via the same payment method" (EmailConsul); "anti-fraud
+        # or anti–money laundering regulations may require refunds to be issued to the
+        # original payment method" (Qomon, flagged account): the reviewer's wallet is
+        # corrected, as the engine's own choice is.
         dest = Destination.ORIGINAL_METHOD
+        corrected = (
+            " The wallet the reviewer chose is corrected to the original payment method: "
+            + (
+                "the policy refunds only to the method that paid."
+                if fixed.same_method_only
+                else "the account is flagged for anti-fraud/AML handling."
+            )
+        )
         reasons.append(Reason.REVIEW_DESTINATION_FIXED)
         if fixed.id not in clauses:
             clauses.append(fixed.id)
@@ -76,7 +101,7 @@ def decide_review(
         destination=dest if paid else None,
         reasons=tuple(reasons),
         clauses=tuple(clauses),
-        explanation=text + ".",
+        explanation=text + "." + (corrected if paid else ""),
         fee=fee,
     )
 

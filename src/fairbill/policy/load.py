@@ -55,6 +55,11 @@ def _file_path(loc: tuple[Any, ...], data: Any) -> list[str | int]:
 
 
 def parse_policy(text: str, path: str) -> Policy:
+    return parse_policy_located(text, path)[0]
+
+
+def parse_policy_located(text: str, path: str) -> tuple[Policy, LineMap]:
+    """The policy and the line of each of its values (for findings that name a line)."""
     try:
         data, lines = load_yaml(text, path)
     except yaml.YAMLError as exc:
@@ -62,7 +67,7 @@ def parse_policy(text: str, path: str) -> Policy:
     if not isinstance(data, dict):
         raise PolicyError([(Location(path, 1, ""), "a policy file is a mapping")])
     try:
-        return Policy.model_validate(data)
+        return Policy.model_validate(data), lines
     except ValidationError as exc:
         raise PolicyError(validation_problems(exc, lines, data)) from exc
 

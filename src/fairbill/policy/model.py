@@ -20,6 +20,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fairbill.money import Rounding, check_currency, parse_decimal
+from fairbill.policy.lint_codes import LintSettings
 
 
 class _Strict(BaseModel):
@@ -45,12 +46,18 @@ class Outcome(StrEnum):
 
 
 class Destination(StrEnum):
+    """Where money goes: the payment method that paid, or the account balance (wallet)."""
+
     ORIGINAL_METHOD = "original_method"
     WALLET = "wallet"
 
 
 class RefundBasis(StrEnum):
-    """What a refund covers."""
+    """What a refund covers: ``full`` the whole payment; ``unused_days`` price × remaining
+    days / period days; ``full_if_unused`` full when nothing was used since the payment, else
+    unused days; ``full_remaining_months`` whole months after the current one; ``overcharge``
+    the amount charged in excess; ``duration`` price × outage duration / period duration;
+    ``none`` nothing."""
 
     FULL = "full"  # the whole payment
     UNUSED_DAYS = "unused_days"  # price × remaining days / period days
@@ -64,6 +71,8 @@ class RefundBasis(StrEnum):
 
 
 class ItemKind(StrEnum):
+    """The kinds of purchase a policy can name."""
+
     SUBSCRIPTION = "subscription"
     MESSAGE_CREDITS = "message_credits"
     SETUP_FEE = "setup_fee"
@@ -114,9 +123,20 @@ class Channel(StrEnum):
 
 # -- clause kinds --------------------------------------------------------------------------
 class ClauseBase(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9]+/[a-z0-9][a-z0-9-]*$")
-    source: list[str] = Field(min_length=1)
-    reading: str | None = None
+    """What every clause has; each kind adds its own parameters."""
+
+    id: str = Field(
+        pattern=r"^[a-z0-9]+/[a-z0-9][a-z0-9-]*$",
+        description="`<policy id>/<slug>`, unique in the policy, never renamed once published.",
+    )
+    source: list[str] = Field(
+        min_length=1,
+        description="The sentence(s) of the published text this clause implements, verbatim.",
+    )
+    reading: str | None = Field(
+        default=None,
+        description="Where the text allows more than one reading: the one this clause takes.",
+    )
 
     @field_validator("source")
     @classmethod
@@ -193,8 +213,10 @@ class ExceptionRefund(ClauseBase):
     """A refund the policy grants as an exception to its general rule.
 
     ``within_days`` from the charge; ``after_days``: only once the problem has lasted
-    that long (non-delivery); ``documents_required``: supporting documents must come with
-    the request; ``basis`` says what is refunded; ``destination`` where cash goes.
+    longer than that (non-delivery: not resolved within those days, so a problem resolved
+    at exactly that many days does not count); ``documents_required``: supporting
+    documents must come with the request; ``basis`` says what is refunded; ``destination``
+    where cash goes.
     """
 
     kind: Literal["exception_refund"]
@@ -219,7 +241,13 @@ class ExceptionRefund(ClauseBase):
 
 
 class OutageCompensation(ClauseBase):
-    """Compensation for a service disruption, prorated by exact duration."""
+    """Compensation for a service disruption, prorated by exact duration.
+
+    Applies to outages of at least ``min_duration_hours`` (more than, with
+    ``strictly_longer``) whose cause is one of ``causes``, reported within
+    ``report_within_hours`` when set; the compensation goes to ``destination``;
+    ``alternatives`` are other remedies a reviewer may choose instead.
+    """
 
     kind: Literal["outage_compensation"]
     min_duration_hours: int = Field(ge=0)
@@ -232,14 +260,19 @@ class OutageCompensation(ClauseBase):
 
 
 class CoolingOff(ClauseBase):
-    """Statutory cooling-off for consumers acquired by direct marketing."""
+    """Statutory cooling-off for consumers acquired by direct marketing.
+
+    Customers of ``customer_types`` acquired through ``acquisition`` may cancel within
+    ``business_days`` (in writing, with ``written_notice``) and get ``refund``; agreements
+    above ``max_amount`` (in the policy's currency) are not covered.
+    """
 
     kind: Literal["cooling_off"]
     business_days: int = Field(gt=0)
     customer_types: tuple[Literal["consumer", "business"], ...] = ("consumer",)
     acquisition: tuple[Literal["direct_marketing", "self_serve"], ...] = ("direct_marketing",)
     written_notice: bool = True
-    max_amount: Decimal | None = None
+    max_amount: Decimal | None = Field(default=None, json_schema_extra={"unit": "amount"})
     refund: Literal[RefundBasis.FULL_IF_UNUSED, RefundBasis.FULL]
     decision: Literal[Outcome.APPROVED, Outcome.NEEDS_REVIEW] = Outcome.APPROVED
 
@@ -249,7 +282,11 @@ class CoolingOff(ClauseBase):
 
 
 class RequestRequirements(ClauseBase):
-    """What every refund request must carry, and the window it must come in."""
+    """What every refund request must carry, and the window it must come in.
+
+    ``window_days`` counts from the charge the request is about; ``kinds`` lists the
+    request kinds the rule covers (empty: every kind).
+    """
 
     kind: Literal["request_requirements"]
     window_days: int | None = Field(default=None, gt=0)
@@ -261,12 +298,23 @@ class RequestRequirements(ClauseBase):
 
 
 class DeclineGround(ClauseBase):
-    """A ground on which a request is declined automatically."""
+    """A ground on which a request is declined automatically: no reason given, a request
+    for "on the go" plan funds, a refund asked to another payment method than the one that
+    paid, a request after its window, or an account with a recorded violation."""
 
     kind: Literal["decline_ground"]
     ground: Literal[
         "no_reason", "on_go_funds", "different_payment_method", "window_expired", "violation"
     ]
+    # ``on_go_funds``: the purchases that are "on go" funds, by product kind (EmailConsul:
+    # one-time ``message_credits``); a request about a payment for one is declined.
+    items: list[ItemKind] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _items_for_on_go_funds(self) -> DeclineGround:
+        if (self.ground == "on_go_funds") != bool(self.items):
+            raise ValueError("items lists the on-go purchases, for ground on_go_funds only")
+        return self
 
 
 class RefundDestination(ClauseBase):
@@ -279,11 +327,16 @@ class RefundDestination(ClauseBase):
 
 
 class Fees(ClauseBase):
-    """Fees a reviewer may deduct from a refund."""
+    """Fees a reviewer may deduct from a refund: processing costs, a flat fee of at most
+    ``flat_fee_max_percent`` of the refund; ``fx_risk_on_customer``: a refund of a payment in
+    another currency is converted at the refund day's rate, the customer bearing the
+    difference."""
 
     kind: Literal["fees"]
     processing_costs: bool = False
-    flat_fee_max_percent: Decimal | None = None
+    flat_fee_max_percent: Decimal | None = Field(
+        default=None, json_schema_extra={"unit": "percent"}
+    )
     fx_risk_on_customer: bool = False
 
     _pct = field_validator("flat_fee_max_percent", mode="before")(
@@ -292,7 +345,13 @@ class Fees(ClauseBase):
 
 
 class PlanChange(ClauseBase):
-    """Upgrades and downgrades (decided by price)."""
+    """Upgrades and downgrades (which is which is decided by price).
+
+    ``upgrade``: at once, charging the price difference for the rest of the period, or at
+    the end of the period. ``downgrade``: at the end of the period, by cancelling and
+    subscribing again, or at once with a credit. ``downgrade_refund``: whether the price
+    difference of a downgrade is refunded.
+    """
 
     kind: Literal["plan_change"]
     upgrade: Literal["immediate_prorated", "end_of_period"] = "immediate_prorated"
@@ -303,7 +362,10 @@ class PlanChange(ClauseBase):
 
 
 class UsageTiers(ClauseBase):
-    """Plans priced by a usage metric: up at once pro rata, down with a credit note."""
+    """Plans priced by a usage metric: up at once pro rata, down with a credit note.
+
+    A tier change is detected within ``detection_hours`` of the usage crossing a tier.
+    """
 
     kind: Literal["usage_tiers"]
     up: Literal["immediate_prorated"] = "immediate_prorated"
@@ -312,7 +374,12 @@ class UsageTiers(ClauseBase):
 
 
 class PrepaidCredits(ClauseBase):
-    """Prepaid message credits: validity, transfer, refund and failed-delivery returns."""
+    """Prepaid message credits: validity, transfer, refund and failed-delivery returns.
+
+    ``failed_delivery`` maps a failure cause to what happens to the credits spent
+    (``return`` them, leave it to a ``review``, or ``none``); ``forfeit_on`` lists the events
+    that forfeit unused credits.
+    """
 
     kind: Literal["prepaid_credits"]
     validity_days: int | None = Field(default=None, gt=0)
@@ -345,12 +412,16 @@ class Dunning(ClauseBase):
 
 
 class Disputes(ClauseBase):
-    """Chargebacks: suspend when support was not contacted first; a fee may apply."""
+    """Chargebacks: suspend when support was not contacted first; a fee may apply.
+
+    ``terminate_if_unjustified: review`` leaves ending the account to a reviewer; ``fee`` is
+    an amount in the policy's currency.
+    """
 
     kind: Literal["disputes"]
     suspend_if_support_not_contacted: bool = True
     terminate_if_unjustified: Literal["never", "review"] = "never"
-    fee: Decimal | None = None
+    fee: Decimal | None = Field(default=None, json_schema_extra={"unit": "amount"})
 
     _fee = field_validator("fee", mode="before")(lambda v: None if v is None else _decimal_text(v))
 
@@ -365,6 +436,9 @@ class Violations(ClauseBase):
 
 
 class Trials(ClauseBase):
+    """Free trials: whether a card is needed, whether the trial turns into a paid
+    subscription by itself, and whether trial credits carry over to a paid plan."""
+
     kind: Literal["trials"]
     card_required: bool = False
     credits_roll_over: bool = False
@@ -372,6 +446,9 @@ class Trials(ClauseBase):
 
 
 class Promotions(ClauseBase):
+    """Promotional discounts and credits: whether they are refundable (paid out as cash)
+    and whether they combine with other offers."""
+
     kind: Literal["promotions"]
     refundable: bool = False
     combinable: bool = False
@@ -389,7 +466,8 @@ class DataRetention(ClauseBase):
 
 
 class Deadlines(ClauseBase):
-    """Review and processing deadlines in business days."""
+    """Review and processing deadlines in business days (the policy country's public
+    holidays excluded): review counts from the request, processing from the approval."""
 
     kind: Literal["deadlines"]
     review_business_days: int | None = Field(default=None, gt=0)
@@ -397,6 +475,9 @@ class Deadlines(ClauseBase):
 
 
 class Appeals(ClauseBase):
+    """Whether a customer may appeal a refund decision (when not, an appeal is refused with
+    a reason)."""
+
     kind: Literal["appeals"]
     allowed: bool
 
@@ -475,25 +556,43 @@ class ClauseIdError(ValueError):
 
 
 class NotAutomated(_Strict):
-    source: str = Field(min_length=1)
-    why: str = Field(min_length=1)
+    """A sentence of the published text that states no rule a machine can run."""
+
+    source: str = Field(min_length=1, description="The sentence, verbatim.")
+    why: str = Field(min_length=1, description="Why no clause implements it.")
 
 
 class Policy(_Strict):
     """One merchant policy, one version. ``clauses`` ids are unique and start with ``id/``."""
 
-    id: str = Field(pattern=r"^[a-z0-9]+$")
-    name: str
-    version: str
-    effective: date
-    seed: str  # the seed file the sources are quoted from
-    language: str = "en"
-    currency: str
-    timezone: str
-    country: str = Field(pattern=r"^[A-Z]{2}$")
-    rounding: Rounding = Rounding.HALF_UP
-    clauses: list[Clause] = Field(min_length=1)
-    not_automated: list[NotAutomated] = Field(default_factory=list)
+    id: str = Field(pattern=r"^[a-z0-9]+$", description="The policy's short name.")
+    name: str = Field(description="The merchant's name, as customers know it.")
+    version: str = Field(description="This version's label, usually the text's date.")
+    effective: date = Field(description="The date this version applies from.")
+    seed: str = Field(description="The file of the published text the sources quote.")
+    language: str = Field(default="en", description="The language of the published text.")
+    currency: str = Field(description="ISO 4217 code of the merchant's prices and refunds.")
+    timezone: str = Field(description="IANA timezone in which days and dates are counted.")
+    country: str = Field(
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166 country whose public holidays business days skip.",
+    )
+    rounding: Rounding = Field(
+        default=Rounding.HALF_UP, description="How amounts round to the currency's minor unit."
+    )
+    clauses: list[Clause] = Field(min_length=1, description="The rules, in any order.")
+    not_automated: list[NotAutomated] = Field(
+        default_factory=list, description="The text's sentences that state no runnable rule."
+    )
+    customer_types: tuple[Literal["consumer", "business"], ...] = Field(
+        default=("consumer", "business"),
+        min_length=1,
+        description="Who the merchant sells to; consumer law floors apply to consumers.",
+    )
+    lint: LintSettings = Field(
+        default_factory=LintSettings,
+        description="Settings of `fairbill policy lint`: findings suppressed, each with why.",
+    )
 
     @field_validator("currency")
     @classmethod

@@ -169,7 +169,7 @@ def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_f
         raise Conflict(f"payment {payment.number} already has an open dispute")
     payment.disputed = "open"
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
-    consequence = decide_chargeback(ctx.merchant, left, contacted_first)
+    consequence = ctx.decide(customer.id, decide_chargeback, left, contacted_first)
     ctx.record(customer, consequence.decision)
     if consequence.suspend:
         for sub in subscriptions.live_subscriptions(ctx, customer):
@@ -181,7 +181,7 @@ def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome
     if payment.disputed != "open":
         raise Conflict(f"payment {payment.number} has no open dispute")
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
-    decision = decide_dispute_closed(ctx.merchant, left, outcome)
+    decision = ctx.decide(customer.id, decide_dispute_closed, left, outcome)
     ctx.record(customer, decision)
     payment.disputed = outcome
     if outcome == "lost" and left:
@@ -221,7 +221,7 @@ def outage(
 
 def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
     ctx.lock_customer(customer)
-    consequence = decide_violation(ctx.merchant, kind)
+    consequence = ctx.decide(customer.id, decide_violation, kind)
     ctx.record(customer, consequence.decision)
     customer.in_violation = True
     if consequence.forfeit_credits:
@@ -266,7 +266,7 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
     the period end, on every run of the scheduler after it.
     """
     ctx.lock_customer(customer)
-    consequence = decide_closure(ctx.merchant)
+    consequence = ctx.decide(customer.id, decide_closure)
     ctx.record(customer, consequence.decision)
     customer.status = "closed"
     if consequence.forfeit_credits:

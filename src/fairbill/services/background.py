@@ -70,8 +70,7 @@ def run_merchant(
         made: list[Ctx] = []
 
         def work() -> None:
-            policy = merchant_service.merchant_policy(merchant)
-            made.append(Ctx(session, clock, gateway, merchant, policy))
+            made.append(merchant_service.context(session, clock, gateway, merchant))
             scheduler.run_due(made[0])
 
         runner.run(Job.MERCHANT_RUN, f"merchant:{merchant_id}", work)

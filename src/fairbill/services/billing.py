@@ -158,19 +158,35 @@ def collect(
 
 
 def _apply_credit_notes(ctx: Ctx, invoice: InvoiceRow) -> None:
+    """Unapplied credit notes pay the invoice, oldest first ("the credit is applied to your
+    next invoice"). A note larger than what is due pays up to that amount and the rest
+    carries forward: the note is split into the part applied here and a note of its own for
+    the rest (same date, reason, clauses and credited invoice), waiting for the next
+    invoice. The parts add up to the note issued, which the journal posted once."""
     notes = ctx.session.scalars(
         select(CreditNoteRow)
         .where(
             CreditNoteRow.customer_id == invoice.customer_id,
             CreditNoteRow.applied_to_invoice_id.is_(None),
         )
-        .order_by(CreditNoteRow.id)
+        .order_by(CreditNoteRow.at, CreditNoteRow.id)
     ).all()
     for note in notes:
         due = amount_due(invoice)
-        if due <= 0 or note.amount_minor > due:
-            # A note applies whole: the remainder would otherwise vanish from the record.
-            continue
+        if due <= 0:
+            return
+        if note.amount_minor > due:
+            ctx.session.add(
+                CreditNoteRow(
+                    customer_id=note.customer_id,
+                    at=note.at,
+                    amount_minor=note.amount_minor - due,
+                    reason=f"{note.reason} (carried forward after invoice {invoice.number})",
+                    invoice_id=note.invoice_id,
+                    clauses=list(note.clauses),
+                )
+            )
+            note.amount_minor = due
         note.applied_to_invoice_id = invoice.id
         invoice.credit_applied_minor += note.amount_minor
 
@@ -418,8 +434,12 @@ def handle_failure(
     if sub.first_failed_at is None:
         sub.first_failed_at = ctx.now
     sub.failed_attempts = attempt
-    outcome = decide_failure(
-        ctx.merchant, attempt, ctx.local(sub.first_failed_at), ctx.money(amount_due(invoice))
+    outcome = ctx.decide(
+        customer.id,
+        decide_failure,
+        attempt,
+        ctx.local(sub.first_failed_at),
+        ctx.money(amount_due(invoice)),
     )
     ctx.record(customer, outcome.decision)
     sub.next_retry_at = outcome.next_retry_at
@@ -465,7 +485,7 @@ def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Mone
         if customer.status == CustomerStatus.SUSPENDED:
             customer.status = advance(customer.status, CustomerStatus.ACTIVE)
         customer.data_retained_until = None
-        ctx.record(customer, decide_reactivation(ctx.merchant, paid))
+        ctx.record(customer, ctx.decide(customer.id, decide_reactivation, paid))
         ctx.notify(customer, "reactivated")
 
 

@@ -29,7 +29,7 @@ from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Transaction, transfer
 from fairbill.lifecycle import InvoiceStatus, OperationKind, OperationStatus, SubscriptionStatus
 from fairbill.money import Money
-from fairbill.services import operations
+from fairbill.services import operations, policies
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.bulk import BulkWriter, update_by_id
@@ -275,6 +275,8 @@ def _write(ctx: Ctx, out: _Chunk) -> None:
     ctx.post_many(out.txns, out.txn_customer)
     # Renewed and failed rows carry different columns: one executemany per shape.
     update_by_id(writer, table(SubscriptionRow), out.subs)
+    # The same acceptance of newer terms as a single renewal (``subscriptions._renew``).
+    policies.move_on_renewal(ctx.session, ctx.version_id, [s["id"] for s in out.subs])
 
 
 # -- retries ---------------------------------------------------------------------------------

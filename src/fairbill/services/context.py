@@ -6,16 +6,21 @@ core, posting balanced journal transactions, recording decisions and outbox rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from fairbill.calendar.periods import Interval, Period
+from fairbill.decisions import codec
+from fairbill.decisions.codec import Call
 from fairbill.decisions.decision import Decision
 from fairbill.decisions.facts import (
+    UNUSED_TIME_KINDS,
     CustomerFacts,
     Merchant,
     PaymentFacts,
@@ -25,14 +30,17 @@ from fairbill.decisions.facts import (
 from fairbill.errors import NotFound, UnbalancedTransaction
 from fairbill.gateway.port import PaymentGateway
 from fairbill.ledger.journal import Transaction, check_balanced
+from fairbill.lifecycle import RefundStatus
 from fairbill.money import Money
 from fairbill.policy.model import ItemKind, Policy
+from fairbill.services import policies
 from fairbill.services.clock import Clock
 from fairbill.store.bulk import BulkWriter
 from fairbill.store.ids import allocate_ids
 from fairbill.store.tables import (
     CustomerRow,
     DecisionRow,
+    GatewayOperationRow,
     InvoiceLineRow,
     InvoiceRow,
     JournalEntryRow,
@@ -47,6 +55,8 @@ from fairbill.store.tables import (
     table,
 )
 
+R = TypeVar("R")
+
 
 @dataclass
 class Ctx:
@@ -54,15 +64,51 @@ class Ctx:
     clock: Clock
     gateway: PaymentGateway
     merchant_row: MerchantRow
-    policy: Policy
+    policy: Policy  # the merchant's current version: what new subscriptions accept
+    version_id: int | None = None  # that version's row (None: a policy not stored)
     merchant: Merchant = field(init=False)
     # Every decision recorded through this unit of work, in order, with its customer id:
     # what a caller shows (cosmicpython's ``collect_new_events``), nothing spies on services.
     decided: list[tuple[int, Decision]] = field(init=False, default_factory=list)
+    # The call behind each decision ``decide`` returned, until ``record`` stores it.
+    # Keyed by id(); the decision is kept in the value, so that id is not reused meanwhile.
+    _calls: dict[int, tuple[Decision, Call, int | None, str]] = field(
+        init=False, default_factory=dict
+    )
+    _terms: dict[int, tuple[int | None, Merchant]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         row = self.merchant_row
         self.merchant = Merchant(self.policy, ZoneInfo(row.timezone), row.country, row.currency)
+
+    # -- the policy that decides ---------------------------------------------------------
+    def terms(self, customer_id: int) -> tuple[int | None, Merchant]:
+        """The version the customer accepted (their newest subscription's) and the
+        merchant facts under it; the current version for a customer with none yet."""
+        found = self._terms.get(customer_id)
+        if found is None:
+            version_id = policies.accepted(self.session, customer_id)
+            if version_id is None or version_id == self.version_id:
+                found = (self.version_id, self.merchant)
+            else:
+                policy = policies.policy_of(self.session, version_id)
+                found = (version_id, replace(self.merchant, policy=policy))
+            self._terms[customer_id] = found
+        return found
+
+    def decide(self, customer_id: int, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """``fn(merchant, *args, **kwargs)`` under the customer's accepted version; the
+        call is kept so that ``record`` stores the facts the decision was taken from."""
+        version_id, merchant = self.terms(customer_id)
+        result = fn(merchant, *args, **kwargs)
+        decision = codec.decision_of(result)
+        call = Call(codec.name_of(fn), args, kwargs)
+        self._calls[id(decision)] = (decision, call, version_id, merchant.policy.version)
+        return result
+
+    def forget_terms(self, customer_id: int) -> None:
+        """After a subscription changed the customer's accepted version."""
+        self._terms.pop(customer_id, None)
 
     # -- time and money ------------------------------------------------------------------
     @property
@@ -133,7 +179,6 @@ class Ctx:
                     )
                 )
             )
-        is_renewal = invoice.purpose == "subscription" and payment.number > 1
         return PaymentFacts(
             number=payment.number,
             at=self.local(payment.at),
@@ -146,9 +191,49 @@ class Ctx:
             period=period,
             period_price=period_price,
             discount=self.money(discount_minor) if period is not None and discount_minor else None,
-            is_renewal=is_renewal,
+            is_renewal=self._is_renewal(invoice),
             subscription_id=invoice.subscription_id,
+            refunded_unused=self._refunded_unused(payment),
         )
+
+    def _is_renewal(self, invoice: InvoiceRow) -> bool:
+        """An automatic renewal charge: the invoice of a subscription period after the
+        subscription's first (which starts at its anchor). The customer's payment number
+        says nothing about it: a sign-up after an earlier purchase is no renewal."""
+        if invoice.purpose != "subscription" or invoice.subscription_id is None:
+            return False
+        sub = self.session.get_one(SubscriptionRow, invoice.subscription_id)
+        return invoice.period_start is not None and invoice.period_start > sub.anchor
+
+    def _refunded_unused(self, payment: PaymentRow) -> Money | None:
+        """What refunds of ``payment`` gave back for unused time, in the merchant's currency
+        (as reserved on the payment): a cancellation's refund (it has no request) and
+        refunds of ``UNUSED_TIME_KINDS`` requests; a refund that failed gave nothing back.
+        Compensation for time that was used (an outage) is left out."""
+        if not payment.settled_refunded_minor:
+            return None
+        total = self.session.scalar(
+            select(
+                func.coalesce(
+                    func.sum(
+                        func.coalesce(GatewayOperationRow.settled_minor, RefundRow.amount_minor)
+                    ),
+                    0,
+                )
+            )
+            .select_from(RefundRow)
+            .outerjoin(RequestRow, RequestRow.id == RefundRow.request_id)
+            .outerjoin(GatewayOperationRow, GatewayOperationRow.refund_id == RefundRow.id)
+            .where(
+                RefundRow.payment_id == payment.id,
+                RefundRow.status != RefundStatus.FAILED,
+                or_(
+                    RefundRow.request_id.is_(None),
+                    RequestRow.kind.in_([str(k) for k in UNUSED_TIME_KINDS]),
+                ),
+            )
+        )
+        return self.money(int(total)) if total else None
 
     def _overcharge_left(self, invoice: InvoiceRow) -> Money | None:
         """The overcharge recorded inside the invoice's own payments (``overcharge_minor``:
@@ -306,6 +391,10 @@ class Ctx:
 
     def record(self, customer: CustomerRow, decision: Decision) -> DecisionRow:
         self.decided.append((customer.id, decision))
+        kept = self._calls.pop(id(decision), None)
+        call, version_id, label = (
+            kept[1:] if kept is not None else (None, self.version_id, self.policy.version)
+        )
         row = DecisionRow(
             customer_id=customer.id,
             at=self.now,
@@ -315,7 +404,9 @@ class Ctx:
             reasons=[str(r) for r in decision.reasons],
             clauses=list(decision.clauses),
             explanation=decision.explanation,
-            policy_version=self.policy.version,
+            policy_version=label,
+            policy_version_id=version_id,
+            facts=codec.encode_call(call) if call is not None else None,
         )
         self.session.add(row)
         return row

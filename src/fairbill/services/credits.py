@@ -106,7 +106,7 @@ def consume(
         )
         ctx.record(customer, decision)
         return decision
-    decision, returned = decide_failed_delivery(ctx.merchant, failed, used)
+    decision, returned = ctx.decide(customer.id, decide_failed_delivery, failed, used)
     for pack, take in spent:
         back = min(take, returned)
         if back:
@@ -125,7 +125,7 @@ def expire(ctx: Ctx, customer: CustomerRow, pack: CreditPackRow) -> None:
         or pack.expires_at > ctx.now
     ):
         return
-    decision = decide_expiry(ctx.merchant, pack.kind, pack.remaining)
+    decision = ctx.decide(customer.id, decide_expiry, pack.kind, pack.remaining)
     pack.forfeited += pack.remaining
     pack.remaining = 0
     pack.status = advance(pack.status, CreditPackStatus.EXPIRED)

@@ -81,7 +81,7 @@ def seed(session: Session, clock: Clock, gateway: PaymentGateway) -> list[DemoMe
                     "price": Decimal(price),
                 },
             )
-        ctx = Ctx(session, clock, gateway, merchant, merchant_service.merchant_policy(merchant))
+        ctx = merchant_service.context(session, clock, gateway, merchant)
         portal = _customers(ctx, policy_id, spec)
         operations.commit_and_settle(ctx)  # the demo's first charges, sent and recorded
         made.append(DemoMerchant(policy_id, merchant.id, {k.role: k.key for k in keys}, portal))

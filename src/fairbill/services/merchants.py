@@ -18,10 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fairbill.errors import Conflict, NotFound
+from fairbill.gateway.port import PaymentGateway
 from fairbill.lifecycle import CustomerStatus
 from fairbill.money import Money
-from fairbill.policy.load import resolve_policy
+from fairbill.policy.load import parse_policy
 from fairbill.policy.model import Policy
+from fairbill.services import policies
+from fairbill.services.clock import Clock
+from fairbill.services.context import Ctx
 from fairbill.store.tables import (
     ApiKeyRow,
     CustomerRow,
@@ -67,16 +71,23 @@ def create_merchant(
     now: datetime,
     *,
     name: str,
-    policy_ref: str,
+    policy_ref: str | None = None,
+    policy_text: str | None = None,
     currency: str | None = None,
     timezone: str | None = None,
     country: str | None = None,
     finance_email: str | None = None,
 ) -> tuple[MerchantRow, list[IssuedKey]]:
-    policy = resolve_policy(policy_ref)
+    if policy_text is not None:
+        text, name_ = policy_text, "policy_text"
+    else:
+        assert policy_ref is not None, "a bundled id or a file, or the policy's text"
+        text, name_ = policies.source_text(policy_ref)
+    policy = parse_policy(text, name_)
     row = MerchantRow(
         name=name,
-        policy_ref=policy_ref,
+        # Where the first version came from; decisions read the stored versions only.
+        policy_ref=policy_ref if policy_text is None else f"upload:{policy.id}",
         policy_id=policy.id,
         policy_version=policy.version,
         currency=currency or policy.currency,
@@ -87,6 +98,9 @@ def create_merchant(
     )
     session.add(row)
     session.flush()
+    # Read once, stored whole: decisions never read the file again.
+    first, _ = policies.add_draft(session, row, text, at=now, by="merchant creation", name=name_)
+    policies.publish(session, row, first, at=now)
     keys = [issue_key(session, row, role, now) for role in ROLES]
     return row, keys
 
@@ -202,8 +216,15 @@ def authenticate_portal(session: Session, full: str, now: datetime) -> PortalTok
     return row
 
 
-def merchant_policy(merchant: MerchantRow) -> Policy:
-    return resolve_policy(merchant.policy_ref)
+def merchant_policy(session: Session, merchant: MerchantRow) -> Policy:
+    """The merchant's current policy version (stored: never read from a file again)."""
+    return policies.current(session, merchant)[1]
+
+
+def context(session: Session, clock: Clock, gateway: PaymentGateway, merchant: MerchantRow) -> Ctx:
+    """A unit of work for the merchant, under its current policy version."""
+    version_id, policy = policies.current(session, merchant)
+    return Ctx(session, clock, gateway, merchant, policy, version_id)
 
 
 def _minor(amount: Decimal, currency: str) -> int:

@@ -394,7 +394,7 @@ def reconcile_all(
 
     def make_ctx(session: Session, merchant_id: int) -> Ctx:
         merchant = session.get_one(MerchantRow, merchant_id)
-        return Ctx(session, clock, gateway, merchant, merchants.merchant_policy(merchant))
+        return merchants.context(session, clock, gateway, merchant)
 
     with sessions() as session:
         return reconcile(session, make_ctx, clock.now(), grace)

@@ -22,6 +22,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from fairbill.decisions import codec
+from fairbill.decisions.codec import Call
 from fairbill.decisions.decision import Decision
 from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.dunning import FailureOutcome, decide_failure
@@ -55,7 +57,7 @@ from fairbill.store.tables import (
 log = logging.getLogger("fairbill.operations")
 
 # (attempt, first failure, amount) -> the dunning outcome, for one merchant.
-_Decide = Callable[[int, datetime, Money], FailureOutcome]
+_Decide = Callable[[int, int, datetime, Money], tuple[FailureOutcome, dict[str, Any]]]
 
 
 def record_many(ctx: Ctx, answers: Sequence[tuple[int, Any]]) -> None:
@@ -189,10 +191,12 @@ class _Bulk:
             amount = self.ctx.money(op.settled_minor)
             first = sub.first_failed_at or at
             attempt = sub.failed_attempts + 1
-            outcome = decide(attempt, first.astimezone(self.ctx.merchant.tz), amount)
+            outcome, by = decide(
+                op.customer_id, attempt, first.astimezone(self.ctx.merchant.tz), amount
+            )
             failures[op.invoice_id] = failures.get(op.invoice_id, 0) + 1
             rows.declined(self.ctx, op, amount, failures[op.invoice_id])
-            rows.decisions.append(_decision(self.ctx, op.customer_id, at, outcome.decision))
+            rows.decisions.append(_decision(self.ctx, op.customer_id, at, outcome.decision) | by)
             change = {
                 "row_id": sub.id,
                 "status": str(SubscriptionStatus.PAST_DUE),
@@ -416,6 +420,8 @@ def _decision(ctx: Ctx, customer_id: int, at: datetime, decision: Decision) -> d
         "clauses": list(decision.clauses),
         "explanation": decision.explanation,
         "policy_version": ctx.policy.version,
+        "policy_version_id": ctx.version_id,
+        "facts": None,
     }
 
 
@@ -437,16 +443,25 @@ def _failure_counts(ctx: Ctx, invoice_ids: set[int]) -> dict[int, int]:
 
 
 def _failure_rule(ctx: Ctx) -> _Decide:
-    """``decide_failure``, memoised: declines at one instant share attempt, first failure
-    and amount, and writing the decision's text is most of its cost. Keyed on the UTC
-    instant: local times one DST fold apart compare equal but are not."""
-    cache: dict[tuple[int, datetime, Money], FailureOutcome] = {}
+    """``decide_failure`` under the customer's accepted version, memoised: declines at one
+    instant share attempt, first failure and amount, and writing the decision's text is
+    most of its cost. Keyed on the UTC instant (local times one DST fold apart compare
+    equal but are not) and the version. Each row still stores its own call (its facts)."""
+    cache: dict[tuple[int | None, int, datetime, Money], FailureOutcome] = {}
 
-    def decide(attempt: int, first_failure: datetime, amount: Money) -> FailureOutcome:
-        key = (attempt, first_failure.astimezone(UTC), amount)
+    def decide(
+        customer_id: int, attempt: int, first_failure: datetime, amount: Money
+    ) -> tuple[FailureOutcome, dict[str, Any]]:
+        version_id, merchant = ctx.terms(customer_id)
+        key = (version_id, attempt, first_failure.astimezone(UTC), amount)
         found = cache.get(key)
         if found is None:
-            found = cache[key] = decide_failure(ctx.merchant, attempt, first_failure, amount)
-        return found
+            found = cache[key] = decide_failure(merchant, attempt, first_failure, amount)
+        call = Call(codec.name_of(decide_failure), (attempt, first_failure, amount))
+        return found, {
+            "policy_version": merchant.policy.version,
+            "policy_version_id": version_id,
+            "facts": codec.encode_call(call),
+        }
 
     return decide

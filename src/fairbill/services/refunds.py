@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from fairbill.calendar.windows import business_deadline
 from fairbill.decisions.decision import Decision, DecisionOutcome, Recommendation
-from fairbill.decisions.facts import OutageFacts, RequestFacts
+from fairbill.decisions.facts import UNUSED_TIME_KINDS, OutageFacts, RequestFacts
 from fairbill.decisions.refund import decide_refund
 from fairbill.decisions.review import decide_appeal, decide_review
 from fairbill.errors import NotFound
@@ -28,14 +28,7 @@ from fairbill.store.tables import (
 )
 
 # Refunds of unused time end the service when they are decided (scenario contract).
-ENDS_SERVICE = frozenset(
-    {
-        RequestKind.MONEY_BACK,
-        RequestKind.UNUSED_PERIOD,
-        RequestKind.COOLING_OFF,
-        RequestKind.TERMS_DECLINED,
-    }
-)
+ENDS_SERVICE = UNUSED_TIME_KINDS
 
 
 def payment_by_number(ctx: Ctx, customer: CustomerRow, number: int | str) -> PaymentRow:
@@ -167,7 +160,7 @@ def request_refund(
         if outage is not None
         else None,
     )
-    decision = decide_refund(ctx.merchant, facts, ctx.customer_facts(customer), ctx.now)
+    decision = ctx.decide(customer.id, decide_refund, facts, ctx.customer_facts(customer), ctx.now)
     row = _store_request(ctx, customer, kind, decision, payment, reason)
     ctx.record(customer, decision)
     ctx.notify(customer, "request_received", request=str(row.number))
@@ -300,17 +293,25 @@ def _settle(
         )
     destination = decision.destination or Destination.ORIGINAL_METHOD
     compensation = row.kind == RequestKind.SERVICE_DISRUPTION
-    billing.pay_refund(
-        ctx,
-        customer,
-        payment,
-        decision.amount,
-        destination,
-        decision.clauses,
-        request_id=row.id,
-        fee=decision.fee,
-        compensation=compensation,
-    )
+    # Against the named payment, or each payment of the decision's split (Kalenner's
+    # guarantee refunds everything paid for the subscription, whichever payment is named).
+    parts = [(payment, decision.amount)]
+    if decision.refunds:
+        parts = [(payment_by_number(ctx, customer, r.payment), r.amount) for r in decision.refunds]
+    for index, (paid, amount) in enumerate(parts):
+        if paid is not None and paid is not payment:
+            lock_payment(ctx, paid)
+        billing.pay_refund(
+            ctx,
+            customer,
+            paid,
+            amount,
+            destination,
+            decision.clauses,
+            request_id=row.id,
+            fee=decision.fee if index == 0 else None,  # one fee per decision
+            compensation=compensation,
+        )
     row.status = "paid"
     if (
         RequestKind(row.kind) in ENDS_SERVICE
@@ -352,8 +353,9 @@ def review(
         else ctx.money(0)
     )
     full = ctx.money(payment.settled_minor) if payment else ctx.money(0)
-    decision = decide_review(
-        ctx.merchant,
+    decision = ctx.decide(
+        customer.id,
+        decide_review,
         pending,
         verdict=verdict,
         refundable=refundable,
@@ -361,6 +363,7 @@ def review(
         amount=Money(amount, ctx.currency) if amount is not None else None,
         destination=Destination(destination) if destination else None,
         fee_percent=fee_percent,
+        customer=ctx.customer_facts(customer),
     )
     ctx.record(customer, decision)
     sub = _subscription_of(ctx, customer, payment)
@@ -391,7 +394,7 @@ def _pending_decision(ctx: Ctx, row: RequestRow) -> Decision:
 
 def appeal(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Decision:
     ctx.lock_customer(customer)
-    decision = decide_appeal(ctx.merchant, _pending_decision(ctx, row))
+    decision = ctx.decide(customer.id, decide_appeal, _pending_decision(ctx, row))
     ctx.record(customer, decision)
     if decision.outcome == DecisionOutcome.NEEDS_REVIEW and row.status != "paid":
         row.status = "in_review"

@@ -16,7 +16,7 @@ from fairbill.errors import Conflict, NotFound
 from fairbill.lifecycle import OperationKind
 from fairbill.money import Money
 from fairbill.policy.model import Destination, Trials
-from fairbill.services import billing, operations
+from fairbill.services import billing, operations, policies
 from fairbill.services.billing import Line
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
@@ -114,12 +114,14 @@ def subscribe(
         usage_level=usage,
         is_first=is_first,
         promotion_code=promotion,
+        policy_version_id=ctx.version_id,  # the terms the customer accepts now
     )
     if promotion:
         promo = _promotion(ctx, promotion)
         sub.promotion_periods_left = promo.duration_periods
     ctx.session.add(sub)
     ctx.session.flush()
+    ctx.forget_terms(customer.id)
     if customer.data_deleted_at is None:
         customer.data_retained_until = None  # a live subscription stops the retention clock
     if customer.terms_version is None:
@@ -230,8 +232,9 @@ def cancel(
         )
     if channel == "written":
         customer.written_cancel_at = ctx.now
-    outcome = decide_cancel(
-        ctx.merchant,
+    outcome = ctx.decide(
+        customer.id,
+        decide_cancel,
         ctx.subscription_facts(sub),
         ctx.now,
         immediately=immediately,
@@ -317,7 +320,7 @@ def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code
     new = ctx.plan(plan_code)
     new_price = ctx.money(tier_price_minor(new, sub.usage_level))
     facts = ctx.subscription_facts(sub)
-    outcome = decide_plan_change(ctx.merchant, facts, new_price, new.code, ctx.now)
+    outcome = ctx.decide(customer.id, decide_plan_change, facts, new_price, new.code, ctx.now)
     ctx.record(customer, outcome.decision)
     if outcome.mode == "immediate":
         old_code = sub.plan_code
@@ -357,8 +360,13 @@ def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: i
         return
     new_price = tier_price_minor(plan, value)
     if new_price > sub.price_minor:
-        outcome = decide_tier_move(
-            ctx.merchant, ctx.subscription_facts(sub), ctx.money(new_price), ctx.now, ctx.now
+        outcome = ctx.decide(
+            customer.id,
+            decide_tier_move,
+            ctx.subscription_facts(sub),
+            ctx.money(new_price),
+            ctx.now,
+            ctx.now,
         )
         ctx.record(customer, outcome.decision)
         sub.price_minor = new_price
@@ -392,8 +400,13 @@ def usage_check(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     new_price = tier_price_minor(plan, sub.usage_level)
     if fell_at is None or new_price >= sub.price_minor:
         return
-    outcome = decide_tier_move(
-        ctx.merchant, ctx.subscription_facts(sub), ctx.money(new_price), ctx.local(fell_at), ctx.now
+    outcome = ctx.decide(
+        customer.id,
+        decide_tier_move,
+        ctx.subscription_facts(sub),
+        ctx.money(new_price),
+        ctx.local(fell_at),
+        ctx.now,
     )
     ctx.record(customer, outcome.decision)
     sub.price_minor = new_price
@@ -456,6 +469,10 @@ def _renew(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     index = period_index(anchor, interval, ctx.local(sub.current_period_end))
     period = period_at(anchor, interval, index)
     sub.current_period_start, sub.current_period_end = period.start, period.end
+    ctx.session.flush()
+    policies.move_on_renewal(ctx.session, ctx.version_id, [sub.id])
+    ctx.session.refresh(sub, ["policy_version_id"])
+    ctx.forget_terms(customer.id)
     _bill_period(ctx, customer, sub)
 
 

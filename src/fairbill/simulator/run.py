@@ -18,6 +18,7 @@ from fairbill.services import (
     credits,
     fx,
     operations,
+    policies,
     refunds,
     scheduler,
     subscriptions,
@@ -49,9 +50,11 @@ def simulate(scenario: Scenario) -> dict[str, Any]:
     try:
         with session_factory(engine)() as session:
             clock = TestClock(scenario.start)
-            ctx = Ctx(
-                session, clock, SandboxGateway(), _merchant(session, scenario), scenario.policy
+            merchant = _merchant(session, scenario)
+            version_id = policies.store_published(
+                session, merchant, scenario.policy, at=scenario.start, by="scenario"
             )
+            ctx = Ctx(session, clock, SandboxGateway(), merchant, scenario.policy, version_id)
             customer = _customer(ctx, scenario)
             for rate in scenario.fx:
                 fx.record_rate(ctx, rate.base, rate.quote, rate.at, rate.rate)

@@ -89,6 +89,27 @@ class MerchantRow(Base):
     finance_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
 
 
+class PolicyVersionRow(Base):
+    """One version of a merchant's policy, stored whole (migration 0006). Immutable but
+    for its status (draft, then published): ``digest`` is the SHA-256 of ``canonical``,
+    the policy's canonical JSON, so the same content is the same version. ``text`` is the
+    YAML as the merchant wrote it (line numbers for problems, the source of a render)."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (UniqueConstraint("merchant_id", "digest"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = _fk("merchants.id")
+    digest: Mapped[str] = mapped_column(String(64))
+    policy_id: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(64))  # the file's own ``version``
+    status: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    canonical: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    published_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
 class PlanRow(Base):
     __tablename__ = "plans"
     __table_args__ = (UniqueConstraint("merchant_id", "code"),)
@@ -195,6 +216,10 @@ class SubscriptionRow(Base):
     promotion_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
     promotion_periods_left: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pending_plan: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The policy version the customer accepted for this subscription (migration 0006).
+    policy_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("policy_versions.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
     successor_plan: Mapped[str | None] = mapped_column(String(100), nullable=True)
     is_first: Mapped[bool] = mapped_column(Boolean, default=True)
     first_failed_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -372,6 +397,13 @@ class DecisionRow(Base):
     clauses: Mapped[list[str]] = mapped_column(JSON, default=list)
     explanation: Mapped[str] = mapped_column(Text)
     policy_version: Mapped[str] = mapped_column(String(64))
+    # The version that decided, and the call it decided (``decisions.codec``: canonical
+    # JSON of the facts), so it can be decided again byte for byte (migration 0006; NULL
+    # on older rows and on decisions no pure decider took).
+    policy_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("policy_versions.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    facts: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class OutageRow(Base):

@@ -12,6 +12,7 @@ def register_routes(app: FastAPI) -> None:
         billing,
         customers,
         merchants,
+        policies,
         refund_requests,
         subscriptions,
     )
@@ -24,5 +25,6 @@ def register_routes(app: FastAPI) -> None:
         refund_requests,
         billing,
         account,
+        policies,
     ):
         app.include_router(module.router)

@@ -467,6 +467,7 @@ def export(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
                 "clauses": list(d.clauses),
                 "explanation": d.explanation,
                 "policy_version": d.policy_version,
+                "policy_version_id": f"pv_{d.policy_version_id}" if d.policy_version_id else None,
             }
             for d in rows(DecisionRow)
         ],

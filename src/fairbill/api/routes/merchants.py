@@ -64,6 +64,7 @@ def create_merchant(body: MerchantIn, request: Request, rt: Rt, who: Caller) -> 
             rt.clock.now(),
             name=body.name,
             policy_ref=body.policy,
+            policy_text=body.policy_text,
             currency=body.currency,
             timezone=body.timezone,
             country=body.country,
@@ -291,4 +292,4 @@ def run_due_until(rt: Runtime, target: datetime) -> int:
 
 def _ctx(session: Session, rt: Runtime, merchant_id: int) -> Ctx:
     merchant = session.get_one(MerchantRow, merchant_id)
-    return Ctx(session, rt.clock, rt.gateway, merchant, service.merchant_policy(merchant))
+    return service.context(session, rt.clock, rt.gateway, merchant)

@@ -44,7 +44,11 @@ def load(ctx: Ctx, who: Principal, sub_id: str) -> tuple[CustomerRow, Subscripti
 
 
 def view(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> dict[str, Any]:
-    return subscription_view(Fmt(ctx), sub) | {"customer": customer.code}
+    accepted = f"pv_{sub.policy_version_id}" if sub.policy_version_id else None
+    return subscription_view(Fmt(ctx), sub) | {
+        "customer": customer.code,
+        "policy_version_id": accepted,  # the terms its customer accepted
+    }
 
 
 def _last_decision(ctx: Ctx, customer: CustomerRow) -> dict[str, Any] | None:
@@ -64,6 +68,7 @@ def _last_decision(ctx: Ctx, customer: CustomerRow) -> dict[str, Any] | None:
         "clauses": row.clauses,
         "explanation": row.explanation,
         "policy_version": row.policy_version,
+        "policy_version_id": f"pv_{row.policy_version_id}" if row.policy_version_id else None,
     }
 
 

@@ -1,0 +1,152 @@
+"""Policy versions: upload a draft (YAML), check it, publish it, list, show and compare.
+
+A version is immutable and named by the hash of its content (``digest``); uploading the
+same content again returns the version already stored. Only a merchant's ``admin`` keys
+upload and publish; every role reads. The published document is public (``public.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from fairbill.api.deps import Caller, Db, merchant_ctx, need, runtime
+from fairbill.api.mutation import merchant_work, mutate
+from fairbill.api.problems import RESPONSES, Problem
+from fairbill.api.routes.billing import number_of
+from fairbill.api.settings import Runtime
+from fairbill.policy.diff import diff_policies
+from fairbill.services import policies
+from fairbill.services.context import Ctx
+from fairbill.store.tables import PolicyVersionRow
+
+router = APIRouter(prefix="/v1", tags=["policies"], responses=RESPONSES)
+Rt = Annotated[Runtime, Depends(runtime)]
+
+MAX_POLICY_BYTES = 256 * 1024
+_YAML_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The policy file, YAML (see docs/policy-language.md).",
+        "content": {"application/yaml": {"schema": {"type": "string"}}},
+    }
+}
+
+
+async def yaml_text(request: Request) -> str:
+    """The request body as UTF-8 text (a policy file), at most 256 KiB."""
+    data = await request.body()
+    if len(data) > MAX_POLICY_BYTES:
+        raise Problem(413, "payload_too_large", "Payload too large", "a policy is 256 KiB at most")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(
+            422, "invalid_policy", "Invalid policy", "a policy file is UTF-8 text"
+        ) from exc
+
+
+YamlText = Annotated[str, Depends(yaml_text)]
+
+
+def version_view(row: PolicyVersionRow, *, text: bool = False) -> dict[str, Any]:
+    view = {
+        "id": f"pv_{row.id}",
+        "policy": row.policy_id,
+        "version": row.label,
+        "digest": row.digest,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "created_by": row.created_by,
+        "published_at": row.published_at.isoformat() if row.published_at else None,
+    }
+    return view | {"text": row.text} if text else view
+
+
+def _version(ctx: Ctx, version_id: str) -> PolicyVersionRow:
+    return policies.find(
+        ctx.session, ctx.merchant_row, number_of("pv", version_id, "policy version")
+    )
+
+
+@router.get("/policy_versions")
+def list_versions(session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
+    """Every version of the merchant's policy, oldest first; ``current`` names the one
+    new subscriptions accept."""
+    need(who, "read")
+    ctx = merchant_ctx(session, rt, who)
+    rows = policies.versions(session, ctx.merchant_row)
+    return {"data": [version_view(r) for r in rows], "current": f"pv_{ctx.version_id}"}
+
+
+@router.get("/policy_versions/{version_id}")
+def show_version(version_id: str, session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
+    """One version, with its YAML text."""
+    need(who, "read")
+    return version_view(_version(merchant_ctx(session, rt, who), version_id), text=True)
+
+
+@router.get("/policy_versions/{version_id}/diff/{other_id}")
+def diff_versions(
+    version_id: str, other_id: str, session: Db, rt: Rt, who: Caller
+) -> dict[str, Any]:
+    """What changed from ``version_id`` to ``other_id``, clause by clause, in words;
+    ``material`` is false when only the quoted words changed."""
+    need(who, "read")
+    ctx = merchant_ctx(session, rt, who)
+    old, new = _version(ctx, version_id), _version(ctx, other_id)
+    changes = diff_policies(
+        policies.policy_of(session, old.id), policies.policy_of(session, new.id)
+    )
+    return {
+        "from": f"pv_{old.id}",
+        "to": f"pv_{new.id}",
+        "material": any(c.material for c in changes),
+        "changes": [
+            {
+                "kind": str(c.kind),
+                "clause": c.clause,
+                "material": c.material,
+                "words": c.words,
+                "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in c.fields],
+            }
+            for c in changes
+        ],
+    }
+
+
+@router.post("/policy_versions", status_code=201, openapi_extra=_YAML_BODY)
+def upload_version(text: YamlText, request: Request, rt: Rt, who: Caller) -> JSONResponse:
+    """A draft from a policy file (YAML body): validated (422 ``invalid_policy`` with the
+    line and field of each problem); the same content again is the same version."""
+    need(who, "policy")
+
+    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        # A file that does not load is 422 ``invalid_policy``, with lines (problems.py).
+        row, _ = policies.add_draft(
+            ctx.session, ctx.merchant_row, text, at=ctx.now, by=who.actor, name="policy"
+        )
+        return f"policy_version:pv_{row.id}", version_view(row)
+
+    return mutate(
+        request, rt, who, "policy_version.create", {"text": text}, merchant_work(rt, who, work), 201
+    )
+
+
+@router.post("/policy_versions/{version_id}/publish")
+def publish_version(version_id: str, request: Request, rt: Rt, who: Caller) -> JSONResponse:
+    """Make a draft the current version. Customers with a live subscription are told by
+    email; their subscriptions keep the version they accepted until their terms let the
+    new one apply (continued use at the next renewal, unless they decline)."""
+    need(who, "policy")
+
+    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        row = _version(ctx, version_id)
+        done = policies.publish(ctx.session, ctx.merchant_row, row, at=ctx.now)
+        return f"policy_version:pv_{row.id}", version_view(row) | {
+            "customers_notified": done.notified
+        }
+
+    return mutate(request, rt, who, "policy_version.publish", {}, merchant_work(rt, who, work))
