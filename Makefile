@@ -2,22 +2,33 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# `make run` installs what serving needs; `make test` adds the PostgreSQL driver and the
+# development tools (the `dev` dependency group). One stamp each.
+SERVE_STAMP := $(VENV)/.installed-serve-$(HASH)
+STAMP := $(VENV)/.installed-test-$(HASH)
+# `make run PORT=8001`, or FAIRBILL_PORT in the environment.
+PORT ?= $(or $(FAIRBILL_PORT),8000)
 
-.PHONY: run test lint typecheck unit scenarios bench crash clean soak
+.PHONY: run test lint typecheck unit scenarios bench crash clean soak chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+$(SERVE_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	rm -f $(VENV)/.installed-serve-*
+	touch $(SERVE_STAMP)
 
-run: $(STAMP)
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[postgres]' --group dev
+	rm -f $(VENV)/.installed-test-* $(VENV)/.installed-serve-*
+	touch $(STAMP) $(SERVE_STAMP)
+
+run: $(SERVE_STAMP)
 	$(BIN)/fairbill policy list
-	$(BIN)/fairbill serve --demo
+	$(BIN)/fairbill serve --demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
@@ -26,7 +37,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/fairbill
 
-unit: $(STAMP)
+# The browser tests (tests/web) drive Debian's Chromium through Playwright (Playwright's
+# own browser download is not used): install it when it is missing and we are root.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "the browser tests need Chromium: sudo apt-get install chromium (they skip without it)"; \
+	fi
+
+unit: $(STAMP) chromium
 	$(BIN)/pytest -q -n 2
 
 scenarios: $(STAMP)
@@ -48,6 +71,7 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/cycle.py
 
 # The kill -9 harness at length: 100 kills per database (make test runs 20).

@@ -30,6 +30,7 @@ from fairbill.lifecycle import (
     OperationKind,
     OperationStatus,
     PaymentStatus,
+    PolicyVersionStatus,
     RefundStatus,
     RequestStatus,
     SubscriptionStatus,
@@ -89,6 +90,10 @@ EXPECTED: dict[type[Lifecycle], str] = {
         open -> won lost
         won -> open
         lost ->
+    """,
+    PolicyVersionStatus: """
+        draft -> published
+        published ->
     """,
 }
 

@@ -558,3 +558,38 @@ def test_arithmetic_matches_integer_minor_units(
     assert (a * 3).minor == amount_minor * 3
     assert (a < b) == (amount_minor < other_minor)
     assert (a == b) == (amount_minor == other_minor)
+
+
+# -- the formatter built once per locale and currency is Babel's text ----------------------
+
+
+class TestFastFormatting:
+    """``Money.format`` builds a formatter per (locale, currency) from Babel's own output and
+    keeps it only if it matches Babel on its probes; here it must match Babel on any
+    amount, and fall back to Babel where the digits are grouped otherwise (en_IN)."""
+
+    @PROPERTY_SETTINGS
+    @given(
+        minor=st.integers(min_value=-(10**13), max_value=10**13),
+        currency=st.sampled_from(["EUR", "USD", "ZAR", "JPY", "KWD", "GBP", "CHF", "INR"]),
+        locale=st.sampled_from(["en", "fr", "en_US", "fr_FR", "de", "en_IN", "de_CH", "ar"]),
+    )
+    def test_same_text_as_babel(self, minor: int, currency: str, locale: str) -> None:
+        from babel.numbers import format_currency
+
+        money = Money.from_minor(minor, currency)
+        expected = format_currency(money.round().amount, currency, locale=locale)
+        assert money.format(locale) == expected
+
+    def test_negative_zero_is_formatted_as_babel_does(self) -> None:
+        from babel.numbers import format_currency
+
+        minus_zero = Money(Decimal("-0.00"), "EUR")
+        assert minus_zero.format("en") == format_currency(Decimal("-0.00"), "EUR", locale="en")
+
+    def test_unusual_grouping_falls_back_to_babel(self) -> None:
+        from fairbill.money import _formatter
+
+        assert _formatter("en_IN", "INR").__name__ == "babel"
+        assert Money("1234567.89", "INR").format("en_IN") == "₹12,34,567.89"
+        assert _formatter("en", "EUR").__name__ == "fast"

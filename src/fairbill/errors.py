@@ -14,7 +14,8 @@ values — ``Decision`` objects — never exceptions.
     │   └── UnbalancedTransaction  a journal transaction whose legs do not sum to zero
     ├── NotFound                   a referenced object does not exist
     ├── Conflict                   the state does not allow the operation (double apply, ...)
-    │   └── IllegalTransition      a lifecycle move its state table does not allow
+    │   ├── IllegalTransition      a lifecycle move its state table does not allow
+    │   └── AlreadyDisputed        a chargeback on a payment that has one open already
     └── GatewayError               the payment gateway failed (not a decline: declines are values)
         └── GatewayUncertain       no answer: the money may or may not have moved
             ├── GatewayTimeout     the call was sent; its answer did not come back
@@ -95,6 +96,12 @@ class IllegalTransition(Conflict):
     def __init__(self, lifecycle: str, current: str, new: str) -> None:
         self.lifecycle, self.current, self.new = lifecycle, current, new
         super().__init__(f"{lifecycle}: no transition from {current!r} to {new!r}")
+
+
+class AlreadyDisputed(Conflict):
+    """A second chargeback on one payment. Its own class (the API's ``already_disputed``)
+    because the loser of two concurrent disputes finds the winner's only once it holds
+    the customer's lock, inside the service."""
 
 
 class GatewayError(FairbillError):

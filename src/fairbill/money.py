@@ -10,10 +10,11 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from fairbill.errors import CurrencyMismatch, InvalidAmount
@@ -53,6 +54,19 @@ def check_currency(currency: str) -> str:
     if type(currency) is str:
         _KNOWN_CURRENCIES.add(currency)
     return currency
+
+
+def known_currency(currency: str) -> bool:
+    """Whether ``currency`` is an ISO 4217 code, as CLDR (through Babel) lists them;
+    ``check_currency`` checks the shape only."""
+    return currency in iso_currencies()
+
+
+@cache
+def iso_currencies() -> frozenset[str]:
+    from babel.numbers import list_currencies
+
+    return frozenset(list_currencies())
 
 
 def parse_decimal(text: str) -> Decimal:
@@ -111,7 +125,12 @@ class Money:
     # -- constructors -------------------------------------------------------------------
     @classmethod
     def zero(cls, currency: str) -> Money:
-        return cls(Decimal(0), currency)
+        if cls is not Money:
+            return cls(Decimal(0), currency)
+        zero = _ZEROS.get(currency)
+        if zero is None:  # a Money never changes: one zero per currency serves everyone
+            zero = _ZEROS[check_currency(currency)] = cls(Decimal(0), currency)
+        return zero
 
     @classmethod
     def parse(cls, text: str, currency: str) -> Money:
@@ -148,13 +167,18 @@ class Money:
         if other.currency != self.currency:
             raise CurrencyMismatch(f"cannot combine {self.currency} with {other.currency}")
 
+    # The checks run inline for the common case (two Money of one currency): the operators
+    # are on every decision's path. The result of two finite amounts is checked finite
+    # (``_made``); its currency is one that was already checked.
     def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.amount + other.amount, self.currency)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
+        return _made(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.amount - other.amount, self.currency)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
+        return _made(self.amount - other.amount, self.currency)
 
     def __neg__(self) -> Money:
         return Money._checked(-self.amount, self.currency)
@@ -175,19 +199,23 @@ class Money:
         return Money(self.amount * _as_decimal(numerator) / den, self.currency)
 
     def __lt__(self, other: Money) -> bool:
-        self._same(other)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
         return self.amount < other.amount
 
     def __le__(self, other: Money) -> bool:
-        self._same(other)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
         return self.amount <= other.amount
 
     def __gt__(self, other: Money) -> bool:
-        self._same(other)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
         return self.amount > other.amount
 
     def __ge__(self, other: Money) -> bool:
-        self._same(other)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
         return self.amount >= other.amount
 
     def __bool__(self) -> bool:
@@ -203,10 +231,11 @@ class Money:
 
     # -- rounding and representation --------------------------------------------------
     def round(self, rounding: Rounding = Rounding.HALF_UP) -> Money:
-        quantum = _quantum(self.currency)
-        return Money._checked(
-            self.amount.quantize(quantum, rounding=rounding.decimal_mode), self.currency
-        )
+        quantum = _QUANTA.get(self.currency) or _quantum(self.currency)
+        money = object.__new__(Money)
+        _set(money, "amount", self.amount.quantize(quantum, rounding=_MODES[rounding]))
+        _set(money, "currency", self.currency)
+        return money
 
     def is_rounded(self) -> bool:
         """True when the amount is a whole number of minor units: ``round()`` leaves it
@@ -231,11 +260,97 @@ class Money:
     def __repr__(self) -> str:
         return f"Money('{self.amount}', '{self.currency}')"
 
-    def format(self, locale: str = "en") -> str:
-        """Display for people, per locale ("€1,234.50", "1 234,50 €")."""
-        from babel.numbers import format_currency
+    def format(self, locale: str = "en", rounding: Rounding = Rounding.HALF_UP) -> str:
+        """Display for people, per locale ("€1,234.50", "1 234,50 €"), rounded first
+        (``rounding``): Babel's ``format_currency``, through a formatter built once per
+        locale and currency."""
+        key = (locale, self.currency)
+        formatter = _FORMATTERS.get(key)
+        if formatter is None:
+            formatter = _FORMATTERS[key] = _formatter(locale, self.currency)
+        return formatter(self.round(rounding).amount)
 
-        return str(format_currency(self.round().amount, self.currency, locale=locale))
+
+# -- formatting for people ---------------------------------------------------------------------
+# Babel's ``format_currency`` parses the locale and the pattern and looks up names on every
+# call (~80 µs); decisions format several amounts each. A locale and a currency fix all of
+# that, so the text is built once per pair from Babel's own output: the symbols and signs
+# around the digits, the digits grouped and separated as Babel does. The fast formatter is
+# used only if it gives Babel's text, byte for byte, for every probe below (large and small,
+# fractions, negatives, negative zero); otherwise that pair keeps calling Babel.
+_FORMATTERS: dict[tuple[str, str], Callable[[Decimal], str]] = {}
+_ZEROS: dict[str, Money] = {}
+_PROBES = (
+    "0", "-0", "1", "0.5", "0.01", "1.5", "12.5", "99.99", "999.99", "1000", "1234.56",
+    "10000", "123456.78", "1234567.89", "100000000", "987654321.12",
+    "-1", "-0.01", "-12.5", "-1234.56", "-1234567.89",
+)  # fmt: skip
+_REFERENCE = "1234567.89"
+
+
+def _formatter(locale: str, currency: str) -> Callable[[Decimal], str]:
+    from babel.numbers import (
+        format_currency,
+        get_currency_precision,
+        get_decimal_symbol,
+        get_group_symbol,
+    )
+
+    def babel(amount: Decimal) -> str:
+        return str(format_currency(amount, currency, locale=locale))
+
+    try:
+        spec = f",.{get_currency_precision(currency)}f"
+        group, point = get_group_symbol(locale), get_decimal_symbol(locale)
+        table = str.maketrans({",": group, ".": point})
+
+        def digits(amount: Decimal) -> str:
+            return format(amount, spec).translate(table)
+
+        if (group, point) == (",", "."):
+
+            def digits(amount: Decimal) -> str:
+                return format(amount, spec)
+
+        def around(amount: Decimal) -> tuple[str, str] | None:
+            text, body = babel(amount), digits(abs(amount))
+            at = text.find(body)
+            return (text[:at], text[at + len(body) :]) if at >= 0 else None
+
+        reference = Money(_REFERENCE, currency).round().amount
+        plus, minus = around(reference), around(-reference)
+        if plus is None or minus is None:
+            return babel
+        (prefix, suffix), (neg_prefix, neg_suffix) = plus, minus
+
+        def fast(amount: Decimal) -> str:
+            if amount.is_signed():  # as Babel decides the sign: -0 is negative
+                return neg_prefix + digits(-amount) + neg_suffix
+            return prefix + digits(amount) + suffix
+
+        for probe in _PROBES:
+            amount = Money(probe, currency).round().amount
+            if fast(amount) != babel(amount):
+                return babel
+    except Exception:  # any surprise in Babel's data: Babel itself, as before
+        return babel
+    return fast
+
+
+_set = object.__setattr__
+_MODES = {Rounding.HALF_UP: ROUND_HALF_UP, Rounding.HALF_EVEN: ROUND_HALF_EVEN}
+
+
+def _made(amount: Decimal, currency: str) -> Money:
+    """The Money of an arithmetic result: ``currency`` is a checked Money's own, so only the
+    amount is checked (finite, as ``Money`` requires; a Decimal context that does not trap
+    overflow could make an infinity)."""
+    if not amount.is_finite():
+        raise InvalidAmount(f"not a finite amount: {amount}")
+    money = object.__new__(Money)
+    _set(money, "amount", amount)
+    _set(money, "currency", currency)
+    return money
 
 
 def money_sum(items: Iterable[Money], currency: str) -> Money:

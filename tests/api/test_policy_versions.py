@@ -65,6 +65,7 @@ def test_old_subscriptions_are_decided_by_v1_and_new_ones_by_v2(api: Api) -> Non
     status, draft = upload(m, V2)
     assert status == 201, draft
     assert draft["status"] == "draft" and draft["digest"] != v1["digest"]
+    assert draft["lint"]["clean"] is True  # linted as ``fairbill policy lint`` does
     assert upload(m, V2)[1]["id"] == draft["id"]  # the same content is the same version
     published = m.ok(m.post(f"/v1/policy_versions/{draft['id']}/publish"))
     assert published["customers_notified"] == 1  # ana is told
@@ -129,6 +130,19 @@ def test_a_draft_that_does_not_load_is_a_problem_with_its_line(api: Api) -> None
     assert "window_days" in error["field"]
 
 
+def test_a_draft_is_linted_with_codes_clauses_and_lines(api: Api) -> None:
+    m = nubeflow(api)
+    # Sold to consumers, its first-subscription-only guarantee misses the EU floor.
+    consumer = V1.replace("customer_types: [business]", "customer_types: [consumer]")
+    status, draft = upload(m, consumer)
+    assert status == 201
+    lint = draft["lint"]
+    assert lint["clean"] is False
+    [floor] = [f for f in lint["findings"] if f["code"] == "legal_floor"]
+    assert floor["clause"] == "nubeflow/guarantee"
+    assert floor["line"] == consumer.splitlines().index("  - id: nubeflow/guarantee") + 1
+
+
 def test_only_admin_keys_upload_and_publish(api: Api) -> None:
     m = nubeflow(api)
     for role in ("finance", "support", "readonly"):
@@ -156,3 +170,20 @@ def test_a_policy_file_edited_on_disk_changes_no_live_decision(
     api.advance("2026-01-20T00:00:00+00:00")
     decision = cancel_decision(m, ana)
     assert (decision["policy_version"], decision["amount"]) == ("1", "20.00")
+
+
+def test_the_published_document_is_public_and_names_its_version(api: Api) -> None:
+    m = nubeflow(api)
+    page = api.client.get(f"/v1/public/merchants/{m.id}/policy")  # no key
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "30" in page.text and 'lang="en"' in page.text
+    [v1] = m.ok(m.get("/v1/policy_versions"))["data"]
+    assert page.headers["x-policy-version"] == v1["id"]
+    french = api.client.get(
+        f"/v1/public/merchants/{m.id}/policy", params={"lang": "fr", "format": "md"}
+    )
+    assert french.status_code == 200 and french.headers["content-type"].startswith("text/markdown")
+    draft = upload(m, V2)[1]
+    hidden = api.client.get(f"/v1/public/merchants/{m.id}/policy", params={"version": draft["id"]})
+    assert hidden.status_code == 404  # a draft is not published
+    assert api.client.get("/v1/public/merchants/999/policy").status_code == 404

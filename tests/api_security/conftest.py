@@ -177,7 +177,12 @@ def build_world(fb: Api) -> World:
             "payment_id": payments[0],
             "operation_id": operation["id"],
             "merchant_id": str(a.id),
+            # A's policy version (the one it was created with): shown, compared, published.
+            "version_id": a.ok(a.get("/v1/policy_versions"))["current"],
+            "other_id": a.ok(a.get("/v1/policy_versions"))["current"],
             "prefix": a.keys["readonly"].split(".")[0],
+            # A spare portal token of a_cus_1's (revoked by A in the last round).
+            "token_prefix": a.portal_token("a_cus_1").split(".")[0],
         },
         portal=portal,
     )

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from api.helpers import ADMIN_TOKEN, Api, Merchant
+from fairbill.policy.load import bundled_policy
 from fairbill.store.tables import AuditLogRow
 
 from .conftest import audit_count, audit_rows, fill, operations
@@ -30,6 +31,7 @@ OUTAGE = {
     "cause": "internal",
     "reported_at": "2026-01-05T02:00:00+02:00",
 }
+CONEK_V2 = bundled_policy("conek").model_dump(mode="json") | {"version": "2"}
 GENERATED_ID = re.compile(r"^req_[0-9a-f]{16}$")
 
 
@@ -120,6 +122,13 @@ STEPS = [
          "customer.export", "customer:c_1"),
     Step("admin", "POST", "/v1/customers/c_2/close", None,
          "customer.close", "customer:c_2"),
+    # A JSON body is YAML too: the conek policy with a new label (not a material change).
+    Step("admin", "POST", "/v1/policy_versions", CONEK_V2,
+         "policy_version.create", "policy_version:{pv2}", 201),
+    Step("admin", "POST", "/v1/policy_versions/{pv2}/publish", None,
+         "policy_version.publish", "policy_version:{pv2}"),
+    Step("admin", "POST", "/v1/customers/c_1/portal_tokens/{ptok}/revoke", None,
+         "portal_token.revoke", "portal_token:{ptok}"),
 ]  # fmt: skip
 
 
@@ -206,7 +215,7 @@ def test_every_state_change_writes_one_row(api: Api) -> None:
         elif step.path.endswith("/api_keys"):
             ids["key1" if "key1" not in ids else "key2"] = out["prefix"]
         elif step.path.endswith("/portal_tokens"):
-            portal = out["token"]
+            portal, ids["ptok"] = out["token"], out["prefix"]
         elif step.path == "/v1/outages":
             ids["req1"] = out["data"][0]["id"]
             assert merchant is not None
@@ -214,6 +223,8 @@ def test_every_state_change_writes_one_row(api: Api) -> None:
             ids["pay2"] = pay["id"]
         elif step.path == "/v1/refund_requests":
             ids["req2"] = out["id"]
+        elif step.path == "/v1/policy_versions":
+            ids["pv2"] = out["id"]
 
         echoed = response.headers["X-Request-Id"]
         if sent == f"rid-{number}":
@@ -243,16 +254,21 @@ def test_every_state_change_writes_one_row(api: Api) -> None:
             assert (merchant_id, at) == (merchant.id, api.runtime.clock.now())
             # The request as validated (defaults filled in) is kept with the row.
             given = body if body is not None else {"customer": step.path.split("/")[3]}
+            if step.path == "/v1/policy_versions":  # a YAML body is kept as its text
+                given = {"text": response.request.content.decode()}
+            elif step.path.endswith("/publish"):
+                given = {}
             assert within(given, details["payload"]), (given, details)
         rows = now
-    assert len(rows) == sum(1 for s in STEPS if s.action) == 32
+    assert len(rows) == sum(1 for s in STEPS if s.action) == 35
 
     # Reads write nothing, and nothing rewrites the log.
     assert merchant is not None
     params = {"customer_id": "c_1", "sub_id": ids["sub1"], "request_id": ids["req1"]}
     params |= {"invoice_id": "inv_1", "payment_id": ids["pay2"]}
     [operation, *_] = merchant.ok(merchant.get("/v1/gateway_operations"))["data"]
-    params |= {"operation_id": operation["id"]}
+    params |= {"operation_id": operation["id"], "merchant_id": ids["merchant"]}
+    params |= {"version_id": ids["pv2"], "other_id": ids["pv2"]}
     for method, path, _ in operations(app):  # type: ignore[arg-type]
         if method == "GET" and not path.endswith("/export"):
             role = "admin" if path == "/v1/api_keys" else "readonly"  # keys: admins only

@@ -23,6 +23,7 @@ from sqlalchemy import Table, select
 
 from fairbill.api.app import create_app
 from fairbill.api.settings import Runtime
+from fairbill.policy.load import bundled_policy_text
 from fairbill.store.db import make_engine
 from fairbill.store.tables import Base, CustomerRow
 
@@ -57,6 +58,7 @@ def requests(
         ("GET", "/v1/customers/{customer_id}"): {},
         ("POST", "/v1/customers/{customer_id}/payment_methods"): {"json": {"id": "x_card"}},
         ("POST", "/v1/customers/{customer_id}/portal_tokens"): {"json": {}},
+        ("POST", "/v1/customers/{customer_id}/portal_tokens/{token_prefix}/revoke"): {},
         ("POST", "/v1/subscriptions"): {
             "json": {"customer": "a_cus_1", "plan": plan, "payment_method": "a_card_1"}
         },
@@ -107,7 +109,18 @@ def requests(
         ("GET", "/v1/api_keys"): {},
         ("POST", "/v1/api_keys"): {"json": {"role": "readonly"}},
         ("POST", "/v1/api_keys/{prefix}/revoke"): {},
+        ("GET", "/v1/policy_versions"): {},
+        ("GET", "/v1/policy_versions/{version_id}"): {},
+        ("GET", "/v1/policy_versions/{version_id}/diff/{other_id}"): {},
+        ("POST", "/v1/policy_versions"): {"content": POLICY_V2},  # a YAML body
+        ("POST", "/v1/policy_versions/{version_id}/publish"): {},
+        ("GET", "/v1/public/merchants/{merchant_id}/policy"): {},
     }
+
+
+# A merchant's published refund policy is public by design: customers must read it.
+PUBLIC = frozenset({("GET", "/v1/public/merchants/{merchant_id}/policy")})
+POLICY_V2 = bundled_policy_text("conek").replace('version: "', 'version: "v2-', 1)
 
 
 def call(w: World, op: Op, token: str, request: dict[str, Any]) -> httpx.Response:
@@ -165,7 +178,7 @@ def test_every_operation_has_a_request_with_a_valid_body() -> None:
         f"operations without a request: {sorted(set(ops) - set(table))}; "
         f"stale entries: {sorted(set(table) - set(ops))}"
     )
-    assert len(ops) == 53
+    assert len(ops) == 60
     for op, route in ops.items():
         body = table[op].get("json")
         assert (route.body_field is not None) == (body is not None), op
@@ -198,7 +211,7 @@ def intrusions(w: World, ops: list[Op], table: dict[Op, dict[str, Any]]) -> list
     failures: list[str] = []
     targeted = 0
     for who, (token, markers) in intruders.items():
-        for op in ops:
+        for op in [op for op in ops if op not in PUBLIC]:
             request = table[op]
             response = call(w, op, token, request)
             # Naming back what was asked (``no subscription 'sub_1'``) leaks nothing.
@@ -222,8 +235,8 @@ def intrusions(w: World, ops: list[Op], table: dict[Op, dict[str, Any]]) -> list
             ):
                 # A list filtered by A's customer code is answered, and empty.
                 failures.append(f"{where}: {response.text[:200]}")
-    # 26 operations on a path naming an object of A's, 4 naming one in the body.
-    assert targeted == 3 * 30
+    # 30 operations on a path naming an object of A's, 4 naming one in the body.
+    assert targeted == 3 * 34
     return failures
 
 
@@ -269,7 +282,14 @@ def test_no_key_sees_another_merchants_data(world: World) -> None:
 
     # Not vacuous: A's own admin key reads every path above and sees a_cus_1's objects,
     # and a_cus_1's own portal token reads each of its customer's paths.
-    reads = [op for op in ops if op[0] == "GET" and "{" in op[1]]
+    policy = [
+        op
+        for op in ops
+        if op[0] == "GET" and op[1].startswith(("/v1/policy_versions/", "/v1/public/"))
+    ]
+    for op in policy:  # the merchant's policy, not a customer's: A's key reads it
+        assert call(w, op, w.a.keys["admin"], table[op]).status_code == 200, op
+    reads = [op for op in ops if op[0] == "GET" and "{" in op[1] and op not in policy]
     assert len(reads) == 9
     for op in reads:
         mine = call(w, op, w.a.keys["admin"], table[op])
@@ -293,4 +313,6 @@ def test_no_key_sees_another_merchants_data(world: World) -> None:
         ("POST", "/v1/merchants/{merchant_id}/api_keys"): 403,
         # No terms change was published (terms_changes sorts after it).
         ("POST", "/v1/customers/{customer_id}/decline_terms"): 409,
+        # A's version named in the path is its current one: published already.
+        ("POST", "/v1/policy_versions/{version_id}/publish"): 409,
     }

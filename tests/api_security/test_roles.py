@@ -24,6 +24,7 @@ from sqlalchemy import update
 from api.helpers import ADMIN_TOKEN, Api
 from fairbill.api.deps import PORTAL, ROLE_PERMISSIONS
 from fairbill.api.problems import PROBLEM_JSON
+from fairbill.policy.load import bundled_policy_text
 from fairbill.store.tables import ApiKeyRow, PortalTokenRow
 
 from .conftest import OUTAGE, audit_count, fill, operations
@@ -92,9 +93,17 @@ MATRIX: dict[Op, tuple[str, str]] = {
     ("POST", "/v1/subscriptions/{sub_id}/cancel"): ("cancel", "ASP"),
     ("POST", "/v1/customers/{customer_id}/decline_terms"): ("cancel", "ASP"),
     ("GET", "/v1/customers/{customer_id}/export"): ("export", "AFSP"),
+    ("GET", "/v1/policy_versions"): ("read_policy", "AFSR"),
+    ("GET", "/v1/policy_versions/{version_id}"): ("read_policy", "AFSR"),
+    ("GET", "/v1/policy_versions/{version_id}/diff/{other_id}"): ("read_policy", "AFSR"),
+    ("POST", "/v1/policy_versions"): ("policy", "A"),
+    ("POST", "/v1/policy_versions/{version_id}/publish"): ("policy", "A"),
+    ("GET", "/v1/public/merchants/{merchant_id}/policy"): ("public", "AFSRPO"),
+    ("POST", "/v1/customers/{customer_id}/portal_tokens/{token_prefix}/revoke"): ("customers", "A"),
     ("POST", "/v1/customers/{customer_id}/close"): ("close", "A"),
     ("POST", "/v1/api_keys/{prefix}/revoke"): ("keys", "A"),
 }
+# "public": no credential needed (a merchant's published policy is for anyone to read).
 # "read:staff": the route asks ``need(who, "read")`` and a merchant key besides: what it
 # shows (other customers' subscriptions) is not a portal customer's business.
 ORDER = list(MATRIX)  # run in this order: creations before uses, closing last
@@ -148,15 +157,23 @@ def body(op: Op, code: str, ids: dict[str, str]) -> dict[str, Any]:
         ("POST", "/v1/outages"): {"json": OUTAGE | {"customers": [code]}},
         ("POST", "/v1/terms_changes"): {"json": {"material": True}},
         ("POST", "/v1/subscriptions/{sub_id}/cancel"): {"json": {"channel": "written"}},
+        ("POST", "/v1/policy_versions"): {"content": _policy_text(f"v3-{code}")},
     }
     return bodies.get(op, {})
+
+
+def _policy_text(label: str) -> str:
+    """Conek's bundled policy under another version label: a new version's YAML."""
+    return bundled_policy_text("conek").replace('version: "', f'version: "{label}-', 1)
 
 
 def test_the_matrix_is_the_one_deps_grants() -> None:
     for op, (asked, allowed) in MATRIX.items():
         permission, _, staff_only = asked.partition(":")
         for letter, role in CREDENTIALS.items():
-            if permission == "platform":
+            if permission == "public":
+                grants = True
+            elif permission == "platform":
                 grants = letter == "O"
             elif letter == "O":
                 grants = False  # the operator passes ``need`` but has no merchant
@@ -201,8 +218,15 @@ def setup(fb: Api) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
             "operation_id": charge["id"],
         }
     spare = m.ok(m.post("/v1/api_keys", {"role": "readonly"}), 201)["prefix"]  # to revoke
+    current = m.ok(m.get("/v1/policy_versions"))["current"]
+    draft = m.client.post(
+        "/v1/policy_versions", content=_policy_text("v2"), headers=m.headers("admin")
+    ).json()["id"]  # admin publishes it in its turn
     for own in ids.values():
         own |= {"merchant_id": str(m.id), "prefix": spare}
+        # A spare portal token of the credential's own customer, to revoke.
+        own |= {"token_prefix": m.portal_token(own["customer_id"]).split(".")[0]}
+        own |= {"version_id": draft, "other_id": current}
     tokens = {letter: m.keys[role] for letter, role in CREDENTIALS.items() if letter in "AFSR"}
     tokens["P"] = m.portal_token("c_P")
     tokens["O"] = ADMIN_TOKEN

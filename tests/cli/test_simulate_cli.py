@@ -96,3 +96,18 @@ def test_test_command_on_a_folder_runs_every_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["test", str(tmp_path)])
     assert "5 passed, 0 failed" in result.output
     assert result.exit_code == 0
+
+
+def test_an_input_error_is_reported_on_stdout_apart_from_failures(tmp_path: Path) -> None:
+    """A file that cannot run is an ERROR with its reason on stdout, not a FAIL (whose
+    reason was only on stderr); input errors exit 2, failures alone exit 1."""
+    good = tmp_path / "good.yaml"
+    good.write_text((EXAMPLES / "voip-immediate-cancel.yaml").read_text())
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_REF)
+    result = runner.invoke(app, ["test", str(good), str(broken)], env={"COLUMNS": "250"})
+    assert result.exit_code == 2
+    assert f"ERROR {broken}:16: events.1.refund_request.payment" in result.stdout
+    assert "no payment 5" in result.stdout
+    assert "FAIL" not in result.stdout
+    assert "1 passed, 0 failed, 1 error(s)" in result.stdout

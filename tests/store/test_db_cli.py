@@ -9,7 +9,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from fairbill.cli.main import app
+from fairbill.store.migrate import head_revision
 from fairbill.store.tables import Base
+
+HEAD = head_revision()  # tests/store/test_migrations.py pins it
 
 runner = CliRunner(env={"COLUMNS": "250", "NO_COLOR": "1"})
 
@@ -31,20 +34,21 @@ def test_default_url_is_fairbill_db_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
     result = run()
     assert result.exit_code == 0, result.output
-    assert result.stdout == "sqlite:///fairbill.db: upgraded from empty to revision 0006 (newest)\n"
+    upgraded = f"sqlite:///fairbill.db: upgraded from empty to revision {HEAD} (newest)\n"
+    assert result.stdout == upgraded
     assert sqlite_tables(tmp_path / "fairbill.db") == set(Base.metadata.tables) | {
         "alembic_version"
     }
     again = run()
     assert again.exit_code == 0, again.output
-    assert again.stdout == "sqlite:///fairbill.db: already at revision 0006 (newest)\n"
+    assert again.stdout == f"sqlite:///fairbill.db: already at revision {HEAD} (newest)\n"
 
 
 def test_explicit_url(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     result = run("--database-url", f"sqlite:///{path}")
     assert result.exit_code == 0, result.output
-    assert "upgraded from empty to revision 0006" in result.stdout
+    assert f"upgraded from empty to revision {HEAD}" in result.stdout
     assert "subscriptions" in sqlite_tables(path)
 
 

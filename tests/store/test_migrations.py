@@ -30,7 +30,7 @@ from fairbill.store.migrate import (
     head_revision,
     upgrade,
 )
-from fairbill.store.tables import Base, JournalTransactionRow, MerchantRow, PlanRow
+from fairbill.store.tables import AuditLogRow, Base, JournalTransactionRow, MerchantRow, PlanRow
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -80,7 +80,7 @@ def plan(merchant_id: int, code: str = "monthly") -> PlanRow:
     return PlanRow(merchant_id=merchant_id, code=code, interval_months=1, price_minor=1900)
 
 
-HEAD = "0006"
+HEAD = "0007"
 VERSION_FILES = [
     "0001_initial.py",
     "0002_fx_rates_and_settled_amounts.py",
@@ -88,6 +88,7 @@ VERSION_FILES = [
     "0004_customer_email_and_delivery_attempts.py",
     "0005_gateway_operations.py",
     "0006_policy_versions.py",
+    "0007_portal_token_revocation.py",
 ]
 
 
@@ -267,3 +268,45 @@ def test_downgrade_to_base_removes_every_table(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)  # and back up again
     assert current_revision(database_url) == HEAD
+
+
+def test_0007_takes_gateway_tokens_out_of_the_audit_log(database_url: str) -> None:
+    """Payloads stored before 0007 kept payment methods' gateway tokens in clear."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0006")
+    finally:
+        engine.dispose()
+    payload = {"id": "c_1", "payment_methods": [{"id": "card_1", "token": "tok_in_clear"}]}
+    with session(database_url) as s:
+        row = merchant()
+        s.add(row)
+        s.flush()
+        for action, details in (
+            ("customer.create", {"payload": payload}),
+            ("payment_method.create", {"payload": {"id": "card_2", "token": "tok_two"}}),
+            ("plan.create", {"payload": {"id": "monthly", "token": None}}),
+        ):
+            s.add(
+                AuditLogRow(
+                    merchant_id=row.id,
+                    at=datetime(2026, 1, 1, tzinfo=UTC),
+                    actor="key:fb_x",
+                    action=action,
+                    target="t",
+                    request_id="r",
+                    details=details,
+                )
+            )
+        s.commit()
+    upgrade(database_url)
+    with session(database_url) as s:
+        kept = [r.details for r in s.scalars(select(AuditLogRow).order_by(AuditLogRow.id))]
+    assert kept == [
+        {"payload": {"id": "c_1", "payment_methods": [{"id": "card_1", "token": "redacted"}]}},
+        {"payload": {"id": "card_2", "token": "redacted"}},
+        {"payload": {"id": "monthly", "token": None}},
+    ]

@@ -15,10 +15,12 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from fairbill.api import problems
 from fairbill.api.deps import client_request_id
+from fairbill.api.guard import Guard
 from fairbill.api.routes import jobs, register_routes
 from fairbill.api.settings import Runtime
 from fairbill.services import operations
 from fairbill.services.idempotency import release_abandoned, wall_now
+from fairbill.web import install as install_web
 
 log = logging.getLogger("fairbill.api")
 
@@ -32,23 +34,27 @@ class RequestId(BaseHTTPMiddleware):
         return response
 
 
-def _nul_field(value: Any, path: str = "") -> str | None:
-    """The dotted name of the first string in a JSON value holding a NUL, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        name = f"{path}.{key}".lstrip(".")
-        if isinstance(key, str) and "\x00" in key:
-            return name
-        found = _nul_field(item, name)
-        if found is not None:
-            return found
+def _nul_field(value: Any) -> str | None:
+    """The dotted name of the first string in a JSON value holding a NUL, if any. A loop
+    with its own stack, not recursion: a body nested 1,000 deep was a RecursionError (500)."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return path
+            continue
+        if isinstance(node, dict):
+            items: list[tuple[Any, Any]] = list(node.items())
+        elif isinstance(node, list):
+            items = list(enumerate(node))
+        else:
+            continue
+        for key, item in reversed(items):  # reversed: the first member is looked at first
+            name = f"{path}.{key}".lstrip(".")
+            if isinstance(key, str) and "\x00" in key:
+                return name
+            stack.append((name, item))
     return None
 
 
@@ -76,8 +82,8 @@ class RejectNul(BaseHTTPMiddleware):
         if b"\\u0000" in body:  # the JSON escape (a raw NUL is not JSON)
             try:
                 field = _nul_field(json.loads(body))
-            except ValueError:
-                field = None  # not JSON: the route answers it
+            except (ValueError, RecursionError):
+                field = None  # not JSON, or nested too deep to parse: the route answers it
             if field is not None:
                 return invalid(field)
         return await call_next(request)
@@ -127,6 +133,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         lifespan=_lifespan,
+        # The docs pages are the web's, served from vendored assets (FastAPI's load a CDN).
+        docs_url=None,
+        redoc_url=None,
         title="fairbill",
         version="1",
         summary="Subscription billing that runs the merchant's published refund policy.",
@@ -139,8 +148,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.add_middleware(RejectNul)
+    app.add_middleware(Guard)  # outside RejectNul: no body is read before it passes here
     app.add_middleware(RequestId)  # the outer one: problems above carry the id too
     problems.install(app)
     register_routes(app)
     app.include_router(jobs.router)
+    install_web(app)  # /static, /docs, /redoc and the pages (/portal)
     return app

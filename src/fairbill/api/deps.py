@@ -1,71 +1,27 @@
-"""Request plumbing: the database session, who is calling, and the merchant context."""
+"""Request plumbing: the database session, who is calling, and the merchant context.
+
+What each role may do, and the caller (``Principal``), are ``services.roles`` (the back
+office checks the same table); they are re-exported here for the routes and tests.
+"""
 
 from __future__ import annotations
 
 import hmac
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
-from fairbill.api.problems import forbidden, unauthorized
+from fairbill.api.problems import Problem, forbidden, too_many_failures, unauthorized
 from fairbill.api.settings import Runtime
 from fairbill.services import merchants as merchant_service
 from fairbill.services.context import Ctx
+from fairbill.services.roles import PORTAL as PORTAL
+from fairbill.services.roles import ROLE_PERMISSIONS as ROLE_PERMISSIONS
+from fairbill.services.roles import Principal as Principal
 from fairbill.store.tables import CustomerRow, MerchantRow
-
-# What each role may do. A portal token may only act on its own customer, and only read,
-# cancel, preview, ask for a refund and export its own data (data portability):
-PORTAL = frozenset({"read", "cancel", "preview", "request_refund", "export"})
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset(
-        {
-            "read",
-            "catalog",
-            "customers",
-            "subscribe",
-            "cancel",
-            "change_plan",
-            "preview",
-            "usage",
-            "purchase",
-            "request_refund",
-            "review",
-            "refund",
-            "outage",
-            "dispute",
-            "terms",
-            "close",
-            "export",
-            "keys",
-            "policy",  # upload and publish policy versions
-        }
-    ),
-    "finance": frozenset(
-        {"read", "preview", "review", "refund", "outage", "dispute", "request_refund", "export"}
-    ),
-    "support": frozenset({"read", "cancel", "preview", "request_refund", "export"}),
-    "readonly": frozenset({"read"}),
-}
-
-
-@dataclass(frozen=True)
-class Principal:
-    kind: str  # "admin" (platform operator) | "key" | "portal"
-    actor: str
-    merchant_id: int | None = None
-    role: str | None = None
-    customer_id: int | None = None
-
-    def allows(self, permission: str) -> bool:
-        if self.kind == "admin":
-            return True
-        if self.kind == "portal":
-            return permission in PORTAL
-        return permission in ROLE_PERMISSIONS.get(self.role or "", frozenset())
 
 
 def runtime(request: Request) -> Runtime:
@@ -96,17 +52,46 @@ def request_id(request: Request) -> str:
     return rid
 
 
+# Where ``api.guard`` leaves the principal it authenticated before reading a body.
+GUARDED_PRINCIPAL = "fairbill.principal"
+
+
 def principal(
+    request: Request,
     session: Annotated[Session, Depends(db)],
     rt: Annotated[Runtime, Depends(runtime)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
+    known = request.scope.get("state", {}).get(GUARDED_PRINCIPAL)
+    if isinstance(known, Principal):
+        return known  # the guard authenticated this request before its body was read
     try:
-        return _authenticate(session, rt, authorization)
+        return authenticate(session, rt, authorization, client_address(request))
     finally:
         # End the read now, or it keeps a pooled connection (and, under WAL, an old
         # snapshot) for the whole request while ``mutate`` works in a session of its own.
         session.rollback()
+
+
+def client_address(request: Request) -> str:
+    """Whom failed authentications are counted against (``api.throttle``): the peer's
+    address (behind a proxy, uvicorn's ``--forwarded-allow-ips`` makes it the client's)."""
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate(
+    session: Session, rt: Runtime, authorization: str | None, client: str
+) -> Principal:
+    """The caller, or 401; a client with too many recent failures is refused (429) before
+    its credentials are looked at, and every 401 counts as one more failure."""
+    wait = rt.throttle.retry_after(client)
+    if wait:
+        raise too_many_failures(wait)
+    try:
+        return _authenticate(session, rt, authorization)
+    except Problem:
+        rt.throttle.failed(client)
+        raise
 
 
 def _authenticate(session: Session, rt: Runtime, authorization: str | None) -> Principal:

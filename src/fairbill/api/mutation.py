@@ -41,6 +41,7 @@ from fairbill.services.idempotency import (
     wall_now,
 )
 from fairbill.services.merchants import redact_secrets
+from fairbill.services.redaction import redact
 from fairbill.store.tables import AuditLogRow, IdempotencyKeyRow, table
 
 log = logging.getLogger("fairbill.api")
@@ -111,7 +112,8 @@ def mutate(
                     action=action,
                     target=done.target[:_TARGET_LENGTH],
                     request_id=getattr(request.state, "request_id", "") or "",
-                    details={"payload": _jsonable(payload)},
+                    # Secrets (gateway tokens, keys) are never stored in clear.
+                    details={"payload": redact(_jsonable(payload))},
                 )
             )
             if key:

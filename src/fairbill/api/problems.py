@@ -13,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fairbill.api.strict import allowed_methods
 from fairbill.errors import (
+    AlreadyDisputed,
     Conflict,
     FairbillError,
     GatewayError,
@@ -28,7 +30,16 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class Problem(Exception):
-    def __init__(self, status: int, code: str, title: str, detail: str = "", **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or title)
         self.status, self.code, self.title, self.detail, self.extra = (
             status,
@@ -37,6 +48,7 @@ class Problem(Exception):
             detail,
             extra,
         )
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
     def response(self, request: Request) -> JSONResponse:
         body = {
@@ -48,7 +60,9 @@ class Problem(Exception):
             "instance": request.url.path,
             **self.extra,
         }
-        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON)
+        return JSONResponse(
+            body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers
+        )
 
 
 # -- documenting them: every route declares the problems it may answer ------------------
@@ -88,7 +102,13 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _problem(
         "Refused in the object's present state, or an `Idempotency-Key` reused or in progress."
     ),
+    413: _problem("The body is larger than the API accepts (`payload_too_large`)."),
     422: _problem("Invalid input (`validation_error`, `invalid_input`, `invalid_amount`, ...)."),
+    429: _problem(
+        "Too many failed authentications from this client (`too_many_failures`): "
+        "retry after `Retry-After` seconds."
+    )
+    | {"headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}},
 }
 # Routes that may refund through the payment gateway.
 GATEWAY_RESPONSES: dict[int | str, dict[str, Any]] = RESPONSES | {
@@ -98,6 +118,25 @@ GATEWAY_RESPONSES: dict[int | str, dict[str, Any]] = RESPONSES | {
 
 def unauthorized(detail: str = "missing or invalid credentials") -> Problem:
     return Problem(401, "unauthorized", "Unauthorized", detail)
+
+
+def too_many_failures(retry_after: int) -> Problem:
+    return Problem(
+        429,
+        "too_many_failures",
+        "Too many failed authentications",
+        f"too many failed authentications from this client: retry in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def payload_too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "payload_too_large",
+        "Payload too large",
+        f"a request body is at most {limit} bytes",
+    )
 
 
 def forbidden(detail: str) -> Problem:
@@ -132,6 +171,8 @@ def from_error(exc: FairbillError) -> Problem:
         return invalid_policy(exc)
     if isinstance(exc, IllegalTransition):
         return conflict("illegal_transition", str(exc))
+    if isinstance(exc, AlreadyDisputed):  # also what the route's own check answers
+        return conflict("already_disputed", str(exc))
     if isinstance(exc, Conflict):
         return conflict("conflict", str(exc))
     if isinstance(exc, InputError):
@@ -184,4 +225,9 @@ def install(app: FastAPI) -> None:
         ).response(request)
         for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
             response.headers[name] = value
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route of the path only.
+            methods = allowed_methods(request.app, request.scope["path"])
+            if methods:
+                response.headers["Allow"] = ", ".join(methods)
         return response

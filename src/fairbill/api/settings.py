@@ -1,4 +1,5 @@
-"""What a running API holds: the engine, the clock, the gateway and the admin token."""
+"""What a running API holds: the engine, the clock, the gateway, the admin token and the
+throttle of failed authentications."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import cast
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from fairbill.api.throttle import Throttle
 from fairbill.gateway.port import PaymentGateway
 from fairbill.gateway.sandbox_db import DatabaseSandbox
 from fairbill.services.clock import Clock, SystemClock
@@ -24,6 +26,8 @@ class Runtime:
     # Unless given: the sandbox, with its books in this database (a restart changes nothing).
     gateway: PaymentGateway = _DATABASE_SANDBOX
     admin_token: str | None = None
+    # Failed authentications per client (``api.throttle``): this runtime's own.
+    throttle: Throttle = field(default_factory=Throttle)
     sessions: sessionmaker[Session] = field(init=False)
     # Sessions that only read (GET routes, authentication, previews): they never write,
     # so on a SQLite file they do not queue behind writers (``store.db.reader_engine``).

@@ -28,11 +28,11 @@ class Interval:
 
     @classmethod
     def month(cls) -> Interval:
-        return cls(1)
+        return _MONTH if cls is Interval else cls(1)
 
     @classmethod
     def year(cls) -> Interval:
-        return cls(12)
+        return _YEAR if cls is Interval else cls(12)
 
     def describe(self) -> str:
         if self.months == 1:
@@ -42,6 +42,9 @@ class Interval:
         if self.months % 12 == 0:
             return f"{self.months // 12} years"
         return f"{self.months} months"
+
+
+_MONTH, _YEAR = Interval(1), Interval(12)  # immutable: one of each serves every caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +82,23 @@ def add_months(anchor: datetime, months: int) -> datetime:
     index = anchor.year * 12 + (anchor.month - 1) + months
     year, month = divmod(index, 12)
     month += 1
-    last_day = _last_day(year, month)
-    naive = anchor.replace(tzinfo=None, year=year, month=month, day=min(anchor.day, last_day))
     tz = anchor.tzinfo
     assert isinstance(tz, ZoneInfo)
-    return localize(naive, tz)
+    # ``localize`` of the naive wall time, built in one constructor call: a wall time in a
+    # DST gap is the one whose offset changes on the way through UTC (the same test as
+    # comparing wall times, since the instant is the same).
+    aware = datetime(
+        year,
+        month,
+        min(anchor.day, _last_day(year, month)),
+        anchor.hour,
+        anchor.minute,
+        anchor.second,
+        anchor.microsecond,
+        tz,
+    )
+    roundtrip = aware.astimezone(UTC).astimezone(tz)
+    return roundtrip if roundtrip.utcoffset() != aware.utcoffset() else aware
 
 
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)

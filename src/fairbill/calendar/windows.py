@@ -9,10 +9,22 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
+
+
+@cache
+def supported_countries() -> frozenset[str]:
+    """The two-letter codes whose public holidays the ``holidays`` package knows: business
+    days can be counted for those countries only (any other raises in
+    ``_country_holidays``)."""
+    return frozenset(c for c in holidays.list_supported_countries() if len(c) == 2)
+
+
+def known_country(country: str) -> bool:
+    return country in supported_countries()
 
 
 @lru_cache(maxsize=32)

@@ -16,6 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from fairbill.cli.console import print_table
 from fairbill.errors import PolicyError
 from fairbill.policy.load import BUNDLED_IDS, bundled_policy, load_policy_file, resolve_policy
 from fairbill.policy.model import ClauseBase, Policy
@@ -106,7 +107,7 @@ def list_policies() -> None:
                 )
             )
         )
-    _console().print(table)
+    print_table(_console(), table)
 
 
 @app.command("show")
@@ -129,7 +130,7 @@ def show(
     table.add_column("parameters")
     for clause in policy.clauses:
         table.add_row(Text(clause.id), Text(_kind(clause)), Text("\n".join(parameters(clause))))
-    console.print(table)
+    print_table(console, table)
     if policy.not_automated:
         console.print(Text(f"{len(policy.not_automated)} sentences not automated (see explain)"))
 

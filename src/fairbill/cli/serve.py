@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -13,13 +14,17 @@ from rich.console import Console
 
 from fairbill.api.app import create_app
 from fairbill.api.settings import Runtime
+from fairbill.cli.listen import DEFAULT_PORT, HOST_ENV, PORT_ENV, check_free
+from fairbill.errors import InputError
 from fairbill.notify.outbox import deliver_forever
 from fairbill.notify.smtp import SmtpSettings
 from fairbill.services.background import run_forever
 from fairbill.services.clock import Clock, SystemClock, TestClock
+from fairbill.services.redaction import RedactingFilter
 from fairbill.store.db import DEFAULT_URL, make_engine
 
 console = Console(highlight=False)
+ADMIN_TOKEN_ENV = "FAIRBILL_ADMIN_TOKEN"
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +35,8 @@ def serve(
     database_url: Annotated[
         str, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
     ] = DEFAULT_URL,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(envvar=HOST_ENV)] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar=PORT_ENV, min=1, max=65535)] = DEFAULT_PORT,
     demo: Annotated[
         bool,
         typer.Option(
@@ -52,6 +57,12 @@ def serve(
 
     from fairbill.store.migrate import upgrade
 
+    try:
+        check_free(host, port)  # first: nothing migrated or printed for a busy port
+    except InputError as exc:
+        for location, message in exc.problems:
+            console.print(f"{location.field}: {message}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
     clock: Clock = SystemClock()
     if test_clock is not None:
         try:
@@ -66,11 +77,12 @@ def serve(
     except Exception as exc:  # a bad URL or an unreachable server is an input error
         console.print(f"cannot open the database {database_url!r}: {exc}", markup=False)
         raise typer.Exit(2) from exc
-    admin = os.environ.get("FAIRBILL_ADMIN_TOKEN") or f"adm_{secrets.token_urlsafe(18)}"
+    given = os.environ.get(ADMIN_TOKEN_ENV)
+    admin = given or f"adm_{secrets.token_urlsafe(18)}"
     runtime = Runtime(make_engine(database_url), clock=clock, admin_token=admin)
     if demo:
-        _seed_demo(runtime)
-    console.print(f"platform admin token: {admin}", markup=False)
+        _seed_demo(runtime, f"http://{host}:{port}")
+    console.print(admin_token_line(given, admin), markup=False)
     console.print(f"API docs: http://{host}:{port}/docs  (OpenAPI: /openapi.json)", markup=False)
     stop = threading.Event()
     worker = threading.Thread(
@@ -92,13 +104,24 @@ def serve(
     else:
         console.print("email: FAIRBILL_SMTP_HOST is not set; notifications wait in the outbox")
     try:
+        # The access log has every URL; a portal link's carries its token.
+        logging.getLogger("uvicorn.access").addFilter(RedactingFilter())
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
     finally:
         stop.set()
         runtime.close()
 
 
-def _seed_demo(runtime: Runtime) -> None:
+def admin_token_line(given: str | None, admin: str) -> str:
+    """What start-up says about the platform admin token: a token made here is shown
+    (once: the operator has no other way to learn it); one the operator set in the
+    environment is never echoed, so that it stays out of terminals and log files."""
+    if given:
+        return f"platform admin token: the one in {ADMIN_TOKEN_ENV} (not shown)"
+    return f"platform admin token: {admin}  # set {ADMIN_TOKEN_ENV} to choose it"
+
+
+def _seed_demo(runtime: Runtime, base_url: str = "http://127.0.0.1:8000") -> None:
     from sqlalchemy import func, select
 
     from fairbill.services.demo import seed
@@ -113,11 +136,24 @@ def _seed_demo(runtime: Runtime) -> None:
     for m in made:
         name = m.policy.upper()
         console.print(f"export {name}_KEY={m.keys['admin']}", markup=False, soft_wrap=True)
-        console.print(
-            f"export {name}_SUPPORT_KEY={m.keys['support']}", markup=False, soft_wrap=True
-        )
+        for role in ("finance", "support"):
+            console.print(
+                f"export {name}_{role.upper()}_KEY={m.keys[role]}", markup=False, soft_wrap=True
+            )
         console.print(
             f"export {name}_PORTAL_TOKEN={m.portal_token}  # customer {m.policy}-active",
             markup=False,
             soft_wrap=True,
         )
+        # The customer's portal: the link trades the token for a cookie and drops it.
+        console.print(
+            f"# {m.policy}-active's portal: {base_url}/portal/enter?token={m.portal_token}",
+            markup=False,
+            soft_wrap=True,
+        )
+    # One back office for every merchant: the key signed in with says whose, and its role.
+    console.print(
+        f"# back office: {base_url}/app/sign-in  (sign in with any key above)",
+        markup=False,
+        soft_wrap=True,
+    )

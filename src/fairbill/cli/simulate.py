@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fairbill.cli.console import print_table
 from fairbill.errors import InputError
 from fairbill.simulator.expect import first_mismatch
 from fairbill.simulator.run import simulate
@@ -61,7 +62,7 @@ def _report(console: Console, r: dict[str, Any]) -> None:
             f"{s['current_period_start']} → {s['current_period_end']}",
             s["ended_at"] or s["cancel_at"] or "",
         )
-    console.print(subs)
+    print_table(console, subs)
     inv = Table("#", "issued", "total", "credit", "wallet", "paid", "status", title="Invoices")
     for i in r["invoices"]:
         inv.add_row(
@@ -73,14 +74,14 @@ def _report(console: Console, r: dict[str, Any]) -> None:
             i["amount_paid"],
             i["status"],
         )
-    console.print(inv)
+    print_table(console, inv)
     if r["refunds"]:
         ref = Table("at", "amount", "to", "payment", "clauses", title="Refunds")
         for f in r["refunds"]:
             ref.add_row(
                 f["at"], f["amount"], f["destination"], str(f["payment"]), ", ".join(f["clauses"])
             )
-        console.print(ref)
+        print_table(console, ref)
     if r["requests"]:
         req = Table("#", "kind", "decision", "amount", "status", "clauses", title="Requests")
         for q in r["requests"]:
@@ -92,11 +93,11 @@ def _report(console: Console, r: dict[str, Any]) -> None:
                 q["status"],
                 ", ".join(q["clauses"]),
             )
-        console.print(req)
+        print_table(console, req)
     timeline = Table("at", "action", "outcome", "amount", "explanation", title="Decisions")
     for d in r["decisions"]:
         timeline.add_row(d["at"], d["action"], d["outcome"], d["amount"], d["explanation"])
-    console.print(timeline)
+    print_table(console, timeline)
     console.print(f"wallet {r['wallet']['balance']}, ledger balanced: {r['ledger']['balanced']}")
 
 
@@ -115,9 +116,11 @@ def _files(paths: list[Path]) -> list[Path]:
 def test_command(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders.")],
 ) -> None:
-    """Check each scenario's expect: block; exit 1 if any fails, 2 on input errors."""
-    passed = failed = 0
-    input_errors = False
+    """Check each scenario's expect: block; exit 1 if any fails, 2 on input errors.
+
+    A file that cannot be run (it breaks the scenario contract) is an ERROR, not a FAIL:
+    reported on stdout with its reason, counted apart, and the exit status is 2."""
+    passed = failed = errors = 0
     out = Console(highlight=False, soft_wrap=True)
     files = _files(paths)
     if not files:
@@ -128,10 +131,9 @@ def test_command(
             scenario = load_scenario(file)
             result = simulate(scenario)
         except InputError as exc:
-            input_errors = True
-            failed += 1
+            errors += 1
             for location, message in exc.problems:
-                err.print(f"{location}: {message}", markup=False)
+                out.print(f"ERROR {location}: {message}", markup=False)
             continue
         mismatch = first_mismatch(scenario.expect or {}, result)
         if mismatch is None:
@@ -144,8 +146,9 @@ def test_command(
                 f"got {mismatch.actual!r}" + (f" ({mismatch.reason})" if mismatch.reason else ""),
                 markup=False,
             )
-    out.print(f"{passed} passed, {failed} failed", markup=False)
-    if input_errors:
+    summary = f"{passed} passed, {failed} failed"
+    out.print(summary + (f", {errors} error(s)" if errors else ""), markup=False)
+    if errors:
         raise typer.Exit(2)
     if failed:
         raise typer.Exit(1)

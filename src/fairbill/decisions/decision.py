@@ -8,9 +8,10 @@ Invariants: ``amount`` is rounded to the currency's minor unit and never negativ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from fairbill.decisions.reasons import Reason
 from fairbill.money import Money
@@ -72,6 +73,23 @@ class Decision:
 
     def with_amount(self, amount: Money) -> Decision:
         return replace(self, amount=amount)
+
+    def but(self, **changes: Any) -> Decision:
+        """``dataclasses.replace`` for a decision, without its per-call introspection (the
+        refund rules replace a decision or two on every request); the amount is checked
+        again when it changes."""
+        if not changes.keys() <= _FIELD_SET:
+            raise TypeError(f"a decision has no field {sorted(changes.keys() - _FIELD_SET)}")
+        new = object.__new__(Decision)
+        for name in _FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        if "amount" in changes:
+            new.__post_init__()
+        return new
+
+
+_FIELDS = tuple(f.name for f in fields(Decision))
+_FIELD_SET = frozenset(_FIELDS)
 
 
 def payout_outcome(amount: Money, full: Money) -> DecisionOutcome:

@@ -30,7 +30,7 @@ class Merchant:
         return Money.zero(self.currency)
 
     def fmt(self, money: Money) -> str:
-        return money.round(self.rounding).format("en")
+        return money.format("en", self.policy.rounding)  # rounded once, the merchant's way
 
     def day(self, instant: datetime) -> str:
         return instant.astimezone(self.tz).date().isoformat()

@@ -10,8 +10,8 @@ Order of reasoning (top of ``decide_refund``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fairbill.calendar.proration import duration_share, overlap, remaining_days
@@ -37,6 +37,7 @@ from fairbill.policy.model import (
     NonRefundable,
     OutageCompensation,
     Outcome,
+    Policy,
     RefundBasis,
     RefundDestination,
     RequestKind,
@@ -60,13 +61,48 @@ def decide_refund(
 
 
 # -- 1. requirements and automatic declines -------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """What every refund request asks of the policy, found once per policy
+    (``Policy.derived``): the decline grounds by ground, the exception clauses by request
+    kind, in the policy's order."""
+
+    grounds: Mapping[str, DeclineGround]
+    exceptions: Mapping[str, tuple[ExceptionRefund, ...]]
+    requirements: Mapping[RequestKind, list[RequestRequirements]]  # that apply to a kind
+
+
+def _build_rules(policy: Policy) -> _Rules:
+    exceptions: dict[str, tuple[ExceptionRefund, ...]] = {}
+    for c in policy.clauses_of(ExceptionRefund):
+        exceptions[c.reason] = (*exceptions.get(c.reason, ()), c)
+    requirements = policy.clauses_of(RequestRequirements)
+    return _Rules(
+        {g.ground: g for g in policy.clauses_of(DeclineGround)},
+        exceptions,
+        {kind: [r for r in requirements if not r.kinds or kind in r.kinds] for kind in RequestKind},
+    )
+
+
+def _rules(m: Merchant) -> _Rules:
+    return m.policy.derived("refund.rules", _build_rules)
+
+
 def _requirements(m: Merchant, req: RequestFacts, customer: CustomerFacts) -> Decision | None:
-    grounds = {g.ground: g for g in m.policy.clauses_of(DeclineGround)}
-    applicable = [
-        r for r in m.policy.clauses_of(RequestRequirements) if not r.kinds or req.kind in r.kinds
-    ]
-    if req.kind == RequestKind.SERVICE_DISRUPTION:
-        applicable = []  # opened by the merchant on the customer's behalf
+    rules = _rules(m)
+    grounds = rules.grounds
+    applicable: list[RequestRequirements] = []
+    if req.kind != RequestKind.SERVICE_DISRUPTION:  # opened by the merchant for the customer
+        found = rules.requirements.get(req.kind)
+        applicable = (
+            found
+            if found is not None
+            else [
+                r
+                for r in m.policy.clauses_of(RequestRequirements)
+                if not r.kinds or req.kind in r.kinds
+            ]
+        )
     no_reason = not (req.reason and req.reason.strip())
     violations = m.policy.first(Violations)
     if customer.in_violation and ("violation" in grounds or violations is not None):
@@ -227,7 +263,7 @@ def _whole_subscription(m: Merchant, sub: SubscriptionFacts, g: MoneyBackGuarant
         f"{m.day(sub.anchor)}: everything paid for it is refunded in full: {parts} = "
         f"{m.fmt(total)}.",
     )
-    return replace(decision, refunds=refunds)
+    return decision.but(refunds=refunds)
 
 
 def _not_refundable(m: Merchant, req: RequestFacts) -> Decision:
@@ -655,8 +691,8 @@ _RULES: dict[RequestKind, Rule] = {
 
 
 # -- leaves ---------------------------------------------------------------------------------
-def _exceptions(m: Merchant, kind: RequestKind) -> list[ExceptionRefund]:
-    return [c for c in m.policy.clauses_of(ExceptionRefund) if c.reason == kind]
+def _exceptions(m: Merchant, kind: RequestKind) -> tuple[ExceptionRefund, ...]:
+    return _rules(m).exceptions.get(kind, ())
 
 
 def _first_exception(m: Merchant, kind: RequestKind) -> ExceptionRefund | None:
@@ -814,8 +850,8 @@ def _cap(m: Merchant, ceiling: Money | None, d: Decision) -> Decision:
         *d.reasons,
         Reason.NOTHING_LEFT_TO_REFUND if amount.is_zero else Reason.CAPPED_AT_AMOUNT_PAID,
     )
-    return replace(
-        d, outcome=outcome, amount=amount, reasons=reasons, explanation=text, recommendation=rec
+    return d.but(
+        outcome=outcome, amount=amount, reasons=reasons, explanation=text, recommendation=rec
     )
 
 
@@ -858,8 +894,7 @@ def _route(m: Merchant, customer: CustomerFacts, d: Decision) -> Decision:
         rec = Recommendation(
             rec.outcome, rec.amount, dest if rec.outcome != DecisionOutcome.DECLINED else None
         )
-    return replace(
-        d,
+    return d.but(
         destination=dest,
         reasons=(*d.reasons, *reasons),
         clauses=(*d.clauses, *[c for c in clauses if c not in d.clauses]),

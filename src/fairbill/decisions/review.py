@@ -16,7 +16,7 @@ from fairbill.decisions.facts import CustomerFacts, Merchant
 from fairbill.decisions.reasons import Reason
 from fairbill.decisions.refund import aml_bound
 from fairbill.money import Money
-from fairbill.policy.model import Appeals, Destination, Fees, RefundDestination
+from fairbill.policy.model import Appeals, Destination, Fees, Policy, RefundDestination
 
 
 def decide_review(
@@ -56,14 +56,7 @@ def decide_review(
         dest, reasons = destination or rec.destination, [Reason.REVIEW_APPROVED]
     dest = dest or pending.destination or Destination.ORIGINAL_METHOD
     clauses = list(pending.clauses)
-    fixed = next(
-        (
-            d
-            for d in m.policy.clauses_of(RefundDestination)
-            if d.same_method_only or aml_bound(d, customer)
-        ),
-        None,
-    )
+    fixed = bound_destination(m.policy, customer)
     corrected = ""
     if fixed is not None and dest != Destination.ORIGINAL_METHOD:
         # "Refund is processed strictly via the same payment method" (EmailConsul); "anti-fraud
@@ -103,6 +96,19 @@ def decide_review(
         clauses=tuple(clauses),
         explanation=text + "." + (corrected if paid else ""),
         fee=fee,
+    )
+
+
+def bound_destination(policy: Policy, customer: CustomerFacts) -> RefundDestination | None:
+    """The clause that keeps this customer's refunds on the method that paid, whatever a
+    reviewer chooses (same-method only, or the AML exception on a flagged account)."""
+    return next(
+        (
+            d
+            for d in policy.clauses_of(RefundDestination)
+            if d.same_method_only or aml_bound(d, customer)
+        ),
+        None,
     )
 
 

@@ -12,15 +12,17 @@ changes an existing one. Keep each kind small: one rule, a few parameters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fairbill.money import Rounding, check_currency, parse_decimal
 from fairbill.policy.lint_codes import LintSettings
+from fairbill.policy.places import country_problem, currency_problem, timezone_problem
 
 
 class _Strict(BaseModel):
@@ -545,6 +547,7 @@ Clause = Annotated[
 ]
 
 C = TypeVar("C", bound=ClauseBase)
+T = TypeVar("T")
 
 
 class ClauseIdError(ValueError):
@@ -560,6 +563,16 @@ class NotAutomated(_Strict):
 
     source: str = Field(min_length=1, description="The sentence, verbatim.")
     why: str = Field(min_length=1, description="Why no clause implements it.")
+
+
+_KINDS = "_clauses_by_kind"  # Policy.__dict__ key of the per-kind index (not a field)
+
+
+def _known(value: str, problem: Callable[[str], str | None]) -> str:
+    why = problem(value)
+    if why is not None:
+        raise ValueError(why)
+    return value
 
 
 class Policy(_Strict):
@@ -597,18 +610,18 @@ class Policy(_Strict):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        return check_currency(value)
+        return _known(check_currency(value), currency_problem)
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        return _known(value, timezone_problem)
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}") from exc
-        return value
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        # ``holidays`` must know it: business-day deadlines skip its public holidays.
+        return _known(value, country_problem)
 
     @model_validator(mode="after")
     def _ids(self) -> Policy:
@@ -622,11 +635,48 @@ class Policy(_Strict):
         return self
 
     def clauses_of(self, kind: type[C]) -> list[C]:
-        return [c for c in self.clauses if isinstance(c, kind)]
+        cache = self.__dict__.get(_KINDS)
+        if cache is not None and cache[0] is self.clauses and kind in cache[1]:
+            return list(cache[1][kind])
+        return list(self._of_kind(kind))
 
     def first(self, kind: type[C]) -> C | None:
-        found = self.clauses_of(kind)
+        cache = self.__dict__.get(_KINDS)
+        if cache is not None and cache[0] is self.clauses and kind in cache[1]:
+            found = cache[1][kind]
+        else:
+            found = self._of_kind(kind)
         return found[0] if found else None
+
+    def _of_kind(self, kind: type[C]) -> tuple[C, ...]:
+        """The clauses of ``kind``, found once per policy and kind (decisions ask the same
+        questions of one policy over and over). Kept in the instance's ``__dict__`` beside
+        the fields, which pydantic ignores there (equality, dumps and digests compare
+        fields only), and tied to the ``clauses`` list it was built from, so a copy with
+        other clauses (``model_copy(update=...)``) builds its own. The list itself is not
+        to be changed in place (the model is frozen)."""
+        cache = self.__dict__.get(_KINDS)
+        clauses = self.clauses
+        if cache is None or cache[0] is not clauses:
+            cache = self.__dict__[_KINDS] = (clauses, {})
+        index: dict[type, tuple[ClauseBase, ...]] = cache[1]
+        found = index.get(kind)
+        if found is None:
+            found = index[kind] = tuple(c for c in clauses if isinstance(c, kind))
+        return found  # type: ignore[return-value]
+
+    def derived(self, key: str, build: Callable[[Policy], T]) -> T:
+        """What ``build`` computes from this policy, computed once (the decisions ask the
+        same questions of one policy over and over: its decline grounds, its exceptions by
+        request kind); kept beside the per-kind index and dropped with it."""
+        cache = self.__dict__.get(_KINDS)
+        if cache is None or cache[0] is not self.clauses:
+            cache = self.__dict__[_KINDS] = (self.clauses, {})
+        index: dict[object, Any] = cache[1]
+        if key in index:
+            return index[key]  # type: ignore[no-any-return]
+        value = index[key] = build(self)
+        return value
 
     def clause(self, clause_id: str) -> ClauseBase:
         for c in self.clauses:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from fairbill.decisions.credits import forfeits_credits
 from fairbill.decisions.decision import Decision, DecisionOutcome
@@ -19,12 +19,12 @@ from fairbill.decisions.disputes import (
     retention_until,
 )
 from fairbill.decisions.reasons import Reason
-from fairbill.errors import Conflict
+from fairbill.errors import AlreadyDisputed, Conflict
 from fairbill.ledger.accounts import Account
-from fairbill.lifecycle import InvoiceStatus
+from fairbill.lifecycle import LIVE, InvoiceStatus
 from fairbill.money import Money
 from fairbill.policy.model import RequestKind
-from fairbill.services import billing, credits, refunds, subscriptions
+from fairbill.services import billing, credits, merchants, refunds, subscriptions
 from fairbill.services.billing import Collected
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
@@ -164,9 +164,11 @@ def _paying_payment(ctx: Ctx, invoice: InvoiceRow) -> PaymentRow:
 
 
 def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_first: bool) -> None:
+    # The payment is read again under the lock: a dispute that committed while this
+    # request waited for it is seen here, and refused as the route refuses one it sees.
     ctx.lock_customer(customer)
     if payment.disputed == "open":
-        raise Conflict(f"payment {payment.number} already has an open dispute")
+        raise AlreadyDisputed(f"payment {payment.number} already has an open dispute")
     payment.disputed = "open"
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
     consequence = ctx.decide(customer.id, decide_chargeback, left, contacted_first)
@@ -214,9 +216,37 @@ def outage(
     )
     ctx.session.add(row)
     ctx.session.flush()
-    return refunds.request_refund(
+    request = refunds.request_refund(
         ctx, customer, RequestKind.SERVICE_DISRUPTION, outage=row, reason=f"{cause} outage"
     )
+    # The request names its outage: what each customer got for one incident can be shown.
+    request.details = {**request.details, "outage": row.id}
+    return request
+
+
+def declare_outage(
+    ctx: Ctx,
+    start: datetime,
+    end: datetime,
+    cause: str,
+    reported_at: datetime | None,
+    customers: list[CustomerRow] | None = None,
+) -> list[tuple[CustomerRow, RequestRow]]:
+    """An incident that has ended, for ``customers`` or else merchant-wide: every customer
+    with a live subscription, in customer order. Each gets its own outage and
+    ``service_disruption`` request, decided by the policy like any other."""
+    if customers is None:
+        live = exists().where(
+            SubscriptionRow.customer_id == CustomerRow.id, SubscriptionRow.status.in_(LIVE)
+        )
+        customers = list(
+            ctx.session.scalars(
+                select(CustomerRow)
+                .where(CustomerRow.merchant_id == ctx.merchant_row.id, live)
+                .order_by(CustomerRow.id)
+            )
+        )
+    return [(c, outage(ctx, c, start, end, cause, reported_at)) for c in customers]
 
 
 def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
@@ -234,6 +264,7 @@ def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
         )
     if consequence.terminate:
         customer.status = "terminated"
+        merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
         for sub in subscriptions.live_subscriptions(ctx, customer):
             subscriptions.end_subscription(ctx, customer, sub, "terminated")
         until, _ = retention_until(ctx.merchant, "termination", ctx.now)
@@ -269,6 +300,8 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
     consequence = ctx.decide(customer.id, decide_closure)
     ctx.record(customer, consequence.decision)
     customer.status = "closed"
+    # A closed account takes no more self-service: its portal tokens end with it.
+    merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
     if consequence.forfeit_credits:
         credits.forfeit_all(
             ctx, customer, forfeits_credits(ctx.merchant, "closure"), "account closed"

@@ -26,10 +26,15 @@ from fairbill.policy.model import Policy
 from fairbill.services import policies
 from fairbill.store.tables import CustomerRow, DecisionRow, MerchantRow
 
-__all__ = ["Redecided", "redecide"]
+__all__ = ["Fields", "Redecided", "redecide"]
 
 _FIELDS = ("outcome", "amount_minor", "reasons", "clauses", "explanation")
 _BATCH = 5000
+
+
+# The stored fields of a decision, compared as they are: outcome, amount in minor units,
+# reasons, clauses, explanation.
+Fields = tuple[str, int, tuple[str, ...], tuple[str, ...], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +43,37 @@ class Redecided:
     customer_id: int
     action: str
     clauses: tuple[str, ...]  # the stored decision's
-    stored: str  # canonical JSON of the stored fields
-    again: str  # the same fields, decided again
+    stored_fields: Fields  # outcome, amount_minor, reasons, clauses, explanation
+    again_fields: Fields  # the same fields, decided again
     amount_minor: int
     again_minor: int
     at: str  # the stored decision's instant, ISO 8601
 
     @property
+    def stored(self) -> str:
+        """Canonical JSON of the stored fields."""
+        return _canonical(*self.stored_fields)
+
+    @property
+    def again(self) -> str:
+        """Canonical JSON of the same fields, decided again."""
+        return _canonical(*self.again_fields)
+
+    @property
+    def outcome(self) -> str:
+        return self.stored_fields[0]
+
+    @property
+    def again_outcome(self) -> str:
+        return self.again_fields[0]
+
+    @property
+    def again_clauses(self) -> tuple[str, ...]:
+        return self.again_fields[3]
+
+    @property
     def same(self) -> bool:
-        return self.stored == self.again
+        return self.stored_fields == self.again_fields
 
     @property
     def delta_minor(self) -> int:
@@ -54,10 +81,15 @@ class Redecided:
 
 
 def redecide(
-    session: Session, merchant: MerchantRow, *, under: Policy | None = None
+    session: Session,
+    merchant: MerchantRow,
+    *,
+    under: Policy | None = None,
+    ids: tuple[int, int] | None = None,
 ) -> Iterator[Redecided]:
     """Each of the merchant's stored decisions with facts, decided again: under the
-    version that took it, or under ``under`` for everyone. Streams in batches."""
+    version that took it, or under ``under`` for everyone. Streams in batches, in
+    decision order; ``ids``: only decision ids ``lo <= id < hi`` (a worker's share)."""
     tz = ZoneInfo(merchant.timezone)
     facts_of: dict[int | None, Merchant] = {}
 
@@ -93,32 +125,44 @@ def redecide(
         .order_by(d.id)
         .execution_options(yield_per=_BATCH)
     )
-    for row in session.execute(query):
-        m = facts(None if under is not None else row.policy_version_id)
-        decision = decode_call(row.facts).run(m)
+    if ids is not None:
+        query = query.where(d.id >= ids[0], d.id < ids[1])
+    for (
+        decision_id,
+        customer_id,
+        at,
+        action,
+        version_id,
+        facts_text,
+        outcome,
+        amount_minor,
+        reasons,
+        clauses,
+        explanation,
+    ) in session.connection().execute(query):  # Core rows: no ORM work per row
+        m = facts(None if under is not None else version_id)
+        decision = decode_call(facts_text).run(m)
         again_minor = decision.amount.round(m.rounding).minor
-        stored = _canonical(
-            row.outcome, row.amount_minor, list(row.reasons), list(row.clauses), row.explanation
-        )
-        again = _canonical(
-            str(decision.outcome),
-            again_minor,
-            [str(r) for r in decision.reasons],
-            list(decision.clauses),
-            decision.explanation,
-        )
+        stored_clauses = tuple(clauses)
         yield Redecided(
-            row.id,
-            row.customer_id,
-            row.action,
-            tuple(row.clauses),
-            stored,
-            again,
-            row.amount_minor,
+            decision_id,
+            customer_id,
+            action,
+            stored_clauses,
+            (outcome, amount_minor, tuple(reasons), stored_clauses, explanation),
+            (
+                str(decision.outcome),
+                again_minor,
+                tuple(map(str, decision.reasons)),
+                decision.clauses,
+                decision.explanation,
+            ),
+            amount_minor,
             again_minor,
-            row.at.isoformat(),
+            at.isoformat(),
         )
 
 
 def _canonical(*values: object) -> str:
-    return json.dumps(dict(zip(_FIELDS, values, strict=True)), sort_keys=True, ensure_ascii=False)
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in zip(_FIELDS, values, strict=True)}
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from fairbill.errors import Conflict, NotFound
 from fairbill.gateway.port import PaymentGateway
-from fairbill.lifecycle import CustomerStatus
+from fairbill.lifecycle import CUSTOMER_ENDED, CustomerStatus
 from fairbill.money import Money
 from fairbill.policy.load import parse_policy
 from fairbill.policy.model import Policy
@@ -208,12 +208,58 @@ def redact_secrets(value: Any) -> Any:
 
 
 def authenticate_portal(session: Session, full: str, now: datetime) -> PortalTokenRow | None:
+    """The token's row while it acts for its customer: not expired, not revoked, and its
+    customer's account neither closed nor terminated (accounts closed before tokens
+    could be revoked are refused too)."""
     row = session.scalar(select(PortalTokenRow).where(PortalTokenRow.prefix == split_prefix(full)))
     if row is None or not verify(full, row.secret_hash):
         return None
-    if row.expires_at is not None and row.expires_at <= now:
+    if not portal_token_live(session, row, now):
         return None
     return row
+
+
+def portal_token_live(session: Session, row: PortalTokenRow, now: datetime) -> bool:
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return False
+    status = session.scalar(select(CustomerRow.status).where(CustomerRow.id == row.customer_id))
+    return status not in CUSTOMER_ENDED
+
+
+def portal_tokens(session: Session, customer: CustomerRow) -> list[PortalTokenRow]:
+    """The customer's portal tokens, oldest first: prefixes and times, never secrets."""
+    return list(
+        session.scalars(
+            select(PortalTokenRow)
+            .where(PortalTokenRow.customer_id == customer.id)
+            .order_by(PortalTokenRow.id)
+        )
+    )
+
+
+def revoke_portal_token(
+    session: Session, customer: CustomerRow, prefix: str, now: datetime
+) -> PortalTokenRow:
+    """Revoke one of the customer's tokens for good (twice is a no-op). A prefix of
+    another customer's token is ``NotFound``, as an unknown one."""
+    row = session.scalar(
+        select(PortalTokenRow).where(
+            PortalTokenRow.customer_id == customer.id, PortalTokenRow.prefix == prefix
+        )
+    )
+    if row is None:
+        raise NotFound(f"no portal token {prefix!r}")
+    if row.revoked_at is None:
+        row.revoked_at = now
+    return row
+
+
+def revoke_portal_tokens(session: Session, customer: CustomerRow, now: datetime) -> int:
+    """Revoke every live token of the customer (their account closes); returns how many."""
+    live = [t for t in portal_tokens(session, customer) if t.revoked_at is None]
+    for token in live:
+        token.revoked_at = now
+    return len(live)
 
 
 def merchant_policy(session: Session, merchant: MerchantRow) -> Policy:

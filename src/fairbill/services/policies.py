@@ -29,7 +29,14 @@ from sqlalchemy.orm import Session
 from fairbill.errors import Conflict, NotFound, PolicyError
 from fairbill.lifecycle import LIVE, PolicyVersionStatus, advance
 from fairbill.policy.diff import diff_policies
-from fairbill.policy.load import BUNDLED_IDS, bundled_policy_text, parse_policy
+from fairbill.policy.floors import bundled_floors
+from fairbill.policy.lint import LintContext, LintReport, lint
+from fairbill.policy.load import (
+    BUNDLED_IDS,
+    bundled_policy_text,
+    parse_policy,
+    parse_policy_located,
+)
 from fairbill.policy.model import Policy, TermsChange
 from fairbill.store.tables import (
     CustomerRow,
@@ -47,6 +54,7 @@ __all__ = [
     "canonical",
     "canonical_form",
     "current",
+    "lint_text",
     "policy_of",
     "publish",
     "source_text",
@@ -98,6 +106,13 @@ def canonical_form(ref: str) -> tuple[str, str, str, Policy] | None:
         return None
     form = canonical(policy)
     return text, form, digest_of(form), policy
+
+
+def lint_text(text: str, name: str = "policy") -> LintReport:
+    """The lint findings of a policy file's text, lines included (no published text is
+    at hand here: the sentence checks report that they were skipped)."""
+    policy, lines = parse_policy_located(text, name)
+    return lint(policy, LintContext(lines=lines, floors=bundled_floors()))
 
 
 def policy_of(session: Session, version_id: int) -> Policy:

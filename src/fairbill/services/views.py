@@ -17,6 +17,7 @@ from fairbill.store.tables import (
     CreditNoteRow,
     CreditPackRow,
     CustomerRow,
+    DecisionRow,
     GatewayOperationRow,
     InvoiceLineRow,
     InvoiceRow,
@@ -218,4 +219,19 @@ def decision_view(t: Fmt, d: Decision) -> dict[str, Any]:
         if rec
         else None,
         "service_ends_at": t.time(d.service_ends_at),
+    }
+
+
+def decision_row_view(t: Fmt, d: DecisionRow) -> dict[str, Any]:
+    """A stored decision, as the customer and the support agent read it."""
+    return {
+        "id": f"dec_{d.id}",
+        "at": t.time(d.at),
+        "action": d.action,
+        "outcome": d.outcome,
+        "amount": t.money(d.amount_minor),
+        "reasons": list(d.reasons),
+        "clauses": list(d.clauses),
+        "explanation": d.explanation,
+        "policy_version": d.policy_version,
     }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -45,6 +46,16 @@ MAX_STEPS = 100_000
 
 
 def simulate(scenario: Scenario) -> dict[str, Any]:
+    with replayed(scenario) as (ctx, customer):
+        return build_result(ctx, customer, scenario)
+
+
+@contextmanager
+def replayed(scenario: Scenario) -> Iterator[tuple[Ctx, CustomerRow]]:
+    """The scenario's history replayed on its own in-memory database: the unit of work
+    (its session, merchant and stored decisions) and the customer, at ``until``. What
+    ``simulate`` reports on, and what ``fairbill whatif`` decides again; the database is
+    gone when the block ends."""
     engine = make_engine("sqlite://")
     create_schema(engine)
     try:
@@ -65,7 +76,7 @@ def simulate(scenario: Scenario) -> dict[str, Any]:
                 _apply(ctx, customer, event)
             _run_until(ctx, clock, scenario.until)
             clock.advance_to(max(scenario.until, clock.now()))
-            return build_result(ctx, customer, scenario)
+            yield ctx, customer
     finally:
         engine.dispose()
 

@@ -506,6 +506,8 @@ class PortalTokenRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Revoked by the merchant, or when the account was closed or terminated.
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class AuditLogRow(Base):

@@ -28,3 +28,4 @@ def register_routes(app: FastAPI) -> None:
         policies,
     ):
         app.include_router(module.router)
+    app.include_router(policies.public)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import exists, select
+from sqlalchemy import select
 
 from fairbill.api.deps import Caller, Principal, customer_for, need, runtime
 from fairbill.api.mutation import Body, merchant_work, mutate
@@ -43,7 +43,7 @@ from fairbill.api.schemas import (
     TermsChangeIn,
 )
 from fairbill.api.settings import Runtime
-from fairbill.lifecycle import CUSTOMER_ENDED, LIVE, DisputeStatus, InvoiceStatus
+from fairbill.lifecycle import CUSTOMER_ENDED, DisputeStatus, InvoiceStatus
 from fairbill.services import accounts, credits
 from fairbill.services.billing import amount_due
 from fairbill.services.context import Ctx
@@ -310,25 +310,12 @@ def report_outage(body: OutageIn, request: Request, rt: Rt, who: Caller) -> JSON
         raise _invalid("reported_at", f"in the future (now is {now.isoformat()})")
 
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        affected = None
         if body.customers is not None:
             affected = [customer_for(ctx, who, code) for code in dict.fromkeys(body.customers)]
-        else:
-            live = exists().where(
-                SubscriptionRow.customer_id == CustomerRow.id, SubscriptionRow.status.in_(LIVE)
-            )
-            affected = list(
-                ctx.session.scalars(
-                    select(CustomerRow)
-                    .where(CustomerRow.merchant_id == ctx.merchant_row.id, live)
-                    .order_by(CustomerRow.id)
-                )
-            )
-        requests = []
-        for customer in affected:
-            row = accounts.outage(
-                ctx, customer, body.start, body.end, str(body.cause), body.reported_at
-            )
-            requests.append((customer, row))
+        requests = accounts.declare_outage(
+            ctx, body.start, body.end, str(body.cause), body.reported_at, affected
+        )
         ctx.session.flush()
         data = [
             request_out(ctx, customer, row) | {"decisions": made(ctx, customer)}

@@ -47,12 +47,22 @@ from fairbill.store.tables import (
 router = APIRouter(prefix="/v1", tags=["billing"], responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 Limit = Annotated[int, Query(ge=1, le=100)]
+# What a time bound may look like (the document says it, ``bound`` holds to it): a date,
+# or a time with an offset. An empty ``from=`` was refused though the schema allowed it.
+BOUND_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+_BOUND = re.compile(BOUND_PATTERN)
+# In the schema only: ``bound`` checks it, naming the field as the routes do (``from``).
+BOUND_SCHEMA: dict[str, Any] = {"pattern": BOUND_PATTERN}
 From = Annotated[
     str | None,
     Query(
         alias="from",
         description="A date (YYYY-MM-DD, from the start of that day in the merchant's "
         "timezone) or an ISO 8601 time with an offset; inclusive.",
+        json_schema_extra=BOUND_SCHEMA,
     ),
 ]
 To = Annotated[
@@ -60,6 +70,7 @@ To = Annotated[
     Query(
         description="A date (through the end of that day in the merchant's timezone) or "
         "an ISO 8601 time with an offset; inclusive.",
+        json_schema_extra=BOUND_SCHEMA,
     ),
 ]
 
@@ -132,6 +143,8 @@ def bound(ctx: Ctx, field: str, text: str, *, end: bool) -> datetime:
             ) from exc
         if value.tzinfo is None:
             raise invalid("a time with an offset, e.g. 2026-04-01T00:00:00+02:00")
+        if not _BOUND.match(text):  # fromisoformat reads more forms than the schema names
+            raise invalid("a time as YYYY-MM-DDThh:mm[:ss[.ffffff]] with an offset")
     if not in_bounds(value):
         raise invalid(f"out of range: between {EARLIEST.year} and {LATEST.year - 1}")
     return value

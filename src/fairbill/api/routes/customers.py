@@ -18,7 +18,7 @@ from fairbill.api.settings import Runtime
 from fairbill.services import merchants as service
 from fairbill.services.context import Ctx
 from fairbill.services.views import Fmt, customer_view
-from fairbill.store.tables import CustomerRow, PaymentMethodRow
+from fairbill.store.tables import CustomerRow, PaymentMethodRow, PortalTokenRow
 
 router = APIRouter(prefix="/v1", tags=["customers"], responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
@@ -142,4 +142,38 @@ def create_portal_token(
         {"customer": customer_id, "expires_in_days": days},
         merchant_work(rt, who, work),
         201,
+    )
+
+
+def portal_token_view(customer: CustomerRow, row: PortalTokenRow) -> dict[str, Any]:
+    return {
+        "customer": customer.code,
+        "prefix": row.prefix,
+        "created_at": utc_text(row.created_at),
+        "expires_at": utc_text(row.expires_at) if row.expires_at else None,
+        "revoked_at": utc_text(row.revoked_at) if row.revoked_at else None,
+    }
+
+
+@router.post("/customers/{customer_id}/portal_tokens/{token_prefix}/revoke")
+def revoke_portal_token(
+    customer_id: str, token_prefix: str, request: Request, rt: Rt, who: Caller
+) -> JSONResponse:
+    """Revoke a portal token at once, by the prefix its issuing showed (a link sent to the
+    wrong address, a lost device): every later call with it is a 401, and the portal
+    sessions it opened end. Closing the account revokes all of the customer's tokens."""
+    need(who, "customers")
+
+    def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+        customer = customer_for(ctx, who, customer_id)
+        row = service.revoke_portal_token(ctx.session, customer, token_prefix, ctx.now)
+        return f"portal_token:{row.prefix}", portal_token_view(customer, row)
+
+    return mutate(
+        request,
+        rt,
+        who,
+        "portal_token.revoke",
+        {"customer": customer_id, "prefix": token_prefix},
+        merchant_work(rt, who, work),
     )

@@ -12,6 +12,7 @@ from fairbill.api.deps import Caller, Db, merchant_ctx, need, runtime
 from fairbill.api.pagination import page
 from fairbill.api.problems import RESPONSES, forbidden
 from fairbill.api.settings import Runtime
+from fairbill.api.strict import QueryBool
 from fairbill.services.jobs import status_of
 from fairbill.services.views import Fmt
 from fairbill.store.tables import JobFailureRow
@@ -41,7 +42,7 @@ def list_job_failures(
     rt: Rt,
     who: Caller,
     include_resolved: Annotated[
-        bool, Query(alias="all", description="Resolved failures too, not only open ones.")
+        QueryBool, Query(alias="all", description="Resolved failures too, not only open ones.")
     ] = False,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,

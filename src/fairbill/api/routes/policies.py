@@ -7,20 +7,22 @@ upload and publish; every role reads. The published document is public (``public
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from fairbill.api.deps import Caller, Db, merchant_ctx, need, runtime
 from fairbill.api.mutation import merchant_work, mutate
-from fairbill.api.problems import RESPONSES, Problem
+from fairbill.api.problems import RESPONSES, Problem, not_found
 from fairbill.api.routes.billing import number_of
 from fairbill.api.settings import Runtime
+from fairbill.lifecycle import PolicyVersionStatus
 from fairbill.policy.diff import diff_policies
+from fairbill.policy.render import MEDIA_TYPES, default_language, render_policy
 from fairbill.services import policies
 from fairbill.services.context import Ctx
-from fairbill.store.tables import PolicyVersionRow
+from fairbill.store.tables import MerchantRow, PolicyVersionRow
 
 router = APIRouter(prefix="/v1", tags=["policies"], responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
@@ -51,6 +53,25 @@ async def yaml_text(request: Request) -> str:
 YamlText = Annotated[str, Depends(yaml_text)]
 
 
+def lint_view(text: str) -> dict[str, Any]:
+    """``fairbill policy lint`` on a stored text: findings with code, clause and line."""
+    report = policies.lint_text(text)
+    return {
+        "clean": not report.failed,
+        "findings": [
+            {
+                "code": str(f.code),
+                "severity": str(f.severity),
+                "clause": f.clause,
+                "line": f.line,
+                "message": f.message,
+            }
+            for f in report.findings
+        ],
+        "suppressed": len(report.suppressed),
+    }
+
+
 def version_view(row: PolicyVersionRow, *, text: bool = False) -> dict[str, Any]:
     view = {
         "id": f"pv_{row.id}",
@@ -75,7 +96,7 @@ def _version(ctx: Ctx, version_id: str) -> PolicyVersionRow:
 def list_versions(session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
     """Every version of the merchant's policy, oldest first; ``current`` names the one
     new subscriptions accept."""
-    need(who, "read")
+    need(who, "read_policy")
     ctx = merchant_ctx(session, rt, who)
     rows = policies.versions(session, ctx.merchant_row)
     return {"data": [version_view(r) for r in rows], "current": f"pv_{ctx.version_id}"}
@@ -84,8 +105,9 @@ def list_versions(session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
 @router.get("/policy_versions/{version_id}")
 def show_version(version_id: str, session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
     """One version, with its YAML text."""
-    need(who, "read")
-    return version_view(_version(merchant_ctx(session, rt, who), version_id), text=True)
+    need(who, "read_policy")
+    row = _version(merchant_ctx(session, rt, who), version_id)
+    return version_view(row, text=True) | {"lint": lint_view(row.text)}
 
 
 @router.get("/policy_versions/{version_id}/diff/{other_id}")
@@ -94,7 +116,7 @@ def diff_versions(
 ) -> dict[str, Any]:
     """What changed from ``version_id`` to ``other_id``, clause by clause, in words;
     ``material`` is false when only the quoted words changed."""
-    need(who, "read")
+    need(who, "read_policy")
     ctx = merchant_ctx(session, rt, who)
     old, new = _version(ctx, version_id), _version(ctx, other_id)
     changes = diff_policies(
@@ -128,7 +150,7 @@ def upload_version(text: YamlText, request: Request, rt: Rt, who: Caller) -> JSO
         row, _ = policies.add_draft(
             ctx.session, ctx.merchant_row, text, at=ctx.now, by=who.actor, name="policy"
         )
-        return f"policy_version:pv_{row.id}", version_view(row)
+        return f"policy_version:pv_{row.id}", version_view(row) | {"lint": lint_view(text)}
 
     return mutate(
         request, rt, who, "policy_version.create", {"text": text}, merchant_work(rt, who, work), 201
@@ -150,3 +172,37 @@ def publish_version(version_id: str, request: Request, rt: Rt, who: Caller) -> J
         }
 
     return mutate(request, rt, who, "policy_version.publish", {}, merchant_work(rt, who, work))
+
+
+# -- the published document: public, no key (customers must be able to read it) ----------
+public = APIRouter(prefix="/v1/public", tags=["policies"], responses=RESPONSES)
+
+
+@public.get(
+    "/merchants/{merchant_id}/policy",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+)
+def published_document(
+    merchant_id: int,
+    session: Db,
+    version: Annotated[str | None, Query(pattern=r"^pv_[0-9]+$")] = None,
+    lang: Annotated[Literal["en", "fr"] | None, Query()] = None,
+    format: Annotated[Literal["md", "html"], Query()] = "html",
+) -> Response:
+    """The merchant's refund policy as its customers read it, rendered from the version
+    the engine runs: the current one, or any published ``version``. In the policy's own
+    language unless ``lang`` says otherwise. Drafts are not public (404)."""
+    merchant = session.get(MerchantRow, merchant_id)
+    if merchant is None:
+        raise not_found(f"no merchant {merchant_id}")
+    if version is None:
+        version_id, policy = policies.current(session, merchant)
+    else:
+        row = policies.find(session, merchant, number_of("pv", version, "policy version"))
+        if row.status != PolicyVersionStatus.PUBLISHED:
+            raise not_found(f"no published policy version {version}")
+        version_id, policy = row.id, policies.policy_of(session, row.id)
+    text = render_policy(policy, lang or default_language(policy), format)
+    headers = {"Cache-Control": "public, max-age=60", "X-Policy-Version": f"pv_{version_id}"}
+    return Response(text, media_type=MEDIA_TYPES[format], headers=headers)

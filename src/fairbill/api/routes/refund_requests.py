@@ -18,6 +18,7 @@ from fairbill.api.mutation import Body, merchant_work, mutate
 from fairbill.api.pagination import decode, encode, page
 from fairbill.api.problems import GATEWAY_RESPONSES, Problem, not_found
 from fairbill.api.routes.billing import (
+    BOUND_SCHEMA,
     Limit,
     To,
     in_range,
@@ -30,6 +31,7 @@ from fairbill.api.routes.billing import (
 )
 from fairbill.api.schemas import AppealIn, RefundRequestIn, ReviewIn, dec
 from fairbill.api.settings import Runtime
+from fairbill.api.strict import QueryBool
 from fairbill.errors import InvalidAmount
 from fairbill.lifecycle import RequestStatus
 from fairbill.money import Money
@@ -139,11 +141,14 @@ def list_requests(
     customer: str | None = None,
     created_from: Annotated[
         str | None,
-        Query(description="A date (YYYY-MM-DD, local) or a time with an offset; inclusive."),
+        Query(
+            description="A date (YYYY-MM-DD, local) or a time with an offset; inclusive.",
+            json_schema_extra=BOUND_SCHEMA,
+        ),
     ] = None,
     created_to: To = None,
     queue: Annotated[
-        bool,
+        QueryBool,
         Query(description="The review queue: requests in review, soonest review_due first."),
     ] = False,
     limit: Limit = 20,
