@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="add an index on invoices.subscription_id to the bench database (not in src)",
     )
     p.add_argument("--src", type=Path, default=ROOT / "src", help="the fairbill tree to measure")
+    p.add_argument(
+        "--database-url",
+        help="PostgreSQL instead of the SQLite file: the bench's own database (its name must "
+        "contain 'bench'), dropped and created again, e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432/fairbill_bench",
+    )
     return p.parse_args(argv)
 
 
@@ -283,6 +289,58 @@ def tally(session: Any) -> dict[str, int]:
     }
 
 
+def shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def open_database(args: argparse.Namespace, make_engine: Any) -> Any:
+    """The bench's own empty database: the SQLite file removed, or the PostgreSQL database
+    of ``--database-url`` dropped and created again (only one whose name says 'bench')."""
+    if not args.database_url:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{args.db}{suffix}").unlink(missing_ok=True)
+        args.db.parent.mkdir(parents=True, exist_ok=True)
+        return make_engine(f"sqlite:///{args.db}")
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    url = make_url(args.database_url)
+    name = url.database or ""
+    if url.get_backend_name() != "postgresql" or "bench" not in name:
+        raise SystemExit(f"--database-url: a PostgreSQL database named *bench*, not {name!r}")
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return make_engine(args.database_url)
+
+
+def catch_up_sequences(engine: Any) -> None:
+    """The seed inserts explicit ids: move each id sequence past them (PostgreSQL)."""
+    from fairbill.store.tables import Base
+
+    with engine.begin() as conn:
+        for name, t in Base.metadata.tables.items():
+            if "id" in t.c and t.c.id.autoincrement is not False and t.c.id.primary_key:
+                conn.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f'GREATEST((SELECT max(id) FROM "{name}"), 1))'
+                )
+
+
+def database_mib(engine: Any, db: Path) -> float:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            size = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+        return int(size or 0) / 2**20
+    engine.dispose()  # checkpoints the WAL, if any, into the file
+    files = (f"{db}{suffix}" for suffix in ("", "-wal"))
+    return sum(os.path.getsize(f) for f in files if os.path.exists(f)) / 2**20
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(args.src.resolve()))
@@ -301,10 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     n = args.subscriptions
     decline_every = round(1 / args.decline_rate) if args.decline_rate > 0 else 0
     policy = bundled_policy("kalenner")
-    for suffix in ("", "-journal", "-wal", "-shm"):
-        Path(f"{args.db}{suffix}").unlink(missing_ok=True)
-    args.db.parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(f"sqlite:///{args.db}")
+    engine = open_database(args, make_engine)
     create_schema(engine)
     if args.what_if_index:
         from sqlalchemy import inspect, text
@@ -323,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     merchant_id, declining = seed(engine, n, decline_every, policy)
+    if engine.dialect.name == "postgresql":
+        catch_up_sequences(engine)
     seed_s = time.perf_counter() - t0
     rss_seeded = rss_mib()
 
@@ -391,17 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     statements = counter.total
     slowest = max(day_times)
     src = Path(fairbill.__file__).resolve().parent.parent
+    db_mib = database_mib(engine, args.db)
     engine.dispose()  # checkpoints the WAL, if any, into the file
-    db_mib = (
-        sum(
-            os.path.getsize(f"{args.db}{suffix}")
-            for suffix in ("", "-wal")
-            if os.path.exists(f"{args.db}{suffix}")
-        )
-        / 2**20
-    )
+    where = shown_url(args.database_url) if args.database_url else f"SQLite file {args.db}"
 
-    print(f"fairbill cycle benchmark — {n:,} monthly subscriptions, SQLite file {args.db}")
+    print(f"fairbill cycle benchmark — {n:,} monthly subscriptions, {where}")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"  load average at the end: {load} on {os.cpu_count()} CPUs (wall time suffers above 1)")
     print(f"  code under test: {src}" + (" + what-if index" if args.what_if_index else ""))
@@ -429,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  rows written: {t['journal']:,} journal transactions, "
-        f"{t['notifications']:,} notifications; database file {db_mib:,.1f} MiB"
+        f"{t['notifications']:,} notifications; database {db_mib:,.1f} MiB"
     )
     print(
         f"  slowest day: {slowest[1].date()} {slowest[0]:.2f} s; "

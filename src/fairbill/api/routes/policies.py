@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from fairbill.api.deps import Caller, Db, merchant_ctx, need, runtime
@@ -184,7 +184,7 @@ public = APIRouter(prefix="/v1/public", tags=["policies"], responses=RESPONSES)
     responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
 )
 def published_document(
-    merchant_id: int,
+    merchant_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: Db,
     version: Annotated[str | None, Query(pattern=r"^pv_[0-9]+$")] = None,
     lang: Annotated[Literal["en", "fr"] | None, Query()] = None,
