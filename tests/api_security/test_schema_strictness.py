@@ -204,11 +204,11 @@ def test_a_dispute_found_only_under_the_lock_is_already_disputed(api: Api) -> No
     assert (again.status_code, again.json()["code"]) == (409, "already_disputed")
 
 
+# PostgreSQL only: in-memory SQLite has one connection, so no two requests run at once.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_concurrent_disputes_on_one_payment_one_wins_the_rest_already_disputed(
     api: Api,
 ) -> None:
-    if api.runtime.engine.dialect.name != "postgresql":
-        pytest.skip("in-memory SQLite has one connection: no two requests run at once")
     m, pay = _paid(api)
     body = {"payment": pay, "reason": "x", "contacted_support_first": True}
     start = Barrier(6)
