@@ -15,19 +15,34 @@ requests in all), each picking at random:
 * ``refund``    (25%): ``POST /v1/refund_requests`` money back on a seeded customer's
   payment (EmailConsul sends it to review: the request, its decision, the audit row).
 
+With ``--kind preview`` (or any one kind) only that kind runs; ``--kind get`` runs
+``GET /v1/subscriptions/{id}`` on seeded subscriptions instead (reads only).
+
 Every POST carries a fresh ``Idempotency-Key``. Prints requests/s, p50/p90/p99 latency
-and errors (status codes; a transport error counts as 0) per kind and overall, then stops
-the server (SIGTERM) and removes what it created. Only 127.0.0.1 is ever contacted.
+and errors (status codes; a transport error counts as 0) per kind and overall; the CPU
+the server (all its processes) and this client used during the load, and the machine's
+busy share; and the SQL each route sent per request (statements without ``BEGIN``,
+transactions begun), counted inside the server (``bench/sqlcount``) for the load's
+requests only. Then it stops the server (SIGTERM) and removes what it created. Only
+127.0.0.1 is ever contacted.
+
+``--src DIR`` serves another source tree (its ``src/`` first on the server's
+``PYTHONPATH``); ``--src REV`` extracts a git revision of this repository into a
+temporary folder first (``git archive``), so a change is measured back to back against
+the commit it started from. ``--workers N`` passes ``--workers N`` to ``fairbill serve``
+(a tree that has it).
 
     .venv/bin/python bench/api.py                                  # SQLite, 20 clients, 20 s
     .venv/bin/python bench/api.py --clients 20 --seconds 20 \\
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/fairbill
     .venv/bin/python bench/api.py --requests 2000                  # a fixed amount of work
+    .venv/bin/python bench/api.py --src 22481fb                    # an older commit
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -60,6 +75,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--customers", type=int, default=100, help="seeded subscribers (100)")
     p.add_argument("--seed", type=int, default=1, help="random seed for the mix (1)")
     p.add_argument("--server-log", type=Path, help="keep the server's output in this file")
+    p.add_argument("--src", help="serve this source tree (a folder) or git revision instead")
+    p.add_argument("--workers", type=int, help="fairbill serve --workers N")
+    p.add_argument(
+        "--kind",
+        choices=[k for k, _ in MIX] + ["get"],
+        help="run only this kind (get: GET /v1/subscriptions/{id})",
+    )
     args = p.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.customers < 1:
         p.error("--clients, --seconds and --customers must be positive")
@@ -115,13 +137,49 @@ def free_port() -> int:
         return port
 
 
+class Source:
+    """The tree the server runs: this one, a folder, or a git revision of this repository
+    extracted (``git archive``) into a temporary folder, removed after."""
+
+    def __init__(self, given: str | None) -> None:
+        self.temporary: Path | None = None
+        if given is None:
+            self.root, self.name = ROOT, "this tree"
+            return
+        folder = Path(given)
+        if folder.is_dir():
+            self.root, self.name = folder.resolve(), str(folder)
+            return
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", given], cwd=ROOT, capture_output=True, text=True
+        )
+        if rev.returncode != 0:
+            raise SystemExit(f"--src {given!r}: neither a folder nor a git revision")
+        self.temporary = Path(tempfile.mkdtemp(prefix="fairbill-bench-src-"))
+        archive = subprocess.run(
+            ["git", "archive", rev.stdout.strip()], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(self.temporary)], input=archive.stdout, check=True)
+        self.root, self.name = self.temporary, f"commit {rev.stdout.strip()}"
+
+    def remove(self) -> None:
+        if self.temporary is not None:
+            shutil.rmtree(self.temporary, ignore_errors=True)
+
+
 class Server:
-    def __init__(self, database_url: str, log: Path) -> None:
+    def __init__(
+        self, database_url: str, log: Path, source: Source, workers: int | None, sql: Path
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRBILL_SMTP")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRBILL_")}
         env["FAIRBILL_ADMIN_TOKEN"] = ADMIN_TOKEN
+        # The SQL counter (bench/sqlcount/sitecustomize.py), then the tree to serve.
+        paths = [str(ROOT / "bench" / "sqlcount"), str(source.root / "src")]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["FAIRBILL_BENCH_SQL_DIR"] = str(sql)
         command = [
             sys.executable,
             "-m",
@@ -136,9 +194,11 @@ class Server:
             "--tick-seconds",
             "3600",
         ]
+        if workers is not None:
+            command += ["--workers", str(workers)]
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=source.root
             )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -173,12 +233,13 @@ class World:
     payments: list[tuple[str, str]] = field(default_factory=list)  # (customer, pay_N)
 
 
-def post(client: httpx.Client, path: str, token: str, body: dict[str, Any]) -> httpx.Response:
-    return client.post(
-        path,
-        json=body,
-        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
-    )
+def post(
+    client: httpx.Client, path: str, token: str, body: dict[str, Any], counted: bool = False
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+    if counted:  # the load's requests: the server counts their SQL (bench/sqlcount)
+        headers["x-bench-count"] = "1"
+    return client.post(path, json=body, headers=headers)
 
 
 def seed(url: str, customers: int, clients: int) -> World:
@@ -269,11 +330,19 @@ def run_load(url: str, world: World, args: argparse.Namespace) -> tuple[Stats, f
     counter = iter(range(10**9))
     counter_lock = threading.Lock()
     kinds, weights = zip(*MIX, strict=True)
+    if args.kind is not None:
+        kinds, weights = (args.kind,), (1.0,)
+    reading = {"Authorization": f"Bearer {world.key}", "x-bench-count": "1"}
 
-    def timed(client: httpx.Client, kind: str, path: str, body: dict[str, Any], want: int) -> Any:
+    def timed(
+        client: httpx.Client, kind: str, path: str, body: dict[str, Any] | None, want: int
+    ) -> Any:
         start = time.perf_counter()
         try:
-            r = post(client, path, world.key, body)
+            if body is None:
+                r = client.get(path, headers=reading)
+            else:
+                r = post(client, path, world.key, body, counted=True)
             status, text = r.status_code, r.text
         except httpx.HTTPError as exc:
             status, text = 0, repr(exc)
@@ -300,6 +369,9 @@ def run_load(url: str, world: World, args: argparse.Namespace) -> tuple[Stats, f
                     sub = rng.choice(world.subscriptions)
                     body = {"action": "cancel", "immediately": rng.random() < 0.5}
                     timed(client, "preview", f"/v1/subscriptions/{sub}/preview", body, 200)
+                elif kind == "get":
+                    sub = rng.choice(world.subscriptions)
+                    timed(client, "get", f"/v1/subscriptions/{sub}", None, 200)
                 else:
                     code, pay = rng.choice(world.payments)
                     body = {
@@ -332,7 +404,7 @@ def report(stats: Stats, wall: float, want: dict[str, int]) -> int:
     )
     all_latencies: list[float] = []
     errors_total = 0
-    for kind in ("customer", "subscribe", "preview", "refund"):
+    for kind in ("customer", "subscribe", "preview", "refund", "get"):
         lat = stats.latencies.get(kind, [])
         if not lat:
             continue
@@ -360,17 +432,76 @@ def report(stats: Stats, wall: float, want: dict[str, int]) -> int:
     return errors_total
 
 
+# -- CPU and SQL -------------------------------------------------------------------------------
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of ``root`` and its descendants now alive (Linux /proc);
+    0.0 where /proc is not there."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / TICK
+    mine = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in mine} - mine
+        grew = bool(more)
+        mine |= more
+    return sum(cpu.get(pid, 0.0) for pid in mine)
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of every CPU since boot (/proc/stat); (0, 0) without it."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = values[3] + values[4]
+    return float(sum(values) - idle), float(sum(values))
+
+
+def sql_report(folder: Path) -> None:
+    """SQL per request per route, summed over the server's processes."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for path in folder.glob("*.json"):
+        for route, counts in json.loads(path.read_text()).items():
+            for i, c in enumerate(counts):
+                totals[route][i] += c
+    if not totals:
+        print("SQL: no counts (the server wrote none)")
+        return
+    print(f"{'SQL per request':<44}{'requests':>9}{'stmts':>7}{'select':>7}{'write':>7}{'tx':>6}")
+    for route, (n, statements, transactions, selects, writes) in sorted(totals.items()):
+        print(
+            f"{route:<44}{n:>9}{statements / n:>7.1f}{selects / n:>7.1f}{writes / n:>7.1f}"
+            f"{transactions / n:>6.1f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    source = Source(args.src)
     db = Database(args.database_url)
     log = args.server_log or Path(tempfile.mkstemp(prefix="fairbill-bench-", suffix=".log")[1])
+    sql = Path(tempfile.mkdtemp(prefix="fairbill-bench-sql-"))
     server: Server | None = None
+    errors = 0
     try:
-        server = Server(db.url, log)
+        server = Server(db.url, log, source, args.workers, sql)
         t0 = time.perf_counter()
         server.wait_ready()
+        print(f"source: {source.name} ({source.root})")
         print(f"database: {db.kind}")
-        print(f"server: {server.url} (one uvicorn process), up in {time.perf_counter() - t0:.1f} s")
+        shape = f"--workers {args.workers}" if args.workers else "one uvicorn process"
+        print(f"server: {server.url} ({shape}), up in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         world = seed(server.url, args.customers, args.clients)
         print(
@@ -378,24 +509,41 @@ def main(argv: list[str] | None = None) -> int:
             f"in {time.perf_counter() - t0:.1f} s"
         )
         limit = f", at most {args.requests} requests" if args.requests else ""
-        print(
-            f"load: {args.clients} clients for {args.seconds:g} s{limit}, mix "
-            + ", ".join(f"{k} {w:.0%}" for k, w in MIX)
-        )
+        mix = f"only {args.kind}" if args.kind else ", ".join(f"{k} {w:.0%}" for k, w in MIX)
+        print(f"load: {args.clients} clients for {args.seconds:g} s{limit}, mix {mix}")
+        load_before = os.getloadavg()[0]
+        server_cpu, client_cpu = tree_cpu(server.process.pid), time.process_time()
+        busy, total = machine_busy()
         stats, wall = run_load(server.url, world, args)
+        server_cpu = tree_cpu(server.process.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
+        busy_after, total_after = machine_busy()
+        cpus = os.cpu_count() or 1
+        share = (busy_after - busy) / (total_after - total) if total_after > total else 0.0
         print(
-            f"ran {wall:.1f} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-            f"on {os.cpu_count()} CPUs"
+            f"ran {wall:.1f} s; load average {load_before:.2f} before, "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after, on {cpus} CPUs"
         )
-        want = {"customer": 201, "subscribe": 201, "preview": 200, "refund": 201}
+        want = {"customer": 201, "subscribe": 201, "preview": 200, "refund": 201, "get": 200}
         errors = report(stats, wall, want)
-        return 1 if errors else 0
+        done = sum(len(v) for v in stats.latencies.values())
+        if done and server_cpu:
+            print(
+                f"CPU: server {server_cpu:.1f} s ({server_cpu / done * 1000:.2f} ms a request, "
+                f"{done / server_cpu:.0f} requests per server CPU second), client "
+                f"{client_cpu:.1f} s ({client_cpu / done * 1000:.2f} ms a request); "
+                f"machine {share:.0%} busy (all processes, the database's too)"
+            )
     finally:
         if server is not None:
             server.stop()
         db.drop()
+        source.remove()
         if args.server_log is None:
             log.unlink(missing_ok=True)
+    sql_report(sql)
+    shutil.rmtree(sql, ignore_errors=True)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--src", type=Path, default=ROOT / "src", help="the fairbill tree to measure")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run the cycle in N worker processes (background.tick, as `fairbill worker`) "
+        "instead of scheduler.run_due in this process",
+    )
+    p.add_argument(
         "--database-url",
         help="PostgreSQL instead of the SQLite file: the bench's own database (its name must "
         "contain 'bench'), dropped and created again, e.g. "
@@ -318,11 +325,14 @@ def open_database(args: argparse.Namespace, make_engine: Any) -> Any:
     return make_engine(args.database_url)
 
 
-def catch_up_sequences(engine: Any) -> None:
-    """The seed inserts explicit ids: move each id sequence past them (PostgreSQL)."""
+def after_seed(engine: Any) -> None:
+    """PostgreSQL after the seed: each id sequence moved past the explicit ids, and the
+    planner's statistics gathered (as autovacuum does on a live database; without them it
+    plans for empty tables, and the retry select alone took 0.6 s a day at 20,000)."""
     from fairbill.store.tables import Base
 
     with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
         for name, t in Base.metadata.tables.items():
             if "id" in t.c and t.c.id.autoincrement is not False and t.c.id.primary_key:
                 conn.exec_driver_sql(
@@ -339,6 +349,28 @@ def database_mib(engine: Any, db: Path) -> float:
     engine.dispose()  # checkpoints the WAL, if any, into the file
     files = (f"{db}{suffix}" for suffix in ("", "-wal"))
     return sum(os.path.getsize(f) for f in files if os.path.exists(f)) / 2**20
+
+
+def run_workers(
+    args: argparse.Namespace, engine: Any, merchant_id: int, days: list[datetime], every: int
+) -> Any:
+    """The cycle by ``args.workers`` processes (``bench/cycle_workers.py``). The merchant's
+    policy file becomes its stored version first, here, not in racing workers."""
+    from cycle_workers import run
+
+    from fairbill.gateway.sandbox import SandboxGateway
+    from fairbill.services import merchants
+    from fairbill.services.clock import TestClock
+    from fairbill.store.db import session_factory
+    from fairbill.store.tables import MerchantRow
+
+    with session_factory(engine)() as session:
+        merchant = session.get_one(MerchantRow, merchant_id)
+        merchants.context(session, TestClock(CYCLE_START), SandboxGateway(), merchant)
+        session.commit()
+    url = args.database_url or f"sqlite:///{args.db}"
+    engine.dispose()  # no pooled connection is shared with the worker processes
+    return run(args.src.resolve(), url, days, args.workers, every)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     merchant_id, declining = seed(engine, n, decline_every, policy)
     if engine.dialect.name == "postgresql":
-        catch_up_sequences(engine)
+        after_seed(engine)
     seed_s = time.perf_counter() - t0
     rss_seeded = rss_mib()
 
@@ -410,35 +442,43 @@ def main(argv: list[str] | None = None) -> int:
     day_times: list[tuple[float, datetime]] = []
     profiler = cProfile.Profile() if args.profile else None
 
-    with session_factory(engine)() as session:
-        ctx = Ctx(session, clock, gateway, session.get_one(MerchantRow, merchant_id), policy)
-        session.commit()
-        if args.tracemalloc:
-            tracemalloc.start()
-        counter.on = True
-        if profiler:
-            profiler.enable()
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        for day in days:
-            clock.advance_to(day)  # local midnight: aware + timedelta is wall-clock arithmetic
-            t_day = time.perf_counter()
-            scheduler.run_due(ctx)
-            t_commit = time.perf_counter()
-            # Commit, then (trees with durable gateway operations) send the charges and
-            # record their outcomes: the money moves after the commit, as in production.
-            settle(ctx) if settle else session.commit()
-            phases.seconds["session.commit"] += time.perf_counter() - t_commit
-            phases.calls["session.commit"] += 1
-            day_times.append((time.perf_counter() - t_day, day))
-        cycle_s = time.perf_counter() - t0
-        cycle_cpu = time.process_time() - cpu0
-        if profiler:
-            profiler.disable()
-        counter.on = False
-        heap_peak = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
-        if args.tracemalloc:
-            tracemalloc.stop()
-        t = tally(session)
+    if args.workers:
+        result = run_workers(args, engine, merchant_id, days, decline_every)
+        cycle_s, day_times, workers = result.cycle_s, result.day_times, result.workers
+        cycle_cpu = sum(w.cpu_s for w in workers)
+        heap_peak = None
+        with session_factory(engine)() as session:
+            t = tally(session)
+    else:
+        with session_factory(engine)() as session:
+            ctx = Ctx(session, clock, gateway, session.get_one(MerchantRow, merchant_id), policy)
+            session.commit()
+            if args.tracemalloc:
+                tracemalloc.start()
+            counter.on = True
+            if profiler:
+                profiler.enable()
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            for day in days:
+                clock.advance_to(day)  # local midnight: aware + timedelta: wall-clock arithmetic
+                t_day = time.perf_counter()
+                scheduler.run_due(ctx)
+                t_commit = time.perf_counter()
+                # Commit, then (trees with durable gateway operations) send the charges and
+                # record their outcomes: the money moves after the commit, as in production.
+                settle(ctx) if settle else session.commit()
+                phases.seconds["session.commit"] += time.perf_counter() - t_commit
+                phases.calls["session.commit"] += 1
+                day_times.append((time.perf_counter() - t_day, day))
+            cycle_s = time.perf_counter() - t0
+            cycle_cpu = time.process_time() - cpu0
+            if profiler:
+                profiler.disable()
+            counter.on = False
+            heap_peak = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
+            if args.tracemalloc:
+                tracemalloc.stop()
+            t = tally(session)
 
     renewals = t["invoices"]
     failures = t["failed_first"]
@@ -460,9 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         f"  seed (Core bulk inserts, chunks of {SEED_CHUNK:,}): {seed_s:.2f} s "
         f"({3 * n / seed_s:,.0f} rows/s); {len(declining):,} declining cards"
     )
+    runner = (
+        f"background.tick in {args.workers} worker processes, a transaction per chunk"
+        if args.workers
+        else "scheduler.run_due, commit per day"
+    )
     print(
-        f"  cycle: {len(days)} daily runs of scheduler.run_due, "
-        f"{days[0].date()} … {days[-1].date()} 00:00 {TZ.key}, commit per day"
+        f"  cycle: {len(days)} daily runs of {runner}, "
+        f"{days[0].date()} … {days[-1].date()} 00:00 {TZ.key}"
     )
     print()
     print(
@@ -470,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
         + ("  — under cProfile" if profiler else "")
     )
     print(f"  RENEWALS PER SECOND:      {renewals / cycle_s:10,.0f}  (target ≥ 5,000)")
-    print(f"  renewals per CPU second:  {renewals / cycle_cpu:10,.0f}  (this process's CPU time)")
+    whose = "the workers'" if args.workers else "this process's"
+    print(f"  renewals per CPU second:  {renewals / cycle_cpu:10,.0f}  ({whose} CPU time)")
     print(f"  charge attempts / second: {attempts / cycle_s:10,.0f}  (renewals + retries)")
     print(f"  renewals (invoices):      {renewals:10,}  ({successful:,} paid, {failures:,} failed)")
     print(f"  retries:                  {retries:10,}  ({t['recovered']:,} recovered)")
@@ -486,6 +532,26 @@ def main(argv: list[str] | None = None) -> int:
         f"  slowest day: {slowest[1].date()} {slowest[0]:.2f} s; "
         f"mean day {cycle_s / len(days):.2f} s"
     )
+    if args.workers:
+        for w in workers:
+            db = (
+                ""
+                if w.backend_cpu_s is None
+                else f" (its database backends {w.backend_cpu_s:.2f} s)"
+            )
+            print(
+                f"  worker {w.index}: {w.renewed:,} renewals by its chunks, "
+                f"CPU {w.cpu_s:.2f} s{db}, "
+                f"peak RSS {w.peak_rss_mib:,.0f} MiB" + (f"; FAILED {w.error}" if w.error else "")
+            )
+        backend = [w.backend_cpu_s for w in workers]
+        if None not in backend:
+            both = cycle_cpu + sum(b for b in backend if b is not None)
+            print(
+                f"  renewals per CPU second, workers and their database backends together: "
+                f"{renewals / both:,.0f} ({both:.2f} s)"
+            )
+        return 1 if any(w.error for w in workers) else 0
     per = f"{statements / renewals:.1f}" if renewals else "n/a"
     print(f"  SQL statements in the cycle: {statements:,} ({per} per renewal)")
     print(f"  peak RSS: {rss_mib():,.0f} MiB (after seeding {rss_seeded:,.0f} MiB)")

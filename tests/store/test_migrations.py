@@ -80,7 +80,7 @@ def plan(merchant_id: int, code: str = "monthly") -> PlanRow:
     return PlanRow(merchant_id=merchant_id, code=code, interval_months=1, price_minor=1900)
 
 
-HEAD = "0007"
+HEAD = "0008"
 VERSION_FILES = [
     "0001_initial.py",
     "0002_fx_rates_and_settled_amounts.py",
@@ -89,6 +89,7 @@ VERSION_FILES = [
     "0005_gateway_operations.py",
     "0006_policy_versions.py",
     "0007_portal_token_revocation.py",
+    "0008_worker_heartbeats.py",
 ]
 
 

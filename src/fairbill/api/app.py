@@ -16,7 +16,8 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from fairbill.api import problems
 from fairbill.api.deps import client_request_id
 from fairbill.api.guard import Guard
-from fairbill.api.routes import jobs, register_routes
+from fairbill.api.observe import Observe
+from fairbill.api.routes import jobs, ops, register_routes
 from fairbill.api.settings import Runtime
 from fairbill.services import operations
 from fairbill.services.idempotency import release_abandoned, wall_now
@@ -149,9 +150,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(RejectNul)
     app.add_middleware(Guard)  # outside RejectNul: no body is read before it passes here
+    app.add_middleware(Observe)  # the request's log line and latency, Guard's refusals too
     app.add_middleware(RequestId)  # the outer one: problems above carry the id too
     problems.install(app)
     register_routes(app)
     app.include_router(jobs.router)
+    app.include_router(ops.router)  # /healthz, /readyz, /metrics: outside /v1 and OpenAPI
     install_web(app)  # /static, /docs, /redoc and the pages (/portal)
     return app

@@ -66,7 +66,9 @@ def principal(
     if isinstance(known, Principal):
         return known  # the guard authenticated this request before its body was read
     try:
-        return authenticate(session, rt, authorization, client_address(request))
+        who = authenticate(session, rt, authorization, client_address(request))
+        request.state.principal = who  # the request's log line names it (``api.observe``)
+        return who
     finally:
         # End the read now, or it keeps a pooled connection (and, under WAL, an old
         # snapshot) for the whole request while ``mutate`` works in a session of its own.

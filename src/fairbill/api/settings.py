@@ -1,5 +1,5 @@
-"""What a running API holds: the engine, the clock, the gateway, the admin token and the
-throttle of failed authentications."""
+"""What a running API holds: the engine, the clock, the gateway, the admin token, the
+operator's settings and the throttle of failed authentications."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.api.throttle import Throttle
+from fairbill.config import Settings, defaults
 from fairbill.gateway.port import PaymentGateway
 from fairbill.gateway.sandbox_db import DatabaseSandbox
 from fairbill.services.clock import Clock, SystemClock
@@ -26,6 +27,8 @@ class Runtime:
     # Unless given: the sandbox, with its books in this database (a restart changes nothing).
     gateway: PaymentGateway = _DATABASE_SANDBOX
     admin_token: str | None = None
+    # What the operator set (``fairbill.config``); the defaults for a runtime built in code.
+    settings: Settings = field(default_factory=defaults)
     # Failed authentications per client (``api.throttle``): this runtime's own.
     throttle: Throttle = field(default_factory=Throttle)
     sessions: sessionmaker[Session] = field(init=False)

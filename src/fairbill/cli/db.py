@@ -1,8 +1,10 @@
 """``fairbill db ...``: the database schema.
 
-``fairbill db upgrade [--database-url URL]`` migrates the database to the newest schema
-(creating the SQLite file if needed). A malformed URL, an unknown database kind or a
-database that cannot be opened is an input error: a message on stderr and exit status 2.
+``fairbill db upgrade [--database-url URL] [--config FILE]`` migrates the database to the
+newest schema (creating the SQLite file if needed). Without ``--database-url`` the URL is
+the settings' (``FAIRBILL_DATABASE_URL``, or the config file's ``database_url``). A
+malformed URL, an unknown database kind or a database that cannot be opened is an input
+error: a message on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from fairbill.cli.configure import ConfigFile, settings_or_exit
 from fairbill.store.db import DEFAULT_URL
 from fairbill.store.migrate import current_revision, upgrade
 
@@ -29,14 +32,19 @@ def _fail(message: str) -> typer.Exit:
 @app.command("upgrade")
 def upgrade_command(
     database_url: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--database-url",
-            help="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB.",
+            help="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB "
+            f"[env FAIRBILL_DATABASE_URL; default: {DEFAULT_URL}].",
+            show_default=False,
         ),
-    ] = DEFAULT_URL,
+    ] = None,
+    config: ConfigFile = None,
 ) -> None:
     """Migrate the database to the newest schema (running it again changes nothing)."""
+    if database_url is None:
+        database_url = settings_or_exit(config).database_url
     try:
         url = make_url(database_url)
     except ArgumentError as exc:

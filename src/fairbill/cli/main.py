@@ -15,6 +15,7 @@ from fairbill.cli import policy as policy_cli
 from fairbill.cli import serve as serve_cli
 from fairbill.cli import simulate as simulate_cli
 from fairbill.cli import whatif as whatif_cli
+from fairbill.cli import worker as worker_cli
 from fairbill.cli.console import QuietPipeGroup
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(policy_cli.app, name="policy")
 app.add_typer(db_cli.app, name="db")
 simulate_cli.register(app)
 serve_cli.register(app)
+worker_cli.register(app)
 audit_cli.register(app)
 whatif_cli.register(app, policy_cli.app)
 

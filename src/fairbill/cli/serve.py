@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 from datetime import datetime
@@ -12,12 +11,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fairbill import logs
 from fairbill.api.app import create_app
 from fairbill.api.settings import Runtime
+from fairbill.cli.configure import ConfigFile, settings_or_exit
 from fairbill.cli.listen import DEFAULT_PORT, HOST_ENV, PORT_ENV, check_free
 from fairbill.errors import InputError
 from fairbill.notify.outbox import deliver_forever
-from fairbill.notify.smtp import SmtpSettings
+from fairbill.services import heartbeat
 from fairbill.services.background import run_forever
 from fairbill.services.clock import Clock, SystemClock, TestClock
 from fairbill.services.redaction import RedactingFilter
@@ -25,6 +26,7 @@ from fairbill.store.db import DEFAULT_URL, make_engine
 
 console = Console(highlight=False)
 ADMIN_TOKEN_ENV = "FAIRBILL_ADMIN_TOKEN"
+DATABASE_URL_ENV = "FAIRBILL_DATABASE_URL"
 
 
 def register(app: typer.Typer) -> None:
@@ -33,17 +35,32 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     database_url: Annotated[
-        str, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
-    ] = DEFAULT_URL,
-    host: Annotated[str, typer.Option(envvar=HOST_ENV)] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar=PORT_ENV, min=1, max=65535)] = DEFAULT_PORT,
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
+            f"[env {DATABASE_URL_ENV}; default: {DEFAULT_URL}]",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help=f"[env {HOST_ENV}; default: 127.0.0.1]", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help=f"[env {PORT_ENV}; default: {DEFAULT_PORT}]", show_default=False
+        ),
+    ] = None,
     demo: Annotated[
         bool,
         typer.Option(
             help="Seed five demo merchants if the database is empty and print their keys."
         ),
     ] = False,
-    tick_seconds: Annotated[float, typer.Option(help="How often due work runs.")] = 30.0,
+    tick_seconds: Annotated[
+        float | None,
+        typer.Option(help="How often due work runs [env FAIRBILL_TICK_SECONDS; default: 30]."),
+    ] = None,
     test_clock: Annotated[
         str | None,
         typer.Option(
@@ -51,12 +68,25 @@ def serve(
             "moves only through POST /v1/test_clock/advance. For tests and demos.",
         ),
     ] = None,
+    due_work: Annotated[
+        bool | None,
+        typer.Option(
+            help="Run due work (renewals, retries, the outbox) in this process. Default: "
+            "yes, unless a worker is expected (FAIRBILL_EXPECT_WORKER): `fairbill worker`.",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigFile = None,
 ) -> None:
     """Create and migrate the schema, then serve the API (docs at /docs)."""
     import uvicorn
 
     from fairbill.store.migrate import upgrade
 
+    settings = settings_or_exit(
+        config, database_url=database_url, host=host, port=port, tick_seconds=tick_seconds
+    )
+    database_url, host, port = settings.database_url, settings.host, settings.port
     try:
         check_free(host, port)  # first: nothing migrated or printed for a busy port
     except InputError as exc:
@@ -72,26 +102,33 @@ def serve(
             console.print(f"--test-clock: {exc} (e.g. 2026-03-01T09:00:00+00:00)", markup=False)
             raise typer.Exit(2) from exc
 
+    logs.configure(settings.log_format, settings.log_level)
     try:
         upgrade(database_url)
     except Exception as exc:  # a bad URL or an unreachable server is an input error
         console.print(f"cannot open the database {database_url!r}: {exc}", markup=False)
         raise typer.Exit(2) from exc
-    given = os.environ.get(ADMIN_TOKEN_ENV)
+    given = settings.admin_token.get_secret_value() if settings.admin_token else None
     admin = given or f"adm_{secrets.token_urlsafe(18)}"
-    runtime = Runtime(make_engine(database_url), clock=clock, admin_token=admin)
+    runtime = Runtime(make_engine(database_url), clock=clock, admin_token=admin, settings=settings)
     if demo:
         _seed_demo(runtime, f"http://{host}:{port}")
     console.print(admin_token_line(given, admin), markup=False)
     console.print(f"API docs: http://{host}:{port}/docs  (OpenAPI: /openapi.json)", markup=False)
+    console.print("operations: /healthz, /readyz, /metrics (docs/deployment.md)", markup=False)
     stop = threading.Event()
-    worker = threading.Thread(
-        target=run_forever,
-        args=(runtime.sessions, runtime.clock, runtime.gateway, stop, tick_seconds),
-        daemon=True,
-    )
-    worker.start()
-    smtp = SmtpSettings.from_env()
+    smtp = settings.smtp()
+    if runs_due_work(due_work, settings.expect_worker):
+        threading.Thread(
+            target=run_forever,
+            args=(runtime.sessions, runtime.clock, runtime.gateway, stop, settings.tick_seconds),
+            daemon=True,
+            name="fairbill-due-work",
+        ).start()
+        heartbeat.start(runtime.sessions, "serve", stop)  # this loop runs due work: /readyz
+    else:
+        console.print("due work: run by `fairbill worker` (the outbox too), not here")
+        smtp = None
     if smtp is not None:
         # The outbox: messages committed with the state change go out from here.
         threading.Thread(
@@ -106,10 +143,23 @@ def serve(
     try:
         # The access log has every URL; a portal link's carries its token.
         logging.getLogger("uvicorn.access").addFilter(RedactingFilter())
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(runtime),
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's records go through ``logs`` like every other
+            access_log=False,  # ``api.observe`` logs each request (by route, with its id)
+        )
     finally:
         stop.set()
         runtime.close()
+
+
+def runs_due_work(given: bool | None, expect_worker: bool) -> bool:
+    """Whether ``fairbill serve`` runs the due work itself: as ``--due-work`` /
+    ``--no-due-work`` say, else unless a worker is expected to (``expect_worker``)."""
+    return given if given is not None else not expect_worker
 
 
 def admin_token_line(given: str | None, admin: str) -> str:

@@ -21,7 +21,14 @@ from fairbill.decisions.disputes import (
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import AlreadyDisputed, Conflict
 from fairbill.ledger.accounts import Account
-from fairbill.lifecycle import LIVE, InvoiceStatus
+from fairbill.lifecycle import (
+    CUSTOMER_ENDED,
+    LIVE,
+    CustomerStatus,
+    InvoiceStatus,
+    SubscriptionStatus,
+    advance,
+)
 from fairbill.money import Money
 from fairbill.policy.model import RequestKind
 from fairbill.services import billing, credits, merchants, refunds, subscriptions
@@ -263,7 +270,8 @@ def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
             "terms violated",
         )
     if consequence.terminate:
-        customer.status = "terminated"
+        if customer.status != CustomerStatus.TERMINATED:  # found again: already ended
+            customer.status = advance(customer.status, CustomerStatus.TERMINATED)
         merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
         for sub in subscriptions.live_subscriptions(ctx, customer):
             subscriptions.end_subscription(ctx, customer, sub, "terminated")
@@ -299,7 +307,8 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
     ctx.lock_customer(customer)
     consequence = ctx.decide(customer.id, decide_closure)
     ctx.record(customer, consequence.decision)
-    customer.status = "closed"
+    if customer.status not in CUSTOMER_ENDED:  # closing twice, or after termination
+        customer.status = advance(customer.status, CustomerStatus.CLOSED)
     # A closed account takes no more self-service: its portal tokens end with it.
     merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
     if consequence.forfeit_credits:
@@ -310,7 +319,7 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
     for sub in live:
         sub.pending_plan = sub.successor_plan = None
     for sub in live:
-        if sub.status == "trialing":
+        if sub.status == SubscriptionStatus.TRIALING:
             subscriptions.end_subscription(ctx, customer, sub, "canceled")
         elif sub.cancel_at is None:
             subscriptions.cancel(ctx, customer, sub)

@@ -76,23 +76,43 @@ class _Chunk:
 
 
 def renew_due(ctx: Ctx, chunk_size: int = CHUNK) -> CycleStats:
-    """Renew this merchant's plain subscriptions whose period ended at or before now."""
+    """Renew this merchant's plain subscriptions whose period ended at or before now, in
+    chunks, in the caller's transaction."""
     stats = CycleStats()
+    while renew_chunk(ctx, chunk_size, stats) == chunk_size:
+        pass
+    return stats
+
+
+def renew_chunk(ctx: Ctx, chunk_size: int = CHUNK, stats: CycleStats | None = None) -> int:
+    """Claim up to ``chunk_size`` due plain renewals and renew them, in the caller's
+    transaction; returns how many were claimed (fewer than ``chunk_size``: none is left
+    that another transaction does not hold).
+
+    Claimed, on PostgreSQL, with ``FOR NO KEY UPDATE OF subscriptions, customers SKIP
+    LOCKED``: workers side by side each take rows no other holds, and a customer's rows
+    are one transaction's (numbers are per customer). A row another worker renewed and
+    committed meanwhile is re-checked by PostgreSQL and no longer due. SQLite has one
+    writer at a time. The customer's numbers and the charges' keys
+    (``charge:<invoice id>:<attempt>``) are unique besides: a renewal planned twice could
+    not be written twice."""
+    stats = stats if stats is not None else CycleStats()
     plans = _plans(ctx)
     plain_codes = [code for code, plan in plans.items() if plan.plain]
     if not plain_codes:
-        return stats
+        return 0
     ctx.session.flush()
-    while True:
-        rows = ctx.session.execute(_due_query(ctx, plain_codes).limit(chunk_size)).all()
-        if not rows:
-            break
+    query = _due_query(ctx, plain_codes).limit(chunk_size)
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(
+            of=[SubscriptionRow, CustomerRow], skip_locked=True, key_share=True
+        )
+    rows = ctx.session.execute(query).all()
+    if rows:
         _renew_chunk(ctx, rows, plans, stats)
         stats.chunks += 1
-        if len(rows) < chunk_size:
-            break
-    ctx.session.expire_all()  # ORM objects loaded earlier must see the bulk updates
-    return stats
+        ctx.session.expire_all()  # ORM objects loaded earlier must see the bulk updates
+    return len(rows)
 
 
 def _plans(ctx: Ctx) -> dict[str, _Plan]:

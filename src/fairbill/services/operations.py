@@ -40,6 +40,7 @@ from fairbill.errors import GatewayUncertain
 from fairbill.gateway.port import ChargeResult, PaymentGateway, RefundResult
 from fairbill.lifecycle import OperationKind, OperationStatus, advance
 from fairbill.money import Money
+from fairbill.services import metrics
 from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
 from fairbill.store.tables import (
@@ -272,6 +273,7 @@ def record(ctx: Ctx, op_id: int, answer: Answer) -> OperationStatus:
             else:
                 _refund_answered(ctx, op, answer.result, at)
     ctx.session.flush()
+    metrics.count_outcome(ctx.session, op.kind, op.purpose, op.status)  # once committed
     return OperationStatus(op.status)
 
 

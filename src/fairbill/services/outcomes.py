@@ -38,6 +38,7 @@ from fairbill.lifecycle import (
     SubscriptionStatus,
 )
 from fairbill.money import Money
+from fairbill.services import metrics
 from fairbill.services.billing_cycle import next_numbers
 from fairbill.services.context import Ctx
 from fairbill.store.bulk import BulkWriter, update_by_id
@@ -170,6 +171,14 @@ class _Bulk:
         ]
         update_by_id(writer, table(GatewayOperationRow), updates)
         self.ctx.session.expire_all()  # the ORM must see the bulk writes
+        metrics.count_outcomes(self.ctx.session, self._tally())
+
+    def _tally(self) -> Counter[metrics.Key]:
+        """The outcomes written, by (kind, purpose, outcome): one count per label set."""
+        tally = Counter((op.kind, op.purpose, "succeeded") for op, _ in self.paid)
+        tally.update((op.kind, op.purpose, "declined") for op, _ in self.declined)
+        tally.update((op.kind, op.purpose, "unknown") for op, _ in self.unknown)
+        return tally
 
     def _declined(self, rows: _Rows) -> None:
         """Declines of renewals and retries whose dunning step needs nothing but the

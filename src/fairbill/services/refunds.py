@@ -13,6 +13,7 @@ from fairbill.decisions.facts import UNUSED_TIME_KINDS, OutageFacts, RequestFact
 from fairbill.decisions.refund import decide_refund
 from fairbill.decisions.review import decide_appeal, decide_review
 from fairbill.errors import NotFound
+from fairbill.lifecycle import LIVE, RequestStatus, advance
 from fairbill.money import Money
 from fairbill.policy.model import Deadlines, Destination, RequestKind
 from fairbill.services import billing
@@ -238,7 +239,9 @@ def _store_request(
         number=number,
         at=ctx.now,
         kind=str(kind),
-        status="in_review" if decision.outcome == DecisionOutcome.NEEDS_REVIEW else "decided",
+        status=RequestStatus.IN_REVIEW
+        if decision.outcome == DecisionOutcome.NEEDS_REVIEW
+        else RequestStatus.DECIDED,
         decision=str(decision.outcome),
         recommendation=_rec_json(rec) if rec is not None else None,
         amount_minor=0
@@ -284,7 +287,9 @@ def _settle(
     )
     ctx.notify(customer, "refund_decided", request=str(row.number), outcome=str(decision.outcome))
     if not decision.pays_now:
-        row.status = "decided"
+        # Filed decided, or a reviewer's answer ending the review (in_review → decided).
+        if row.status != RequestStatus.DECIDED:
+            row.status = advance(row.status, RequestStatus.DECIDED)
         return
     deadlines = ctx.policy.first(Deadlines)
     if deadlines and deadlines.processing_business_days:
@@ -312,12 +317,8 @@ def _settle(
             fee=decision.fee if index == 0 else None,  # one fee per decision
             compensation=compensation,
         )
-    row.status = "paid"
-    if (
-        RequestKind(row.kind) in ENDS_SERVICE
-        and sub is not None
-        and sub.status in ("trialing", "active", "past_due", "suspended")
-    ):
+    row.status = advance(row.status, RequestStatus.PAID)
+    if RequestKind(row.kind) in ENDS_SERVICE and sub is not None and sub.status in LIVE:
         end_subscription(ctx, customer, sub, "canceled")
 
 
@@ -396,8 +397,8 @@ def appeal(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Decision:
     ctx.lock_customer(customer)
     decision = ctx.decide(customer.id, decide_appeal, _pending_decision(ctx, row))
     ctx.record(customer, decision)
-    if decision.outcome == DecisionOutcome.NEEDS_REVIEW and row.status != "paid":
-        row.status = "in_review"
+    if decision.outcome == DecisionOutcome.NEEDS_REVIEW and row.status != RequestStatus.PAID:
+        row.status = advance(row.status, RequestStatus.IN_REVIEW)
         if row.recommendation is None:
             row.recommendation = {
                 "decision": "declined",

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, true
 
+from fairbill.lifecycle import BILLED, LIVE
 from fairbill.services import accounts, billing_cycle, credits, jobs, operations, subscriptions
 from fairbill.services.context import Ctx
 from fairbill.services.jobs import Job, JobRunner, RunReport
@@ -33,8 +34,6 @@ from fairbill.store.tables import (
     SubscriptionRow,
 )
 
-LIVE = subscriptions.LIVE
-BILLED = ("trialing", "active", "past_due")
 # What ``job_failures.target`` names, by the kind of row a job works on.
 KINDS: dict[Any, str] = {
     SubscriptionRow: "subscription",
@@ -180,12 +179,17 @@ def run_due(ctx: Ctx) -> RunReport:
 
 def _subs(ctx: Ctx, *alternatives: Any) -> list[SubscriptionRow]:
     """Live subscriptions matching any of ``alternatives``, by (period end, id). One
-    select per alternative: each can use its (status, instant) index, an OR cannot."""
+    select per alternative: each can use its (status, instant) index, an OR cannot.
+    On PostgreSQL they are locked, and a row another worker holds (a chunk of renewals
+    it is writing) is skipped: it is that worker's, and due again if it rolls back."""
     sub = SubscriptionRow
     found: dict[int, SubscriptionRow] = {}
     for condition in alternatives:
-        query = select(sub).where(sub.status.in_(LIVE), condition)
-        found.update((row.id, row) for row in ctx.session.scalars(_mine(ctx, query, sub)))
+        query = _mine(ctx, select(sub).where(sub.status.in_(LIVE), condition), sub)
+        if ctx.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=sub, skip_locked=True, key_share=True)
+            query = query.execution_options(populate_existing=True)  # as locked, not as seen
+        found.update((row.id, row) for row in ctx.session.scalars(query))
     return sorted(found.values(), key=lambda row: (row.current_period_end, row.id))
 
 

@@ -13,7 +13,15 @@ from fairbill.decisions.credits import credit_expiry
 from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.plan_change import decide_plan_change, decide_tier_move
 from fairbill.errors import Conflict, NotFound
-from fairbill.lifecycle import OperationKind
+from fairbill.lifecycle import (
+    CUSTOMER_ENDED,
+    LIVE,
+    CreditPackStatus,
+    CustomerStatus,
+    OperationKind,
+    SubscriptionStatus,
+)
+from fairbill.lifecycle import advance as transition
 from fairbill.money import Money
 from fairbill.policy.model import Destination, Trials
 from fairbill.services import billing, operations, policies
@@ -30,8 +38,6 @@ from fairbill.store.tables import (
     PromotionRow,
     SubscriptionRow,
 )
-
-LIVE = ("trialing", "active", "past_due", "suspended")
 
 
 def tier_price_minor(plan: PlanRow, level: int | None) -> int:
@@ -70,7 +76,7 @@ def the_subscription(ctx: Ctx, customer: CustomerRow, sub_id: int | None = None)
 def ensure_open(customer: CustomerRow) -> None:
     """A closed account (its data kept only for the retention period) and one terminated
     for a violation take no new business; a suspended one may still buy and pay."""
-    if customer.status in ("closed", "terminated"):
+    if customer.status in CUSTOMER_ENDED:
         raise Conflict(f"customer {customer.code} is {customer.status}: it takes no new purchases")
 
 
@@ -103,7 +109,7 @@ def subscribe(
     sub = SubscriptionRow(
         customer_id=customer.id,
         plan_code=plan.code,
-        status="trialing" if trial_end else "active",
+        status=SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE,
         anchor=anchor,
         started_at=now,
         current_period_start=now if trial_end else period.start,
@@ -205,7 +211,7 @@ def _grant_included_credits(
                 remaining=quantity,
                 purchased_at=ctx.now,
                 expires_at=expires,
-                status="active",
+                status=CreditPackStatus.ACTIVE,
                 source="plan",
                 subscription_id=sub.id,
             )
@@ -299,7 +305,7 @@ def end_subscription(
     how = (
         "termination"
         if status == "terminated"
-        else ("closure" if customer.status == "closed" else "cancellation")
+        else ("closure" if customer.status == CustomerStatus.CLOSED else "cancellation")
     )
     until, _ = retention_until(ctx.merchant, how, when)
     if until is not None and not live_subscriptions(ctx, customer):
@@ -439,10 +445,10 @@ def advance(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
         return
     if sub.current_period_end > now:
         return
-    if sub.status == "trialing":
+    if sub.status == SubscriptionStatus.TRIALING:
         _end_trial(ctx, customer, sub)
         return
-    if sub.status == "suspended":
+    if sub.status == SubscriptionStatus.SUSPENDED:
         return  # a suspended subscription is not billed; payment reactivates it
     _renew(ctx, customer, sub)
 
@@ -455,7 +461,7 @@ def _end_trial(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
         return
     plan = ctx.plan(sub.plan_code)
     period = period_at(ctx.local(sub.anchor), Interval(plan.interval_months), 0)
-    sub.status = "active"
+    sub.status = transition(sub.status, SubscriptionStatus.ACTIVE)
     sub.current_period_start, sub.current_period_end = period.start, period.end
     _bill_period(ctx, customer, sub)
 

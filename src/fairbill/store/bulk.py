@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
 
+from fairbill.store import bulk_pg
 from fairbill.store.tables import UtcDateTime
 
 
@@ -41,6 +42,9 @@ class BulkWriter:
         if not rows:
             return
         conn, dialect = self.conn, self.conn.dialect
+        if isinstance(statement, Insert) and bulk_pg.usable(conn):
+            bulk_pg.copy_insert(conn, statement, rows, self._instants)
+            return
         compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
         names = compiled.positiontup
         if (
@@ -77,6 +81,12 @@ def update_by_id(writer: BulkWriter, target: Table, rows: list[dict[str, Any]]) 
     of columns: an executemany sets the same columns on every row, and each row must
     change only its own."""
     shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    if bulk_pg.usable(writer.conn):  # one UPDATE ... FROM unnest(arrays) per shape
+        for row in rows:
+            shapes.setdefault(frozenset(row), []).append(row)
+        for batch in shapes.values():
+            bulk_pg.update_by_id(writer.conn, target, batch, writer._instants)
+        return
     for row in rows:
         params = {"row_id" if key == "id" else key: value for key, value in row.items()}
         shapes.setdefault(frozenset(params), []).append(params)

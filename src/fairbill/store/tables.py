@@ -629,3 +629,13 @@ class JobFailureRow(Base):
     last_failed_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WorkerHeartbeatRow(Base):
+    """A process that runs due work, alive as of ``beat_at`` (wall clock): one row per
+    process (``services.heartbeat``), read by ``/readyz`` (migration 0008)."""
+
+    __tablename__ = "worker_heartbeats"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # "worker@host:pid"
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime] = mapped_column(index=True)

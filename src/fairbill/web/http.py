@@ -66,8 +66,11 @@ def csrf_refused() -> WebError:
 def install_secret(app: FastAPI) -> None:
     """The key sessions are signed with: ``FAIRBILL_SESSION_SECRET`` when set (needed when
     several processes serve one site, and to keep sessions across restarts), else a new
-    random one per process (a restart signs everyone out)."""
-    given = os.environ.get(SECRET_ENV)
+    random one per process (a restart signs everyone out). The runtime's settings
+    (``fairbill.config``: the environment or the config file) come first; the variable
+    itself still counts for a runtime built in code."""
+    configured = app.state.runtime.settings.session_secret
+    given = configured.get_secret_value() if configured else os.environ.get(SECRET_ENV)
     app.state.web_secret = given.encode() if given else secrets.token_bytes(32)
 
 
