@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-test-$(HASH)
 # `make run PORT=8001`, or FAIRBILL_PORT in the environment.
 PORT ?= $(or $(FAIRBILL_PORT),8000)
 
-.PHONY: run test lint typecheck unit scenarios bench crash clean soak chromium
+.PHONY: run test lint typecheck unit scenarios bench crash fleet clean soak chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/cycle.py
+
+# Three `fairbill worker` processes over 50,000 due renewals on PostgreSQL, each exactly once
+# (make test runs the same test over 20,000).
+fleet: $(STAMP)
+	FAIRBILL_FLEET_SUBSCRIPTIONS=50000 $(BIN)/pytest -q -s tests/services/test_worker.py -k exactly_once
 
 # The kill -9 harness at length: 100 kills per database (make test runs 20).
 crash: $(STAMP)

@@ -1,4 +1,5 @@
-"""Benchmark: one month of the daily billing cycle for one merchant on a SQLite file.
+"""Benchmark: one month of the daily billing cycle for one merchant, on a SQLite file or
+PostgreSQL, in this process or in worker processes side by side.
 
 Seeds one Kalenner merchant with N monthly subscriptions (Core bulk inserts; anchors
 spread over February 2026, so every period ends somewhere in March), marks a share of the
@@ -13,6 +14,13 @@ SQL statements per renewal, peak memory, and a cProfile summary with ``--profile
     .venv/bin/python bench/cycle.py [--subscriptions 100000] [--profile]
     .venv/bin/python bench/cycle.py --subscriptions 2000          # quick run
     .venv/bin/python bench/cycle.py --src /tmp/old-tree/src       # measure another tree
+    .venv/bin/python bench/cycle.py --database-url postgresql+psycopg://postgres@127.0.0.1/fairbill_bench
+    .venv/bin/python bench/cycle.py --database-url … --workers 2  # as 2 `fairbill worker`s
+
+``--database-url`` drops and creates the bench's own PostgreSQL database (its name must
+contain "bench"). ``--workers N`` runs each day's ``background.tick`` (the pass of
+``fairbill worker --once``) in N processes together (``bench/cycle_workers.py``) and
+reports each one's CPU, its database backends' CPU and its peak RSS.
 """
 
 from __future__ import annotations

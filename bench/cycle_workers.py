@@ -112,7 +112,7 @@ def _worker(
 
     name = f"fairbill-bench-worker-{index}"
     postgres = url.startswith("postgresql")
-    engine = make_engine(url, connect_args={"application_name": name, "options": "-c session_replication_role=replica"} if postgres else {})
+    engine = make_engine(url, connect_args={"application_name": name} if postgres else {})
     sessions = session_factory(engine)
     gateway = StatelessGateway(decline_every)
     renewed, cpu, error = 0, 0.0, None

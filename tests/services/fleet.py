@@ -72,8 +72,8 @@ def seed(url: str, n: int) -> Expected:
                 conn.exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
-    cancels = n // CANCEL_EVERY
-    declines = len([i for i in range(1, n + 1) if _declines(i) and not _cancels(i)])
+    cancels = sum(1 for i in range(1, n + 1) if _cancels(i))
+    declines = sum(1 for i in range(1, n + 1) if _declines(i) and not _cancels(i))
     return Expected(renewals=n - cancels, declines=declines, cancels=cancels)
 
 
@@ -201,7 +201,9 @@ def tally(url: str) -> dict[str, Any]:
                     select(func.count(func.distinct(op.invoice_id))).join(box, box.key == op.key)
                 ),
                 "operations_open": one(
-                    select(func.count()).select_from(op).where(op.status.in_(("pending", "unknown")))
+                    select(func.count())
+                    .select_from(op)
+                    .where(op.status.in_(("pending", "unknown")))
                 ),
                 "payments": one(select(func.count()).select_from(PaymentRow)),
                 "failed": one(select(func.count()).select_from(FailedPaymentRow)),

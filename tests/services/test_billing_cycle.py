@@ -35,8 +35,8 @@ PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 1, 31, 9, 0, tzinfo=PARIS)
 
 
-def _world(declining: set[int]) -> tuple[Ctx, TestClock]:
-    engine = make_engine("sqlite://")
+def _world(declining: set[int], url: str = "sqlite://") -> tuple[Ctx, TestClock]:
+    engine = make_engine(url)
     create_schema(engine)
     session = session_factory(engine)()
     clock = TestClock(START)
@@ -173,6 +173,22 @@ def test_bulk_and_one_by_one_renewals_write_the_same_rows(declining: set[int]) -
         "2026-04-30",
     ]
     assert ledger_balanced(bulk_ctx)
+
+
+def test_on_postgresql_the_bulk_path_writes_what_the_one_by_one_path_writes(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL's bulk writes (``COPY``, updates by arrays, ``= ANY``) and claims (``SKIP
+    LOCKED``) store the same rows as the ORM path on SQLite."""
+    until = START + timedelta(days=75)
+    bulk_ctx, bulk_clock = _world({1, 3, 4}, postgres_url)
+    _run(bulk_ctx, bulk_clock, bulk=True, until=until)
+    orm_ctx, orm_clock = _world({1, 3, 4})
+    _run(orm_ctx, orm_clock, bulk=False, until=until)
+    assert _snapshot(bulk_ctx) == _snapshot(orm_ctx)
+    assert _accounts(bulk_ctx) == _accounts(orm_ctx)
+    bulk_ctx.session.close()
+    bulk_ctx.session.get_bind().dispose()
 
 
 def test_the_chunked_path_renews_in_several_chunks() -> None:

@@ -11,11 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fairbill.api import problems
 from fairbill.api.deps import client_request_id
-from fairbill.api.guard import Guard
+from fairbill.api.guard import Guard, _replay
 from fairbill.api.observe import Observe
 from fairbill.api.routes import jobs, ops, register_routes
 from fairbill.api.settings import Runtime
@@ -26,13 +27,27 @@ from fairbill.web import install as install_web
 log = logging.getLogger("fairbill.api")
 
 
-class RequestId(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        rid = client_request_id(request.headers.get("x-request-id"))
-        request.state.request_id = rid
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = rid
-        return response
+class RequestId:
+    """The request's id (the caller's ``X-Request-Id`` if it fits, else a new one) in its
+    state and on its response. A pure ASGI middleware, as every one here: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a stream per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = client_request_id(Headers(scope=scope).get("x-request-id"))
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-Id"] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def _nul_field(value: Any) -> str | None:
@@ -59,12 +74,20 @@ def _nul_field(value: Any) -> str | None:
     return None
 
 
-class RejectNul(BaseHTTPMiddleware):
+class RejectNul:
     """PostgreSQL text cannot hold a NUL character: one in the path is a 404 (no object has
     such an id), in the query or a JSON body a 422 naming the field, instead of a 500 from
     the database (SQLite stored them)."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+
         def invalid(field: str) -> Response:
             return problems.Problem(
                 422,
@@ -74,20 +97,45 @@ class RejectNul(BaseHTTPMiddleware):
                 errors=[{"field": field, "message": "must not contain NUL characters"}],
             ).response(request)
 
-        if "\x00" in request.scope["path"]:
-            return problems.not_found("no such resource").response(request)
-        for name, value in request.query_params.multi_items():
-            if "\x00" in name + value:
-                return invalid(name)
-        body = await request.body()
-        if b"\\u0000" in body:  # the JSON escape (a raw NUL is not JSON)
-            try:
-                field = _nul_field(json.loads(body))
-            except (ValueError, RecursionError):
-                field = None  # not JSON, or nested too deep to parse: the route answers it
-            if field is not None:
-                return invalid(field)
-        return await call_next(request)
+        refused: Response | None = None
+        if "\x00" in scope["path"]:
+            refused = problems.not_found("no such resource").response(request)
+        else:
+            for name, value in request.query_params.multi_items():
+                if "\x00" in name + value:
+                    refused = invalid(name)
+                    break
+        if refused is None and _has_body(request.headers):
+            body = await _read_all(receive)
+            receive = _replay(body, receive)
+            if b"\\u0000" in body:  # the JSON escape (a raw NUL is not JSON)
+                try:
+                    field = _nul_field(json.loads(body))
+                except (ValueError, RecursionError):
+                    field = None  # not JSON, or nested too deep to parse: the route answers
+                if field is not None:
+                    refused = invalid(field)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_body(headers: Headers) -> bool:
+    return "transfer-encoding" in headers or headers.get("content-length", "0") not in ("", "0")
+
+
+async def _read_all(receive: Receive) -> bytes:
+    """The request's whole body (``Guard``, outside, has bounded its size)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away: the app sees an empty body, then the disconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 def release_abandoned_keys(runtime: Runtime) -> int:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from fairbill.api.problems import Problem, forbidden, too_many_failures, unauthorized
 from fairbill.api.settings import Runtime
@@ -24,15 +25,27 @@ from fairbill.services.roles import Principal as Principal
 from fairbill.store.tables import CustomerRow, MerchantRow
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    # async: FastAPI would run a plain function in its thread pool, a hop per request.
     rt: Runtime = request.app.state.runtime
     return rt
 
 
-def db(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
-    """A read-only session: state changes go through ``mutation.mutate``'s own."""
-    with rt.reads() as session:
+async def db(rt: Annotated[Runtime, Depends(runtime)]) -> AsyncIterator[Session]:
+    """A read-only session: state changes go through ``mutation.mutate``'s own.
+
+    Made and closed on the event loop (a session opens no connection until its first
+    query), not in the thread pool: a request's hops to threads are what its CPU goes to
+    when its work is small. A session that did read is closed in a thread (a rollback may
+    wait on the database)."""
+    session = rt.reads()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 MAX_REQUEST_ID = 64  # the audit log's request_id column
@@ -56,7 +69,7 @@ def request_id(request: Request) -> str:
 GUARDED_PRINCIPAL = "fairbill.principal"
 
 
-def principal(
+async def principal(
     request: Request,
     session: Annotated[Session, Depends(db)],
     rt: Annotated[Runtime, Depends(runtime)],
@@ -65,10 +78,18 @@ def principal(
     known = request.scope.get("state", {}).get(GUARDED_PRINCIPAL)
     if isinstance(known, Principal):
         return known  # the guard authenticated this request before its body was read
+    client = client_address(request)
+    # A key the credential cache knows needs neither the database nor a thread.
+    who = known_caller(rt, authorization, client)
+    if who is None:
+        who = await run_in_threadpool(_looked_up, session, rt, authorization, client)
+    request.state.principal = who  # the request's log line names it (``api.observe``)
+    return who
+
+
+def _looked_up(session: Session, rt: Runtime, authorization: str | None, client: str) -> Principal:
     try:
-        who = authenticate(session, rt, authorization, client_address(request))
-        request.state.principal = who  # the request's log line names it (``api.observe``)
-        return who
+        return authenticate(session, rt, authorization, client)
     finally:
         # End the read now, or it keeps a pooled connection (and, under WAL, an old
         # snapshot) for the whole request while ``mutate`` works in a session of its own.
@@ -96,6 +117,17 @@ def authenticate(
         raise
 
 
+def known_caller(rt: Runtime, authorization: str | None, client: str) -> Principal | None:
+    """The caller, if the credential cache knows its key and its client is not being
+    throttled: no database and no thread needed. None: ask ``authenticate``."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    token = authorization[7:].strip()
+    if not token.startswith("fb_") or rt.throttle.retry_after(client):
+        return None
+    return rt.credentials.get(token)
+
+
 def _authenticate(session: Session, rt: Runtime, authorization: str | None) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise unauthorized()
@@ -103,9 +135,14 @@ def _authenticate(session: Session, rt: Runtime, authorization: str | None) -> P
     if rt.admin_token and hmac.compare_digest(token.encode(), rt.admin_token.encode()):
         return Principal("admin", "admin")
     if token.startswith("fb_"):
+        known = rt.credentials.get(token)
+        if known is not None:
+            return known  # read from the database less than a second ago
         key = merchant_service.authenticate_key(session, token)
         if key is not None:
-            return Principal("key", f"key:{key.prefix}", key.merchant_id, key.role)
+            who = Principal("key", f"key:{key.prefix}", key.merchant_id, key.role)
+            rt.credentials.put(token, key.prefix, who)
+            return who
     elif token.startswith("cpt_"):
         portal = merchant_service.authenticate_portal(session, token, rt.clock.now())
         if portal is not None:

@@ -20,7 +20,13 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fairbill.api.deps import GUARDED_PRINCIPAL, Principal, authenticate, client_address
+from fairbill.api.deps import (
+    GUARDED_PRINCIPAL,
+    Principal,
+    authenticate,
+    client_address,
+    known_caller,
+)
 from fairbill.api.problems import Problem, payload_too_large
 from fairbill.api.settings import Runtime
 
@@ -45,7 +51,7 @@ class Guard:
                 await self.app(scope, receive, send)
                 return
             if scope["path"].startswith(API_PREFIX):
-                who = await run_in_threadpool(_authenticate, request)
+                who = _known(request) or await run_in_threadpool(_authenticate, request)
                 scope.setdefault("state", {})[GUARDED_PRINCIPAL] = who
             body = await _read_body(receive, self.max_body)
         except Problem as problem:
@@ -68,6 +74,11 @@ def _has_body(headers: Headers, limit: int) -> bool:
     if size > limit:
         raise payload_too_large(limit)
     return size > 0
+
+
+def _known(request: Request) -> Principal | None:
+    rt: Runtime = request.app.state.runtime
+    return known_caller(rt, request.headers.get("authorization"), client_address(request))
 
 
 def _authenticate(request: Request) -> Principal:

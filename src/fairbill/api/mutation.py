@@ -6,15 +6,25 @@ the same key and body; the same key with another body is 409 ``idempotency_key_r
 a second request while the first still runs is 409 ``idempotency_key_in_progress``.
 Keys belong to the merchant; a portal token's belong to its customer alone. A stored
 response keeps API keys and portal tokens by prefix only (they are shown once).
-The key is claimed in its own short transaction first, so two concurrent requests with the
-same key cannot both run. The claim is a lease held by this process
-(``services.idempotency``): a retry takes over a claim whose process died or whose lease
-ended, and the work commits only while its process still holds the claim, so a request
-that outlived its lease is not done twice.
+
+One transaction per request: the key is claimed in the work's own transaction (an
+``INSERT ... ON CONFLICT DO NOTHING`` of the key's row, finished by an ``UPDATE`` just
+before the commit), so the claim, the work, the audit row and the stored response commit
+together or not at all, and a request that dies leaves nothing behind. Two concurrent
+requests with the same key cannot both run: in this process ``_RUNNING`` answers the
+second 409; in another process on PostgreSQL the claim also takes a transaction-scoped
+advisory lock on the key (``pg_try_advisory_xact_lock``), which the second fails to take
+(409, never a wait); on SQLite write transactions run one at a time, so the second finds
+the first finished and replays it. Claims committed unfinished (by ``_claim``, or by
+servers before this one: a process that died between its claim and its work) are
+leases (``services.idempotency``): a retry takes over a claim whose process died or
+whose lease ended, and the work commits only while its process still holds the claim,
+so a request that outlived its lease is not done twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -24,11 +34,13 @@ from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import CursorResult, String, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Integer, String, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from fairbill.api.deps import Principal, merchant_ctx
+from fairbill.api.fastjson import json_response
 from fairbill.api.problems import Problem, conflict
 from fairbill.api.settings import Runtime
 from fairbill.services import operations
@@ -96,45 +108,56 @@ def mutate(
     key = _scoped_key(who, shown)
     merchant_id = who.merchant_id or 0
     digest = fingerprint(f"{request.method} {request.url.path}", payload)
-    if key:
-        replay = _claim(rt, merchant_id, key, digest, action, shown or "")
-        if replay is not None:
-            return replay
-    with rt.sessions() as session:
-        try:
-            done = work(session)
-            body = done.body
-            session.add(
-                AuditLogRow(
-                    merchant_id=done.merchant_id,
-                    at=rt.clock.now(),
-                    actor=who.actor,
-                    action=action,
-                    target=done.target[:_TARGET_LENGTH],
-                    request_id=getattr(request.state, "request_id", "") or "",
-                    # Secrets (gateway tokens, keys) are never stored in clear.
-                    details={"payload": redact(_jsonable(payload))},
+    if key and not _RUNNING.enter(merchant_id, key):
+        raise _in_progress(shown or "")
+    running = bool(key)
+    try:
+        with rt.sessions() as session:
+            try:
+                claim: int | None = None
+                if key:
+                    claimed = _claim_in(session, merchant_id, key, digest, action, shown or "")
+                    if isinstance(claimed, JSONResponse):
+                        session.rollback()  # nothing was written: end the read
+                        return claimed
+                    claim = claimed
+                done = work(session)
+                body = done.body
+                session.add(
+                    AuditLogRow(
+                        merchant_id=done.merchant_id,
+                        at=rt.clock.now(),
+                        actor=who.actor,
+                        action=action,
+                        target=done.target[:_TARGET_LENGTH],
+                        request_id=getattr(request.state, "request_id", "") or "",
+                        # Secrets (gateway tokens, keys) are never stored in clear.
+                        details={"payload": redact(_jsonable(payload))},
+                    )
                 )
-            )
-            if key:
-                row = _held_key(session, merchant_id, key)
-                # Secrets are shown once: a replay names them by prefix only.
-                row.result, row.status_code = redact_secrets(body), status
-            sent = bool(session.info.get(operations.PENDING))
-            session.commit()
-        except Exception:
-            session.rollback()  # first: the release below must not wait for our own lock
-            if key:
-                _release(rt, merchant_id, key)
-            raise
-        # Committed: the key is finished and replays ``body`` until the gateway answered.
-        # Now the money moves (after the commit, never inside it), and is rendered.
-        if done.ctx is not None and sent:
-            body = _settled(done, merchant_id, key, body)
-    return JSONResponse(body, status_code=status)
+                if claim is not None:
+                    # Secrets are shown once: a replay names them by prefix only.
+                    _finish(session, claim, redact_secrets(body), status)
+                sent = bool(session.info.get(operations.PENDING))
+                session.commit()
+            except Exception:
+                session.rollback()  # the claim goes with the work: a retry runs it again
+                raise
+            finally:
+                if running:  # committed or not, no request of this process runs it now
+                    running = False
+                    _RUNNING.leave(merchant_id, key or "")
+            # Committed: the key is finished and replays ``body`` until the gateway
+            # answered. Now the money moves (after the commit, never inside it).
+            if done.ctx is not None and sent:
+                body = _settled(done, claim, body)
+    finally:
+        if running:  # the session could not even start
+            _RUNNING.leave(merchant_id, key or "")
+    return json_response(body, status)
 
 
-def _settled(done: Done, merchant_id: int, key: str | None, body: dict[str, Any]) -> dict[str, Any]:
+def _settled(done: Done, claim: int | None, body: dict[str, Any]) -> dict[str, Any]:
     """Send the operations the work requested and record their outcomes; the response
     (and the key's stored replay) then shows them. A failure here loses nothing: the
     operations stay open for the reconciler, and the response stays the committed one."""
@@ -145,10 +168,13 @@ def _settled(done: Done, merchant_id: int, key: str | None, body: dict[str, Any]
         if done.render is None:
             return body
         body = done.render()
-        if key:
-            row = _key_row(session, merchant_id, key)
-            if row is not None:
-                row.result = redact_secrets(body)
+        if claim is not None:
+            session.execute(
+                update(_KEYS)
+                .where(_KEYS.c.id == claim)
+                .values(result=redact_secrets(body))
+                .execution_options(synchronize_session=False)
+            )
         session.commit()
     except Exception:  # the reconciler finishes what is open; the work itself is done
         session.rollback()
@@ -192,75 +218,104 @@ def _key_row(session: Session, merchant_id: int, key: str) -> IdempotencyKeyRow 
     )
 
 
+_KEYS = table(IdempotencyKeyRow)
+# The first key of the claims' advisory locks on PostgreSQL (``store.locks``'s scheme:
+# 0x4642 "FB", then a kind); the second is 31 bits of the key's hash.
+_CLAIM_LOCKS = 0x46420010
+
+
+def _claim_in(
+    session: Session, merchant_id: int, key: str, digest: str, action: str, shown: str
+) -> int | JSONResponse:
+    """Claim ``key`` in the session's transaction: the id of the key's row, now this
+    process's (run the work, then ``_finish``), or the answer from a row already there:
+    its stored response, or 409."""
+    now = wall_now()  # leases run on the wall clock (services.idempotency)
+    values: dict[str, Any] = {
+        "merchant_id": merchant_id,
+        "key": key,
+        "operation": action,
+        "fingerprint": digest,
+        "result": {},
+        "created_at": now,
+        "owner": process_owner(),
+        "locked_until": now + LEASE,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        values["lock"] = _lock_key(merchant_id, key)
+    claim = _CLAIMS.get(dialect)
+    if claim is None:  # pragma: no cover - fairbill runs on SQLite and PostgreSQL
+        raise NotImplementedError(dialect)
+    claimed = session.scalar(claim, values)
+    if claimed is not None:
+        return int(claimed)
+    seen = _key_row(session, merchant_id, key)
+    if seen is None:  # another transaction holds the key's lock: that request runs it
+        raise _in_progress(shown)
+    return _answer(session, seen, digest, shown, now)
+
+
+def _claim_statements() -> dict[str, Any]:
+    """The claim's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` per dialect, built
+    once (its values are bound per request)."""
+    columns = ["merchant_id", "key", "operation", "fingerprint", "result", "created_at"]
+    columns += ["owner", "locked_until"]
+    params = {name: bindparam(name, type_=_KEYS.c[name].type) for name in columns}
+    # On PostgreSQL only if no other transaction runs this key now (never waits: 409).
+    lock = func.pg_try_advisory_xact_lock(_CLAIM_LOCKS, bindparam("lock", type_=Integer))
+    on_postgresql = pg_insert(_KEYS).from_select(columns, select(*params.values()).where(lock))
+    on_sqlite = sqlite_insert(_KEYS).values(params)
+    unique = ["merchant_id", "key"]
+    return {
+        "postgresql": on_postgresql.on_conflict_do_nothing(index_elements=unique).returning(
+            _KEYS.c.id
+        ),
+        "sqlite": on_sqlite.on_conflict_do_nothing(index_elements=unique).returning(_KEYS.c.id),
+    }
+
+
+_CLAIMS = _claim_statements()
+
+
+def _lock_key(merchant_id: int, key: str) -> int:
+    """A 31-bit number for the key (an ``int4`` of the advisory lock): two keys that
+    share it only make each other 409 while both run."""
+    digest = hashlib.blake2b(f"{merchant_id}:{key}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
 def _claim(
     rt: Runtime, merchant_id: int, key: str, digest: str, action: str, shown: str
 ) -> JSONResponse | None:
-    """Claim ``key`` for this request (None: run the work) or answer from the key's row:
-    its stored response, or 409. While the request runs, no other request of this process
-    claims the key (``_RUNNING``); another process's may once the claim is abandoned."""
-    if not _RUNNING.enter(merchant_id, key):
-        raise _in_progress(shown)
-    try:
-        answer = _claim_row(rt, merchant_id, key, digest, action, shown)
-    except BaseException:
-        _RUNNING.leave(merchant_id, key)
-        raise
-    if answer is not None:
-        _RUNNING.leave(merchant_id, key)
-    return answer
-
-
-def _claim_row(
-    rt: Runtime, merchant_id: int, key: str, digest: str, action: str, shown: str
-) -> JSONResponse | None:
-    now = wall_now()  # leases run on the wall clock (services.idempotency)
+    """Claim ``key`` in a transaction of its own and commit the claim unfinished, as a
+    process that died before its work left it (tests and tools; requests claim in their
+    work's transaction). None when claimed, else the answer from the key's row."""
     with rt.sessions() as session:
-        session.add(
-            IdempotencyKeyRow(
-                merchant_id=merchant_id,
-                key=key,
-                operation=action,
-                fingerprint=digest,
-                result={},
-                created_at=now,
-                owner=process_owner(),
-                locked_until=now + LEASE,
-            )
-        )
-        try:
-            session.commit()
-            return None
-        except IntegrityError:
-            session.rollback()
-        seen = _key_row(session, merchant_id, key)
-        if seen is None:  # pragma: no cover - the row vanished between two statements
-            raise conflict("idempotency_key_in_progress", "retry the request")
-        return _answer(session, seen, digest, shown, now)
+        answer = _claim_in(session, merchant_id, key, digest, action, shown)
+        session.commit()
+        return answer if isinstance(answer, JSONResponse) else None
 
 
 def _answer(
     session: Session, seen: IdempotencyKeyRow, digest: str, shown: str, now: datetime
-) -> JSONResponse | None:
-    """The answer to a key already claimed: 409 for another request, None (run it) when an
-    abandoned claim was taken over, the stored response, or 409 while it still runs."""
+) -> int | JSONResponse:
+    """The answer to a key already claimed: 409 for another request, the row's id (run
+    it) when an abandoned claim was taken over, the stored response, or 409 while it
+    still runs."""
     if seen.fingerprint != digest:
         raise conflict(
             "idempotency_key_reused",
             f"Idempotency-Key {shown!r} was used with a different request",
         )
-    now_seen: IdempotencyKeyRow | None = seen
     if seen.status_code is None and _abandoned(seen, now):
         if _take_over(session, seen, now):
-            return None
+            return seen.id
         # Another request took it over, finished it or released it first.
-        now_seen = session.scalar(
-            select(IdempotencyKeyRow)
-            .where(IdempotencyKeyRow.id == seen.id)
-            .execution_options(populate_existing=True)
-        )
-    if now_seen is None or now_seen.status_code is None:
         raise _in_progress(shown)
-    response = JSONResponse(now_seen.result, status_code=now_seen.status_code)
+    if seen.status_code is None:
+        raise _in_progress(shown)
+    response = json_response(seen.result, seen.status_code)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -275,8 +330,9 @@ def _abandoned(seen: IdempotencyKeyRow, now: datetime) -> bool:
 
 
 def _take_over(session: Session, seen: IdempotencyKeyRow, now: datetime) -> bool:
-    """Move an abandoned claim to this process and commit; False if another request moved,
-    finished or released it since it was read (the update is conditional on that read)."""
+    """Move an abandoned claim to this process, in the session's transaction; False if
+    another request moved, finished or released it since it was read (the update is
+    conditional on that read)."""
     moved = (
         update(IdempotencyKeyRow)
         .where(
@@ -288,48 +344,34 @@ def _take_over(session: Session, seen: IdempotencyKeyRow, now: datetime) -> bool
         .values(owner=process_owner(), locked_until=now + LEASE)
         .execution_options(synchronize_session=False)
     )
-    taken = cast(CursorResult[Any], session.execute(moved)).rowcount == 1
-    session.commit()
-    return taken
+    return cast(CursorResult[Any], session.execute(moved)).rowcount == 1
 
 
-def _held_key(session: Session, merchant_id: int, key: str) -> IdempotencyKeyRow:
-    """The key's row, locked until the work commits, if this process still holds the
-    claim; else 409 and the work rolls back: a request that outlived its lease and was
-    taken over must not be done twice. The claim is no longer running here after this."""
-    _RUNNING.leave(merchant_id, key)
-    row = session.scalar(
-        select(IdempotencyKeyRow)
-        .where(
-            IdempotencyKeyRow.merchant_id == merchant_id,
-            IdempotencyKeyRow.key == key,
-            IdempotencyKeyRow.owner == process_owner(),
-            IdempotencyKeyRow.status_code.is_(None),
-        )
-        .with_for_update()
+_FINISH = (
+    update(_KEYS)
+    .where(
+        _KEYS.c.id == bindparam("claim"),
+        _KEYS.c.owner == bindparam("me"),
+        _KEYS.c.status_code.is_(None),
     )
-    if row is None:
+    .values(
+        result=bindparam("result", type_=_KEYS.c.result.type),
+        status_code=bindparam("status_code"),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def _finish(session: Session, claim: int, body: dict[str, Any], status: int) -> None:
+    """Store the response on the key's row, if this process still holds the claim; else
+    409 and the work rolls back: a request that outlived its lease and was taken over
+    must not be done twice."""
+    values = {"claim": claim, "me": process_owner(), "result": body, "status_code": status}
+    if cast(CursorResult[Any], session.execute(_FINISH, values)).rowcount != 1:
         raise conflict(
             "idempotency_key_in_progress",
             "the request outlived its claim on its Idempotency-Key; retry it",
         )
-    return row
-
-
-def _release(rt: Runtime, merchant_id: int, key: str) -> None:
-    """Delete this process's unfinished claim, so that a retry runs the request again (a
-    claim another process took over is theirs)."""
-    _RUNNING.leave(merchant_id, key)
-    with rt.sessions() as session:
-        session.execute(
-            delete(IdempotencyKeyRow).where(
-                IdempotencyKeyRow.merchant_id == merchant_id,
-                IdempotencyKeyRow.key == key,
-                IdempotencyKeyRow.status_code.is_(None),
-                IdempotencyKeyRow.owner == process_owner(),
-            )
-        )
-        session.commit()
 
 
 def _in_progress(shown: str) -> Problem:

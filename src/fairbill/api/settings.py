@@ -14,6 +14,7 @@ from fairbill.config import Settings, defaults
 from fairbill.gateway.port import PaymentGateway
 from fairbill.gateway.sandbox_db import DatabaseSandbox
 from fairbill.services.clock import Clock, SystemClock
+from fairbill.services.credential_cache import CredentialCache
 from fairbill.store.db import reader_engine, session_factory
 
 # Stands for "the database sandbox of this runtime's engine", made in ``__post_init__``.
@@ -31,6 +32,9 @@ class Runtime:
     settings: Settings = field(default_factory=defaults)
     # Failed authentications per client (``api.throttle``): this runtime's own.
     throttle: Throttle = field(default_factory=Throttle)
+    # API keys authenticated lately (``services.credential_cache``): off unless given
+    # (``fairbill serve`` keeps them a second).
+    credentials: CredentialCache = field(default_factory=CredentialCache)
     sessions: sessionmaker[Session] = field(init=False)
     # Sessions that only read (GET routes, authentication, previews): they never write,
     # so on a SQLite file they do not queue behind writers (``store.db.reader_engine``).

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from fairbill import logs
-from fairbill.api.app import create_app
+from fairbill.api.app import create_app, reconcile_at_start, release_abandoned_keys
 from fairbill.api.settings import Runtime
+from fairbill.cli import serve_workers
 from fairbill.cli.configure import ConfigFile, settings_or_exit
 from fairbill.cli.listen import DEFAULT_PORT, HOST_ENV, PORT_ENV, check_free
 from fairbill.errors import InputError
@@ -21,6 +23,7 @@ from fairbill.notify.outbox import deliver_forever
 from fairbill.services import heartbeat
 from fairbill.services.background import run_forever
 from fairbill.services.clock import Clock, SystemClock, TestClock
+from fairbill.services.credential_cache import SERVE_TTL, CredentialCache
 from fairbill.services.redaction import RedactingFilter
 from fairbill.store.db import DEFAULT_URL, make_engine
 
@@ -77,6 +80,14 @@ def serve(
         ),
     ] = None,
     config: ConfigFile = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes serving the API (uvicorn's); the due work still runs in "
+            "one process, this one.",
+        ),
+    ] = 1,
 ) -> None:
     """Create and migrate the schema, then serve the API (docs at /docs)."""
     import uvicorn
@@ -94,6 +105,9 @@ def serve(
             console.print(f"{location.field}: {message}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     clock: Clock = SystemClock()
+    if test_clock is not None and workers > 1:
+        console.print("--test-clock needs one worker: each process would keep its own clock")
+        raise typer.Exit(2)
     if test_clock is not None:
         try:
             start = datetime.fromisoformat(test_clock)
@@ -110,7 +124,13 @@ def serve(
         raise typer.Exit(2) from exc
     given = settings.admin_token.get_secret_value() if settings.admin_token else None
     admin = given or f"adm_{secrets.token_urlsafe(18)}"
-    runtime = Runtime(make_engine(database_url), clock=clock, admin_token=admin, settings=settings)
+    runtime = Runtime(
+        make_engine(database_url),
+        clock=clock,
+        admin_token=admin,
+        settings=settings,
+        credentials=CredentialCache(SERVE_TTL),
+    )
     if demo:
         _seed_demo(runtime, f"http://{host}:{port}")
     console.print(admin_token_line(given, admin), markup=False)
@@ -143,8 +163,21 @@ def serve(
     try:
         # The access log has every URL; a portal link's carries its token.
         logging.getLogger("uvicorn.access").addFilter(RedactingFilter())
+        served: Any = create_app(runtime)
+        if workers > 1 and runtime.engine.dialect.name == "sqlite":
+            console.print(
+                "--workers on SQLite: the processes' writers meet in SQLite's busy handler "
+                "(one process queues them itself); PostgreSQL is the database for workers"
+            )
+        if workers > 1:  # each worker builds its app from the settings handed down
+            release_abandoned_keys(runtime)  # the start-up work, once for all workers
+            reconcile_at_start(runtime)
+            os.environ[serve_workers.CHILD_ENV] = serve_workers.hand_down(settings, admin)
+            served = serve_workers.APP
         uvicorn.run(
-            create_app(runtime),
+            served,
+            factory=workers > 1,
+            workers=workers,
             host=host,
             port=port,
             log_level=settings.log_level.lower(),

@@ -63,8 +63,8 @@ def worker(
     """Run due work as a process of its own; several side by side on PostgreSQL."""
     settings = settings_or_exit(config, database_url=database_url, tick_seconds=tick_seconds)
     clock = _clock(at)
-    logs.configure(settings.log_format, settings.log_level)
     _require_schema(settings.database_url)
+    logs.configure(settings.log_format, settings.log_level)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
     stop = threading.Event()
@@ -102,7 +102,7 @@ def _clock(at: str | None) -> Clock:
         instant = datetime.fromisoformat(at)
         return TestClock(instant)
     except ValueError as exc:
-        console.print(f"--at: {exc} (e.g. 2026-03-01T09:00:00+00:00)", markup=False)
+        console.print(f"--at: {exc} (e.g. 2026-03-01T09:00:00+00:00)", markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -112,7 +112,7 @@ def _require_schema(url: str) -> None:
         found = current_revision(url)
     except Exception as exc:  # a bad URL or an unreachable server is an input error
         shown = make_url(url).render_as_string(hide_password=True)
-        console.print(f"cannot open the database {shown}: {exc}", markup=False)
+        console.print(f"cannot open the database {shown}: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     newest = head_revision()
     if found != newest:
@@ -120,6 +120,7 @@ def _require_schema(url: str) -> None:
             f"the database is at revision {found or 'none'}, not {newest} (the newest): run "
             "`fairbill db upgrade` (or start `fairbill serve`) first",
             markup=False,
+            soft_wrap=True,
         )
         raise typer.Exit(2)
 

@@ -9,9 +9,11 @@ key returns the first answer and never moves money twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from fairbill.errors import GatewayUncertain
 from fairbill.money import Money
 
 
@@ -34,3 +36,14 @@ class PaymentGateway(Protocol):
     def refund(
         self, charge_reference: str, amount: Money, idempotency_key: str
     ) -> RefundResult: ...
+
+
+@runtime_checkable
+class ChargesInBatches(Protocol):
+    """A gateway that also takes many charges in one call (the database sandbox): the
+    same answers, key by key, as ``charge`` one at a time, with an uncertain charge's
+    ``GatewayUncertain`` in its place instead of raised."""
+
+    def charge_many(
+        self, charges: Sequence[tuple[str, Money, str]]
+    ) -> list[ChargeResult | GatewayUncertain]: ...

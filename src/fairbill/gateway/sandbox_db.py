@@ -16,17 +16,26 @@ tells it to fail the way real gateways fail, for one token or all, a number of t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fairbill.errors import GatewayTimeout, GatewayUnreachable
+from fairbill.errors import GatewayTimeout, GatewayUncertain, GatewayUnreachable
 from fairbill.gateway.port import ChargeResult, RefundResult
 from fairbill.money import Money
-from fairbill.store.tables import PaymentMethodRow, SandboxFaultRow, SandboxOperationRow
+from fairbill.store.bulk import BulkWriter
+from fairbill.store.ids import allocate_ids
+from fairbill.store.sets import one_of
+from fairbill.store.tables import (
+    PaymentMethodRow,
+    SandboxFaultRow,
+    SandboxOperationRow,
+    table,
+)
 
 
 class Fault(StrEnum):
@@ -56,6 +65,22 @@ class DatabaseSandbox:
             return self._charge(token, amount, idempotency_key)
         except IntegrityError:  # the same key, sent at the same time by another caller
             return self.charge(token, amount, idempotency_key)  # now answered by its key
+
+    def charge_many(
+        self, charges: Sequence[tuple[str, Money, str]]
+    ) -> list[ChargeResult | GatewayUncertain]:
+        """``charge`` for each (token, amount, key), booked in one transaction: the same
+        rows and answers as one at a time. While a fault is set, or when another caller
+        booked one of the keys meanwhile, each goes through ``charge`` instead (faults
+        are used up one call at a time, in order)."""
+        if charges:
+            try:
+                with self._sessions() as session:
+                    if not _faulty(session):
+                        return _book_many(session, charges)
+            except IntegrityError:  # a key booked meanwhile: its first answer is the answer
+                pass
+        return [_uncertain(self.charge, *charge) for charge in charges]
 
     def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
         try:
@@ -159,6 +184,72 @@ def _book(session: Session, row: SandboxOperationRow, prefix: str) -> SandboxOpe
         row.reference = f"{prefix}_{row.id:06d}"
     session.commit()
     return row
+
+
+def _book_many(
+    session: Session, charges: Sequence[tuple[str, Money, str]]
+) -> list[ChargeResult | GatewayUncertain]:
+    """Book the charges whose keys are new (a key seen twice in ``charges`` once) and
+    answer every one from the books; committed."""
+    box = SandboxOperationRow
+    keys = [key for _, _, key in charges]
+    done = {
+        row.key: row for row in session.scalars(select(box).where(one_of(session, box.key, keys)))
+    }
+    tokens = {token for token, _, _ in charges}
+    declining = set(
+        session.scalars(
+            select(PaymentMethodRow.token).where(
+                one_of(session, PaymentMethodRow.token, tokens), PaymentMethodRow.declines
+            )
+        )
+    )
+    answers = {
+        key: ChargeResult(row.ok, row.reference, row.decline_code) for key, row in done.items()
+    }
+    fresh = {key: (token, amount) for token, amount, key in charges if key not in done}
+    conn = session.connection()
+    ids = allocate_ids(conn, table(box), len(fresh))
+    at = datetime.now(UTC)
+    rows: list[dict[str, object]] = []
+    for row_id, (key, (token, amount)) in zip(ids, fresh.items(), strict=True):
+        ok = token not in declining
+        answer = answers[key] = ChargeResult(
+            ok, f"ch_{row_id:06d}" if ok else None, None if ok else "card_declined"
+        )
+        rows.append(
+            {
+                "id": row_id,
+                "key": key,
+                "kind": "charge",
+                "token": token,
+                "charge_reference": None,
+                "amount_minor": amount.minor,
+                "currency": amount.currency,
+                "ok": ok,
+                "reference": answer.reference,
+                "decline_code": answer.decline_code,
+                "at": at,
+            }
+        )
+    BulkWriter(conn).execute(insert(table(box)), rows)
+    session.commit()
+    return [answers[key] for key in keys]
+
+
+def _faulty(session: Session) -> bool:
+    """Whether any fault is set that may still strike."""
+    live = or_(SandboxFaultRow.remaining.is_(None), SandboxFaultRow.remaining > 0)
+    return session.scalar(select(SandboxFaultRow.id).where(live).limit(1)) is not None
+
+
+def _uncertain(
+    charge: Callable[[str, Money, str], ChargeResult], token: str, amount: Money, key: str
+) -> ChargeResult | GatewayUncertain:
+    try:
+        return charge(token, amount, key)
+    except GatewayUncertain as exc:
+        return exc
 
 
 def _by_key(session: Session, key: str) -> SandboxOperationRow | None:

@@ -34,6 +34,7 @@ from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.bulk import BulkWriter, update_by_id
 from fairbill.store.ids import allocate_ids
+from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CreditNoteRow,
     CustomerRow,
@@ -167,7 +168,7 @@ def next_numbers(ctx: Ctx, model: Any, customer_ids: set[int]) -> dict[int, int]
     found: dict[int, int | None] = dict(
         ctx.session.execute(
             select(model.customer_id, func.max(model.number))
-            .where(model.customer_id.in_(customer_ids))
+            .where(one_of(ctx.session, model.customer_id, customer_ids))
             .group_by(model.customer_id)
         )
         .tuples()
@@ -346,7 +347,11 @@ def _retry_query(ctx: Ctx) -> Any:
     in_flight = exists().where(
         op.invoice_id == inv.id,
         op.kind == OperationKind.CHARGE,
-        op.status.in_(operations.OPEN),
+        # ``status || ''``: found through the invoice's index, never the status index. Every
+        # operation settled since the table's last vacuum left a dead ``pending`` entry
+        # there; PostgreSQL's bitmap scans of it read them all, once per candidate (90 ms
+        # a day at 50,000 subscriptions, growing with them).
+        op.status.concat("").in_(operations.OPEN),
     )
     due = (
         inv.total_minor
@@ -395,7 +400,7 @@ def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
         ctx.session.execute(
             select(GatewayOperationRow.invoice_id, func.count())
             .where(
-                GatewayOperationRow.invoice_id.in_([r.invoice_id for r in rows]),
+                one_of(ctx.session, GatewayOperationRow.invoice_id, [r.invoice_id for r in rows]),
                 GatewayOperationRow.kind == OperationKind.CHARGE,
             )
             .group_by(GatewayOperationRow.invoice_id)

@@ -37,6 +37,7 @@ from fairbill.services import policies
 from fairbill.services.clock import Clock
 from fairbill.store.bulk import BulkWriter
 from fairbill.store.ids import allocate_ids
+from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CustomerRow,
     DecisionRow,
@@ -343,7 +344,7 @@ class Ctx:
         seen = set(
             self.session.scalars(
                 select(JournalTransactionRow.key).where(
-                    JournalTransactionRow.key.in_([t.key for t in txns])
+                    one_of(self.session, JournalTransactionRow.key, [t.key for t in txns])
                 )
             )
         )

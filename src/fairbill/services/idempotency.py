@@ -77,7 +77,7 @@ def run_once(
 
 
 # Longer than requests take (their gateway calls go out after the commit); one that takes
-# longer may be taken over, and then does not commit (``mutation._held_key``). A retry of
+# longer may be taken over, and then does not commit (``mutation._finish``). A retry of
 # a request whose process died on another host waits for the lease to end.
 LEASE = timedelta(seconds=30)
 KEEP_FINISHED = timedelta(hours=24)

@@ -23,7 +23,7 @@ from fairbill.lifecycle import CUSTOMER_ENDED, CustomerStatus
 from fairbill.money import Money
 from fairbill.policy.load import parse_policy
 from fairbill.policy.model import Policy
-from fairbill.services import policies
+from fairbill.services import credential_cache, policies
 from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
 from fairbill.store.tables import (
@@ -156,6 +156,8 @@ def revoke_key(session: Session, merchant: MerchantRow, prefix: str, now: dateti
     if live_admins == [row]:
         raise Conflict(f"{prefix} is the merchant's last admin key: issue another first")
     row.revoked_at = now
+    # This process refuses it at once; the others once their cached entry is too old.
+    credential_cache.forget(prefix)
     return row
 
 

@@ -43,6 +43,7 @@ from fairbill.services.billing_cycle import next_numbers
 from fairbill.services.context import Ctx
 from fairbill.store.bulk import BulkWriter, update_by_id
 from fairbill.store.ids import allocate_ids
+from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CustomerRow,
     DecisionRow,
@@ -103,7 +104,7 @@ def _open_ops(ctx: Ctx, ids: list[int]) -> dict[int, Any]:
         select(op, CustomerRow.language, InvoiceRow.number.label("invoice_number"))
         .join(CustomerRow, CustomerRow.id == op.c.customer_id)
         .outerjoin(InvoiceRow, InvoiceRow.id == op.c.invoice_id)
-        .where(op.c.id.in_(ids), op.c.status.in_(operations.OPEN))
+        .where(one_of(ctx.session, op.c.id, ids), op.c.status.in_(operations.OPEN))
     )
     if ctx.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=op)
@@ -111,14 +112,13 @@ def _open_ops(ctx: Ctx, ids: list[int]) -> dict[int, Any]:
 
 
 class _Op:
-    """An operation's row, with the language its customer's messages are written in."""
+    """An operation's row, with the language its customer's messages are written in.
+    Its columns are copied as attributes: read a dozen times per operation, a lookup
+    through ``__getattr__`` to the row cost more than the copy."""
 
     def __init__(self, row: Any, default_language: str) -> None:
-        self._row = row
+        self.__dict__.update(row._mapping)
         self.language: str = row.language or default_language
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, name)
 
 
 class _Bulk:
@@ -314,7 +314,17 @@ def _paid(ctx: Ctx, paid: list[tuple[Any, ChargeResult]], rows: _Rows) -> None:
     journal, the receipt (``after_paid`` does nothing more for a renewal)."""
     from fairbill.services.billing import across
 
-    invoices = _by_id(ctx, InvoiceRow, {op.invoice_id for op, _ in paid})
+    inv = table(InvoiceRow)
+    # The columns used below only: a chunk's invoices, each read once.
+    amounts = select(
+        inv.c.id,
+        inv.c.number,
+        inv.c.total_minor,
+        inv.c.credit_applied_minor,
+        inv.c.wallet_applied_minor,
+        inv.c.amount_paid_minor,
+    ).where(one_of(ctx.session, inv.c.id, {op.invoice_id for op, _ in paid}))
+    invoices = {r.id: r for r in ctx.session.execute(amounts)}
     numbers = next_numbers(ctx, PaymentRow, {op.customer_id for op, _ in paid})
     for op, result in paid:
         invoice = invoices[op.invoice_id]
@@ -436,14 +446,14 @@ def _decision(ctx: Ctx, customer_id: int, at: datetime, decision: Decision) -> d
 
 def _by_id(ctx: Ctx, model: Any, ids: set[Any]) -> dict[int, Any]:
     t = table(model)
-    return {r.id: r for r in ctx.session.execute(select(t).where(t.c.id.in_(ids)))}
+    return {r.id: r for r in ctx.session.execute(select(t).where(one_of(ctx.session, t.c.id, ids)))}
 
 
 def _failure_counts(ctx: Ctx, invoice_ids: set[int]) -> dict[int, int]:
     return dict(
         ctx.session.execute(
             select(FailedPaymentRow.invoice_id, func.count())
-            .where(FailedPaymentRow.invoice_id.in_(invoice_ids))
+            .where(one_of(ctx.session, FailedPaymentRow.invoice_id, invoice_ids))
             .group_by(FailedPaymentRow.invoice_id)
         )
         .tuples()

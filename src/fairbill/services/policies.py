@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
 from fairbill.errors import Conflict, NotFound, PolicyError
@@ -38,6 +38,7 @@ from fairbill.policy.load import (
     parse_policy_located,
 )
 from fairbill.policy.model import Policy, TermsChange
+from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CustomerRow,
     DecisionRow,
@@ -131,16 +132,21 @@ def policy_of(session: Session, version_id: int) -> Policy:
 
 
 def current(session: Session, merchant: MerchantRow) -> tuple[int, Policy]:
-    """The merchant's current version: its newest published one."""
-    version_id = _current_id(session, merchant)
-    if version_id is None:
+    """The merchant's current version: its newest published one. One statement when its
+    policy was parsed before (by digest: the version's text is read only the first time)."""
+    newest = session.execute(
+        _newest_published(merchant, PolicyVersionRow.id, PolicyVersionRow.digest)
+    ).one_or_none()
+    if newest is None:
         version_id = _adopt(session, merchant)
-    return version_id, policy_of(session, version_id)
+        return version_id, policy_of(session, version_id)
+    known = _POLICIES.get(newest.digest)
+    return newest.id, known if known is not None else policy_of(session, newest.id)
 
 
-def _current_id(session: Session, merchant: MerchantRow) -> int | None:
-    return session.scalar(
-        select(PolicyVersionRow.id)
+def _newest_published(merchant: MerchantRow, *columns: Any) -> Select[Any]:
+    return (
+        select(*columns)
         .where(
             PolicyVersionRow.merchant_id == merchant.id,
             PolicyVersionRow.status == PolicyVersionStatus.PUBLISHED,
@@ -148,6 +154,11 @@ def _current_id(session: Session, merchant: MerchantRow) -> int | None:
         .order_by(PolicyVersionRow.published_at.desc(), PolicyVersionRow.id.desc())
         .limit(1)
     )
+
+
+def _current_id(session: Session, merchant: MerchantRow) -> int | None:
+    found: int | None = session.scalar(_newest_published(merchant, PolicyVersionRow.id))
+    return found
 
 
 def _adopt(session: Session, merchant: MerchantRow) -> int:
@@ -349,7 +360,7 @@ def move_on_renewal(session: Session, version_id: int | None, subscription_ids: 
         return
     held = session.scalars(
         select(SubscriptionRow.policy_version_id)
-        .where(SubscriptionRow.id.in_(subscription_ids))
+        .where(one_of(session, SubscriptionRow.id, subscription_ids))
         .distinct()
     )
     # The terms the customer accepted say how they change: no clause, no silent move.
@@ -371,7 +382,7 @@ def move_on_renewal(session: Session, version_id: int | None, subscription_ids: 
     session.execute(
         update(SubscriptionRow)
         .where(
-            SubscriptionRow.id.in_(subscription_ids),
+            one_of(session, SubscriptionRow.id, subscription_ids),
             SubscriptionRow.policy_version_id.in_(movable),
             told,
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Column, Table
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 
@@ -44,10 +45,15 @@ def copy_insert(
         columns[at] = _bound(conn, target.c[name], columns[at], memo)
     quote = conn.dialect.identifier_preparer
     listed = ", ".join(quote.format_column(target.c[name]) for name in names)
+    command = f"COPY {quote.format_table(target)} ({listed}) FROM STDIN"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {quote.format_table(target)} ({listed}) FROM STDIN") as copy:
-        for values in zip(*columns, strict=True):
-            copy.write_row(values)
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with cursor.copy(command) as copy:
+            for values in zip(*columns, strict=True):
+                copy.write_row(values)
+    except dbapi_error as exc:  # as SQLAlchemy raises it for a statement: IntegrityError …
+        raise DBAPIError.instance(command, None, exc, dbapi_error) from exc
 
 
 def update_by_id(

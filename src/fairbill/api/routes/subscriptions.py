@@ -31,8 +31,13 @@ def load(ctx: Ctx, who: Principal, sub_id: str) -> tuple[CustomerRow, Subscripti
     number = row_id(digits) if digits != sub_id else None
     if number is None:
         raise not_found(f"no subscription {sub_id!r}")
-    sub = ctx.session.get(SubscriptionRow, number)
-    customer = ctx.session.get(CustomerRow, sub.customer_id) if sub else None
+    # One statement for both rows (a hot path: every read, preview and change of one).
+    found = ctx.session.execute(
+        select(SubscriptionRow, CustomerRow)
+        .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
+        .where(SubscriptionRow.id == number)
+    ).one_or_none()
+    sub, customer = (found[0], found[1]) if found is not None else (None, None)
     if (
         sub is None
         or customer is None
