@@ -59,7 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--days", type=int, default=31, help="daily runs after 2026-03-01 (31)")
     p.add_argument("--decline-rate", type=float, default=0.05, help="share of cards (0.05)")
     p.add_argument("--profile", action="store_true", help="cProfile the cycle (top 15)")
-    p.add_argument("--profile-out", type=Path, help="with --profile: save the pstats here")
+    p.add_argument(
+        "--profile-out",
+        type=Path,
+        help="with --profile: save the pstats here (with --workers: one file per worker, "
+        "PATH.0, PATH.1 …; default cycle.prof)",
+    )
     p.add_argument(
         "--tracemalloc", action="store_true", help="Python heap peak too (slows the cycle)"
     )
@@ -378,7 +383,8 @@ def run_workers(
         session.commit()
     url = args.database_url or f"sqlite:///{args.db}"
     engine.dispose()  # no pooled connection is shared with the worker processes
-    return run(args.src.resolve(), url, days, args.workers, every)
+    profile_out = (args.profile_out or Path("cycle.prof")) if args.profile else None
+    return run(args.src.resolve(), url, days, args.workers, every, profile_out)
 
 
 def main(argv: list[str] | None = None) -> int:

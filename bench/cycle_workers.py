@@ -17,6 +17,7 @@ Each worker reports its CPU time, its peak RSS and the renewals its chunks claim
 
 from __future__ import annotations
 
+import cProfile
 import multiprocessing
 import os
 import resource
@@ -65,16 +66,24 @@ class StatelessGateway:
         return RefundResult(True, f"re_{idempotency_key}")
 
 
-def run(src: Path, url: str, days: list[datetime], workers: int, decline_every: int) -> Run:
+def run(
+    src: Path,
+    url: str,
+    days: list[datetime],
+    workers: int,
+    decline_every: int,
+    profile_out: Path | None = None,
+) -> Run:
     """The cycle over ``days`` by ``workers`` processes; the wall time from the first
-    day's start to the last day's end."""
+    day's start to the last day's end. ``profile_out``: each worker's cProfile of its
+    ticks is saved as ``<profile_out>.<index>``."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(workers + 1)
     results = context.Queue()
     procs = [
         context.Process(
             target=_worker,
-            args=(str(src), url, days, decline_every, barrier, results, index),
+            args=(str(src), url, days, decline_every, barrier, results, index, profile_out),
             name=f"bench-worker-{index}",
         )
         for index in range(workers)
@@ -104,6 +113,7 @@ def _worker(
     barrier: Any,
     results: Any,
     index: int,
+    profile_out: Path | None,
 ) -> None:
     sys.path.insert(0, src)
     from fairbill.services import background
@@ -117,16 +127,23 @@ def _worker(
     gateway = StatelessGateway(decline_every)
     renewed, cpu, error = 0, 0.0, None
     backends0 = _backend_cpu(engine, name) if postgres else None
+    profiler = cProfile.Profile() if profile_out is not None else None
     barrier.wait()
     for day in days:
         barrier.wait()
         cpu0 = time.process_time()
+        if profiler is not None:
+            profiler.enable()
         try:
             renewed += background.tick(sessions, TestClock(day), gateway) or 0
         except Exception as exc:  # reported, and the barrier still kept
             error = f"{type(exc).__name__}: {exc}"
+        if profiler is not None:
+            profiler.disable()
         cpu += time.process_time() - cpu0
         barrier.wait()
+    if profiler is not None:
+        profiler.dump_stats(f"{profile_out}.{index}")
     backends = _backend_cpu(engine, name) if postgres else None
     engine.dispose()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

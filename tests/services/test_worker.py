@@ -22,11 +22,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.gateway.sandbox import SandboxGateway
-from fairbill.services import background, billing_cycle, merchants, worker
+from fairbill.services import background, billing_cycle, merchants, policies, worker
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.store import locks
@@ -196,3 +196,22 @@ def test_a_stopped_worker_begins_no_further_chunk(seeded: sessionmaker[Session])
             .where(SubscriptionRow.current_period_end <= AT)
         )
         assert due == 12
+
+
+def test_terms_read_in_one_query_are_those_read_one_by_one(
+    seeded: sessionmaker[Session],
+) -> None:
+    """The bulk declines read every customer's accepted version at once
+    (``policies.accepted_many``): the same as ``policies.accepted`` for each."""
+    with seeded() as session:
+        version_id = _ctx(session).version_id
+        session.execute(
+            update(SubscriptionRow)
+            .where(SubscriptionRow.customer_id.in_([2, 3]))
+            .values(policy_version_id=version_id)
+        )
+        ids = [1, 2, 3, 999]
+        assert policies.accepted_many(session, ids) == {
+            customer: policies.accepted(session, customer) for customer in ids
+        }
+        assert policies.accepted_many(session, ids)[2] == version_id

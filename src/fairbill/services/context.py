@@ -6,7 +6,7 @@ core, posting balanced journal transactions, recording decisions and outbox rows
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ from fairbill.policy.model import ItemKind, Policy
 from fairbill.services import policies
 from fairbill.services.clock import Clock
 from fairbill.store.bulk import BulkWriter
+from fairbill.store.db import SERIALIZED
 from fairbill.store.ids import allocate_ids
 from fairbill.store.sets import one_of
 from fairbill.store.tables import (
@@ -89,13 +90,21 @@ class Ctx:
         found = self._terms.get(customer_id)
         if found is None:
             version_id = policies.accepted(self.session, customer_id)
-            if version_id is None or version_id == self.version_id:
-                found = (self.version_id, self.merchant)
-            else:
-                policy = policies.policy_of(self.session, version_id)
-                found = (version_id, replace(self.merchant, policy=policy))
-            self._terms[customer_id] = found
+            found = self._terms[customer_id] = self._terms_of(version_id)
         return found
+
+    def prefetch_terms(self, customer_ids: Collection[int]) -> None:
+        """``terms`` of many customers read at once (one query, not one per customer):
+        for the bulk paths, before they decide for each."""
+        missing = [c for c in customer_ids if c not in self._terms]
+        for customer_id, version_id in policies.accepted_many(self.session, missing).items():
+            self._terms[customer_id] = self._terms_of(version_id)
+
+    def _terms_of(self, version_id: int | None) -> tuple[int | None, Merchant]:
+        if version_id is None or version_id == self.version_id:
+            return (self.version_id, self.merchant)
+        policy = policies.policy_of(self.session, version_id)
+        return (version_id, replace(self.merchant, policy=policy))
 
     def decide(self, customer_id: int, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """``fn(merchant, *args, **kwargs)`` under the customer's accepted version; the
@@ -305,8 +314,12 @@ class Ctx:
         """Take the customer's row lock before changing their money (PostgreSQL; SQLite
         serialises writers): concurrent cancels, refunds and reviews for one customer queue
         here. Rows read before the lock may be stale, so they are re-read after it. Lock
-        order is customer, then payment."""
+        order is customer, then payment. In a SQLite write transaction that began before
+        the session read anything (``store.db.SERIALIZED``) nothing can be stale, and no
+        lock is needed: the re-reads are skipped."""
         self.session.flush()
+        if self.session.info.get(SERIALIZED):
+            return
         self.session.expire_all()
         self.session.refresh(customer, with_for_update=True)
 

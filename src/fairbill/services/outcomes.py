@@ -189,6 +189,7 @@ class _Bulk:
         subs = _by_id(self.ctx, SubscriptionRow, {op.subscription_id for op, _ in self.declined})
         customers = _by_id(self.ctx, CustomerRow, {op.customer_id for op, _ in self.declined})
         failures = _failure_counts(self.ctx, {op.invoice_id for op, _ in self.declined})
+        self.ctx.prefetch_terms(customers.keys())
         decide = _failure_rule(self.ctx)
         # One operation per customer reaches here (``record_many``): none depends on another.
         for op, result in self.declined:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, exists, select, update
+from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from fairbill.errors import Conflict, NotFound, PolicyError
@@ -197,6 +198,24 @@ def accepted(session: Session, customer_id: int) -> int | None:
         .order_by(SubscriptionRow.id.desc())
         .limit(1)
     )
+
+
+def accepted_many(session: Session, customer_ids: Collection[int]) -> dict[int, int | None]:
+    """``accepted`` for each of ``customer_ids``, in one query."""
+    if not customer_ids:
+        return {}
+    sub = SubscriptionRow
+    newest = (
+        select(func.max(sub.id))
+        .where(one_of(session, sub.customer_id, customer_ids))
+        .group_by(sub.customer_id)
+    )
+    found: dict[int, int | None] = dict.fromkeys(customer_ids)
+    rows = session.execute(
+        select(sub.customer_id, sub.policy_version_id).where(sub.id.in_(newest.scalar_subquery()))
+    )
+    found.update(rows.tuples().all())
+    return found
 
 
 def versions(session: Session, merchant: MerchantRow) -> list[PolicyVersionRow]:

@@ -19,6 +19,7 @@ from fairbill.policy.model import Deadlines, Destination, RequestKind
 from fairbill.services import billing
 from fairbill.services.context import Ctx
 from fairbill.services.subscriptions import end_subscription
+from fairbill.store.db import SERIALIZED
 from fairbill.store.tables import (
     CustomerRow,
     InvoiceRow,
@@ -190,8 +191,10 @@ def _covering(ctx: Ctx, sub: SubscriptionRow | None, outage: OutageRow) -> tuple
 
 def lock_payment(ctx: Ctx, payment: PaymentRow) -> None:
     """Re-read the payment under a row lock: concurrent refunds of one payment queue here,
-    and each sees what the others refunded (PostgreSQL; SQLite serialises writers)."""
-    ctx.session.refresh(payment, with_for_update=True)
+    and each sees what the others refunded (PostgreSQL; SQLite serialises writers: in a
+    transaction ``store.db.SERIALIZED`` the payment read is already current)."""
+    if not ctx.session.info.get(SERIALIZED):
+        ctx.session.refresh(payment, with_for_update=True)
 
 
 def _subscription_of(

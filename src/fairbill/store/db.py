@@ -216,4 +216,20 @@ def create_schema(engine: Engine) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    event.listen(factory, "after_begin", _mark_serialized)
+    return factory
+
+
+# ``session.info`` key: True while the session's transaction is a SQLite write transaction
+# (``BEGIN IMMEDIATE``, the file's writer lock held) that began before the session held
+# any row. Then nothing the session read can be stale: it was read inside a transaction
+# no other writer can commit during. ``Ctx.lock_customer`` skips its re-reads then.
+SERIALIZED = "fairbill.serialized"
+
+
+def _mark_serialized(session: Session, _transaction: Any, connection: Any) -> None:
+    dbapi = connection.connection.dbapi_connection
+    session.info[SERIALIZED] = (
+        isinstance(dbapi, _WriterConnection) and dbapi.in_transaction and not session.identity_map
+    )
