@@ -63,11 +63,11 @@ def test_a_mutation_begins_one_write_transaction(api: Api) -> None:
     assert keys(api) == [("c-1", 201)]
 
 
+# PostgreSQL only: SQLite runs write transactions one at a time, none is ever concurrent.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_key_another_transaction_runs_is_409_at_once_on_postgresql(
     runtime: Runtime,
 ) -> None:
-    if runtime.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs write transactions one at a time: none is ever concurrent")
     digest = fingerprint("POST /v1/plans", PLAN)
     with runtime.sessions() as first, runtime.sessions() as second:
         claim = mutation._claim_in(first, 1, "k", digest, "plan.create", "k")

@@ -55,7 +55,7 @@ from .world import METHODS, PLANS, POLICY_IDS, World, base_text
 #   FAIRBILL_STATEFUL_EXAMPLES=300 FAIRBILL_STATEFUL_STEPS=50 pytest tests/services/test_stateful.py
 # and ``make soak`` for the long one (≥ 100,000 steps per policy).
 SETTINGS = settings(
-    max_examples=int(os.environ.get("FAIRBILL_STATEFUL_EXAMPLES", "15")),
+    max_examples=int(os.environ.get("FAIRBILL_STATEFUL_EXAMPLES", "10")),
     stateful_step_count=int(os.environ.get("FAIRBILL_STATEFUL_STEPS", "20")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

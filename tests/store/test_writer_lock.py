@@ -10,11 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from fairbill.store.db import make_engine, writer_lock
+from fairbill.services.idempotency import wall_now
+from fairbill.store.db import (
+    SERIALIZED,
+    create_schema,
+    make_engine,
+    reader_engine,
+    session_factory,
+    writer_lock,
+)
+from fairbill.store.tables import IdempotencyKeyRow
 
 
 def engine_without_busy_wait(path: Path) -> Engine:
@@ -91,3 +100,32 @@ def test_commits_are_synced_to_disk(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_a_write_transaction_begun_before_any_read_is_marked_serialized(tmp_path: Path) -> None:
+    """``SERIALIZED``: nothing such a session read can be stale (``Ctx.lock_customer``
+    skips its re-reads); after a commit it holds rows read earlier, so not any more."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+    sessions, reads = session_factory(engine), session_factory(reader_engine(engine))
+    with sessions() as session:
+        row = IdempotencyKeyRow(
+            merchant_id=1, key="k", operation="x", fingerprint="f", created_at=wall_now()
+        )
+        session.add(row)
+        session.flush()
+        assert session.info[SERIALIZED] is True
+        session.commit()
+        assert session.scalar(select(IdempotencyKeyRow)) is not None  # a new transaction
+        assert session.info[SERIALIZED] is False  # it began holding the row read before
+    with reads() as session:
+        session.scalar(select(IdempotencyKeyRow))
+        assert session.info[SERIALIZED] is False  # reads are not write transactions
+    memory = make_engine("sqlite://")
+    create_schema(memory)
+    with session_factory(memory)() as session:
+        session.scalar(select(IdempotencyKeyRow))
+        assert session.info[SERIALIZED] is False  # in memory: the old re-reads
+    engine.dispose()
+    memory.dispose()

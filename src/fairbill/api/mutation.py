@@ -308,14 +308,19 @@ def _answer(
             "idempotency_key_reused",
             f"Idempotency-Key {shown!r} was used with a different request",
         )
+    now_seen: IdempotencyKeyRow | None = seen
     if seen.status_code is None and _abandoned(seen, now):
         if _take_over(session, seen, now):
             return seen.id
         # Another request took it over, finished it or released it first.
+        now_seen = session.scalar(
+            select(IdempotencyKeyRow)
+            .where(IdempotencyKeyRow.id == seen.id)
+            .execution_options(populate_existing=True)
+        )
+    if now_seen is None or now_seen.status_code is None:
         raise _in_progress(shown)
-    if seen.status_code is None:
-        raise _in_progress(shown)
-    response = json_response(seen.result, seen.status_code)
+    response = json_response(now_seen.result, now_seen.status_code)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 

@@ -78,6 +78,7 @@ class Ctx:
         init=False, default_factory=dict
     )
     _terms: dict[int, tuple[int | None, Merchant]] = field(init=False, default_factory=dict)
+    _plans: dict[str, PlanRow] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         row = self.merchant_row
@@ -137,11 +138,19 @@ class Ctx:
 
     # -- lookups ---------------------------------------------------------------------------
     def plan(self, code: str) -> PlanRow:
-        row = self.session.scalar(
-            select(PlanRow).where(PlanRow.merchant_id == self.merchant_row.id, PlanRow.code == code)
-        )
-        if row is None:
-            raise NotFound(f"no plan {code!r}")
+        """The merchant's plan ``code``, read once per unit of work (a plan's row is the
+        session's one object for it; plans are never deleted or renamed). One a rollback
+        took out of the session is read again."""
+        row = self._plans.get(code)
+        if row is None or row not in self.session:
+            row = self.session.scalar(
+                select(PlanRow).where(
+                    PlanRow.merchant_id == self.merchant_row.id, PlanRow.code == code
+                )
+            )
+            if row is None:
+                raise NotFound(f"no plan {code!r}")
+            self._plans[code] = row
         return row
 
     def next_number(self, model: type[InvoiceRow] | type[PaymentRow], customer: CustomerRow) -> int:

@@ -128,8 +128,8 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 
 
 class WriterLock:
-    """The write transactions of one SQLite file in this process, one at a time, in the
-    order they asked (a waiting writer sleeps on the lock, it does not poll).
+    """The write transactions of one SQLite file in this process, one at a time (a waiting
+    writer sleeps on the lock until it is given back, it does not poll).
 
     Invariant: held from just before ``BEGIN IMMEDIATE`` until that transaction's commit or
     rollback has returned, by the connection that began it. A thread that already holds
@@ -158,6 +158,16 @@ class WriterLock:
 
 _WRITER_LOCKS: dict[str, WriterLock] = {}
 _WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _after_fork() -> None:
+    """A forked child is another process: the parent's writers are not its to wait for."""
+    global _WRITER_LOCKS_GUARD
+    _WRITER_LOCKS.clear()
+    _WRITER_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def writer_lock(database: str) -> WriterLock:
