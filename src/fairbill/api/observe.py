@@ -83,7 +83,12 @@ def level_of(route: str, status: int) -> int:
     return logging.DEBUG if route in PROBES else logging.INFO
 
 
-def request_fields(scope: Scope, route: str, status: int, seconds: float) -> dict[str, Any]:
+def request_fields(
+    scope: Scope,
+    route: str,
+    status: int,
+    seconds: float,  # float-ok: a duration
+) -> dict[str, Any]:
     """What the request event says (pure: from the ASGI scope after the request)."""
     state: dict[str, Any] = scope.get("state", {})
     who = state.get(PRINCIPAL) or state.get(GUARDED_PRINCIPAL)

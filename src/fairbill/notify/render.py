@@ -310,7 +310,6 @@ def _tidy(text: str) -> str:
 
 
 def _environment() -> Environment:
-    from jinja2 import pass_context
 
     env = Environment(
         loader=PackageLoader("fairbill.notify", "templates"),
@@ -320,13 +319,21 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    install_formatting(env)
+    env.tests["plural"] = _plural
+    return env
+
+
+def install_formatting(env: Environment) -> None:
+    """The Babel filters the emails and the web pages share: money, numbers, dates,
+    labels, each in the template's own ``language``."""
+    from jinja2 import pass_context
+
     env.filters["money"] = pass_context(money)
     env.filters["number"] = pass_context(number)
     env.filters["date"] = pass_context(long_date)
     env.filters["datetime"] = pass_context(long_datetime)
     env.filters["label"] = pass_context(label)
-    env.tests["plural"] = _plural
-    return env
 
 
 def _plural(value: Any, language: str = DEFAULT_LANGUAGE) -> bool:

@@ -29,10 +29,14 @@ _CACHES_LOCK = threading.Lock()
 
 
 class CredentialCache:
-    def __init__(self, ttl: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float = 0.0,  # float-ok: seconds
+        clock: Callable[[], float] = time.monotonic,  # float-ok: seconds
+    ) -> None:
         self.ttl = ttl
         self._clock = clock
-        self._entries: dict[bytes, tuple[float, str, Principal]] = {}
+        self._entries: dict[bytes, tuple[float, str, Principal]] = {}  # float-ok: expiry
         self._lock = threading.Lock()
         with _CACHES_LOCK:
             _CACHES.add(self)

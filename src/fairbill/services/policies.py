@@ -271,15 +271,11 @@ def add_draft(
 
 
 def _same_ground(merchant: MerchantRow, policy: Policy, name: str) -> None:
-    from fairbill.errors import Location
+    if policy.currency != merchant.currency:
+        from fairbill.errors import Location
 
-    problems = [
-        (Location(name, None, field), f"is {theirs!r}; the merchant's is {ours!r}")
-        for field, theirs, ours in (("currency", policy.currency, merchant.currency),)
-        if theirs != ours
-    ]
-    if problems:
-        raise PolicyError(problems)
+        message = f"is {policy.currency!r}; the merchant's is {merchant.currency!r}"
+        raise PolicyError([(Location(name, None, "currency"), message)])
 
 
 @dataclass(frozen=True)

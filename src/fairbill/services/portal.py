@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -67,56 +67,34 @@ def owned(session: Session, model: type[Owned], text: str, customer: CustomerRow
     return row
 
 
-def subscriptions(session: Session, customer: CustomerRow) -> list[SubscriptionRow]:
-    """All the customer's subscriptions, the newest first."""
+def _newest_first(session: Session, customer: CustomerRow, model: Any, order: Any) -> list[Any]:
     return list(
         session.scalars(
-            select(SubscriptionRow)
-            .where(SubscriptionRow.customer_id == customer.id)
-            .order_by(SubscriptionRow.id.desc())
+            select(model).where(model.customer_id == customer.id).order_by(order.desc())
         )
     )
+
+
+def subscriptions(session: Session, customer: CustomerRow) -> list[SubscriptionRow]:
+    """All the customer's subscriptions, the newest first."""
+    return _newest_first(session, customer, SubscriptionRow, SubscriptionRow.id)
 
 
 def invoices(session: Session, customer: CustomerRow) -> list[InvoiceRow]:
-    return list(
-        session.scalars(
-            select(InvoiceRow)
-            .where(InvoiceRow.customer_id == customer.id)
-            .order_by(InvoiceRow.number.desc())
-        )
-    )
+    return _newest_first(session, customer, InvoiceRow, InvoiceRow.number)
 
 
 def payments(session: Session, customer: CustomerRow) -> list[PaymentRow]:
-    return list(
-        session.scalars(
-            select(PaymentRow)
-            .where(PaymentRow.customer_id == customer.id)
-            .order_by(PaymentRow.number.desc())
-        )
-    )
+    return _newest_first(session, customer, PaymentRow, PaymentRow.number)
 
 
 def requests(session: Session, customer: CustomerRow) -> list[RequestRow]:
-    return list(
-        session.scalars(
-            select(RequestRow)
-            .where(RequestRow.customer_id == customer.id)
-            .order_by(RequestRow.number.desc())
-        )
-    )
+    return _newest_first(session, customer, RequestRow, RequestRow.number)
 
 
 def decisions(session: Session, customer: CustomerRow) -> list[DecisionRow]:
     """Every decision taken for the customer, the newest first."""
-    return list(
-        session.scalars(
-            select(DecisionRow)
-            .where(DecisionRow.customer_id == customer.id)
-            .order_by(DecisionRow.id.desc())
-        )
-    )
+    return _newest_first(session, customer, DecisionRow, DecisionRow.id)
 
 
 def latest_decision(session: Session, customer: CustomerRow) -> DecisionRow | None:

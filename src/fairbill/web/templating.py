@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
 
 from fairbill.money import parse_decimal
-from fairbill.notify.render import label, long_date, long_datetime, money, number, template_language
+from fairbill.notify.render import install_formatting, template_language
 from fairbill.web.http import secure
 from fairbill.web.words import LANGUAGES, word
 
@@ -47,11 +47,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["money"] = pass_context(money)
-    env.filters["number"] = pass_context(number)
-    env.filters["date"] = pass_context(long_date)
-    env.filters["datetime"] = pass_context(long_datetime)
-    env.filters["label"] = pass_context(label)
+    install_formatting(env)
     env.tests["positive"] = _positive
     env.globals["t"] = pass_context(_t)
     env.globals["static"] = static
