@@ -30,9 +30,9 @@ from fairbill.lifecycle import (
     advance,
 )
 from fairbill.money import Money
+from fairbill.plans.billing import Collected, across
 from fairbill.policy.model import RequestKind
 from fairbill.services import billing, credits, merchants, refunds, subscriptions
-from fairbill.services.billing import Collected
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
@@ -199,7 +199,7 @@ def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome
         payment.refunded_minor = payment.amount_minor
         payment.settled_refunded_minor += left.minor
         ctx.post(
-            billing.across(
+            across(
                 f"chargeback:{customer.id}:{payment.number}",
                 ctx.now,
                 f"chargeback lost on payment {payment.number}",

@@ -1,4 +1,7 @@
-"""Invoices, collection, failed payments, refunds and the wallet.
+"""Invoices, collection, failed payments, refunds and the wallet: the shell around
+``plans.billing``. Each use case here reads its facts, has the plan made, and has
+``services.applier`` write it; what follows a payment or a decline by its purpose is
+decided here, after.
 
 Collection order for an invoice: unapplied credit notes, then the wallet, then the
 payment method. Every money movement posts one balanced journal transaction.
@@ -7,9 +10,7 @@ payment method. Every money movement posts one balanced journal transaction.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,9 +18,9 @@ from sqlalchemy import func, select
 from fairbill.decisions.decision import Decision
 from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.dunning import decide_failure, decide_reactivation
-from fairbill.errors import GatewayError
+from fairbill.errors import Conflict, GatewayError, NotFound
 from fairbill.ledger.accounts import Account
-from fairbill.ledger.journal import Leg, Transaction, transfer
+from fairbill.ledger.journal import transfer
 from fairbill.lifecycle import (
     CUSTOMER_ENDED,
     ENDED,
@@ -30,8 +31,27 @@ from fairbill.lifecycle import (
     advance,
 )
 from fairbill.money import Money
+from fairbill.plans.billing import (
+    Card,
+    Collected,
+    Collection,
+    Dunned,
+    Line,
+    Note,
+    OpenInvoice,
+    Setting,
+    Taken,
+    across,
+    plan_charge,
+    plan_collection,
+    plan_decline,
+    plan_dunning,
+    plan_invoice,
+    plan_payment,
+)
+from fairbill.plans.effects import Plan, Ref
 from fairbill.policy.model import Destination
-from fairbill.services import fx, operations
+from fairbill.services import applier, fx, operations
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
@@ -39,7 +59,6 @@ from fairbill.store.tables import (
     CustomerRow,
     FailedPaymentRow,
     GatewayOperationRow,
-    InvoiceLineRow,
     InvoiceRow,
     PaymentMethodRow,
     PaymentRow,
@@ -51,13 +70,23 @@ from fairbill.store.tables import (
 log = logging.getLogger("fairbill.billing")
 
 
-@dataclass(frozen=True)
-class Line:
-    kind: str
-    description: str
-    amount: Money
-    period_start: datetime | None = None
-    period_end: datetime | None = None
+def setting(ctx: Ctx) -> Setting:
+    """The merchant as the planners see it, at ``ctx``'s instant."""
+    return Setting(ctx.merchant_row.id, ctx.currency, ctx.now, ctx.merchant.rounding)
+
+
+def open_invoice(invoice: InvoiceRow) -> OpenInvoice:
+    return OpenInvoice(
+        invoice.id,
+        invoice.customer_id,
+        invoice.subscription_id,
+        invoice.number,
+        invoice.total_minor,
+        invoice.credit_applied_minor,
+        invoice.wallet_applied_minor,
+        invoice.amount_paid_minor,
+        InvoiceStatus(invoice.status),
+    )
 
 
 def issue_invoice(
@@ -69,47 +98,21 @@ def issue_invoice(
     subscription: SubscriptionRow | None = None,
     period: tuple[datetime, datetime] | None = None,
 ) -> InvoiceRow:
-    total = sum((line.amount.minor for line in lines), 0)
-    invoice = InvoiceRow(
-        customer_id=customer.id,
-        subscription_id=subscription.id if subscription else None,
-        number=ctx.next_number(InvoiceRow, customer),
-        issued_at=ctx.now,
-        currency=ctx.currency,
-        total_minor=total,
-        status=str(InvoiceStatus.OPEN),
-        period_start=period[0] if period else None,
-        period_end=period[1] if period else None,
+    """The customer's next invoice, written now (``plans.billing.plan_invoice``)."""
+    plan = Plan()
+    planned = plan_invoice(
+        plan,
+        setting(ctx),
+        customer.id,
+        ctx.next_number(InvoiceRow, customer),
+        lines,
         purpose=purpose,
+        subscription_id=subscription.id if subscription else None,
+        period=period,
     )
-    ctx.session.add(invoice)
-    ctx.session.flush()
-    ctx.session.add_all(
-        InvoiceLineRow(
-            invoice_id=invoice.id,
-            kind=line.kind,
-            description=line.description,
-            amount_minor=line.amount.minor,
-            period_start=line.period_start,
-            period_end=line.period_end,
-        )
-        for line in lines
-    )
-    if total:
-        ctx.post(
-            transfer(
-                f"inv:{customer.id}:{invoice.number}",
-                ctx.now,
-                f"invoice {invoice.number}",
-                Account.RECEIVABLE,
-                Account.REVENUE,
-                ctx.money(total),
-            ),
-            customer,
-        )
-    if total == 0:
-        invoice.status = str(InvoiceStatus.PAID)
-    return invoice
+    assert isinstance(planned.id, Ref)
+    applied = applier.apply(ctx, plan)
+    return ctx.session.get_one(InvoiceRow, applied[planned.id])
 
 
 def amount_due(invoice: InvoiceRow) -> int:
@@ -121,15 +124,6 @@ def amount_due(invoice: InvoiceRow) -> int:
     )
 
 
-class Collected(StrEnum):
-    """What ``collect`` did: paid in full without the gateway (credit notes, wallet, or
-    nothing due), a charge requested and awaiting the gateway, or nothing to charge to."""
-
-    PAID = "paid"
-    PENDING = "pending"
-    UNPAID = "unpaid"
-
-
 def collect(
     ctx: Ctx,
     customer: CustomerRow,
@@ -138,84 +132,74 @@ def collect(
     purpose: Purpose,
     details: dict[str, Any] | None = None,
 ) -> Collected:
-    """Settle what is due: credit notes, wallet, then a charge to the method. The charge is
-    requested, not made: its outcome comes through ``charge_succeeded`` or
-    ``charge_declined``, with ``purpose`` saying what follows."""
-    if operations.in_flight(ctx.session, invoice):
-        # First: the charge's answer may yet pay it; credit or wallet money applied now
-        # would pay it twice.
-        return Collected.PENDING
-    _apply_credit_notes(ctx, invoice)
-    _apply_wallet(ctx, customer, invoice)
-    due = amount_due(invoice)
-    if due <= 0:
-        invoice.status = str(InvoiceStatus.PAID)
-        return Collected.PAID
-    if method is None:
-        return Collected.UNPAID
-    charge(ctx, customer, invoice, method, ctx.money(due), purpose=purpose, details=details)
-    return Collected.PENDING
+    """Settle what is due: credit notes, wallet, then a charge to the method
+    (``plans.billing.plan_collection``, written now). The charge is requested, not made:
+    its outcome comes through ``charge_succeeded`` or ``charge_declined``, with
+    ``purpose`` saying what follows."""
+    plan = Plan()
+    collected = plan_collection(
+        plan,
+        setting(ctx),
+        open_invoice(invoice),
+        collection(ctx, customer, invoice.id, method, details),
+        str(purpose),
+    )
+    applier.apply(ctx, plan)
+    return collected
 
 
-def _apply_credit_notes(ctx: Ctx, invoice: InvoiceRow) -> None:
-    """Unapplied credit notes pay the invoice, oldest first ("the credit is applied to your
-    next invoice"). A note larger than what is due pays up to that amount and the rest
-    carries forward: the note is split into the part applied here and a note of its own for
-    the rest (same date, reason, clauses and credited invoice), waiting for the next
-    invoice. The parts add up to the note issued, which the journal posted once."""
-    notes = ctx.session.scalars(
+def collection(
+    ctx: Ctx,
+    customer: CustomerRow,
+    invoice_id: int | None,
+    method: str | None,
+    details: dict[str, Any] | None = None,
+) -> Collection:
+    """What a collection of the invoice ``invoice_id`` (``None``: one not stored yet)
+    draws on, read now."""
+    in_flight = invoice_id is not None and operations.in_flight(ctx.session, invoice_id)
+    return Collection(
+        method=method,
+        card=card(ctx, customer, method) if method is not None else None,
+        attempt=1 + operations.charges_of(ctx.session, invoice_id) if invoice_id else 1,
+        wallet=customer.wallet_minor,
+        notes=_unapplied_notes(ctx, customer) if not in_flight else (),
+        in_flight=in_flight,
+        details=details or {},
+    )
+
+
+def _unapplied_notes(ctx: Ctx, customer: CustomerRow) -> tuple[Note, ...]:
+    rows = ctx.session.scalars(
         select(CreditNoteRow)
         .where(
-            CreditNoteRow.customer_id == invoice.customer_id,
+            CreditNoteRow.customer_id == customer.id,
             CreditNoteRow.applied_to_invoice_id.is_(None),
         )
         .order_by(CreditNoteRow.at, CreditNoteRow.id)
     ).all()
-    for note in notes:
-        due = amount_due(invoice)
-        if due <= 0:
-            return
-        if note.amount_minor > due:
-            ctx.session.add(
-                CreditNoteRow(
-                    customer_id=note.customer_id,
-                    at=note.at,
-                    amount_minor=note.amount_minor - due,
-                    reason=f"{note.reason} (carried forward after invoice {invoice.number})",
-                    invoice_id=note.invoice_id,
-                    clauses=list(note.clauses),
-                )
-            )
-            note.amount_minor = due
-        note.applied_to_invoice_id = invoice.id
-        invoice.credit_applied_minor += note.amount_minor
+    return tuple(
+        Note(n.id, n.amount_minor, n.at, n.reason, n.invoice_id, tuple(n.clauses)) for n in rows
+    )
 
 
-def _apply_wallet(ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow) -> None:
-    use = min(customer.wallet_minor, amount_due(invoice))
-    if use <= 0:
-        return
-    customer.wallet_minor -= use
-    invoice.wallet_applied_minor += use
-    ctx.session.add(
-        WalletEntryRow(
-            customer_id=customer.id,
-            at=ctx.now,
-            amount_minor=-use,
-            reason=f"applied to invoice {invoice.number}",
+def card(ctx: Ctx, customer: CustomerRow, code: str) -> Card | None:
+    """The customer's payment method ``code`` with today's rate from the merchant's
+    currency (``None``: no such method)."""
+    pm = ctx.session.scalar(
+        select(PaymentMethodRow).where(
+            PaymentMethodRow.customer_id == customer.id, PaymentMethodRow.code == code
         )
     )
-    ctx.post(
-        transfer(
-            f"wallet-apply:{customer.id}:{invoice.number}:{invoice.wallet_applied_minor}",
-            ctx.now,
-            f"wallet applied to invoice {invoice.number}",
-            Account.WALLET,
-            Account.RECEIVABLE,
-            ctx.money(use),
-        ),
-        customer,
-    )
+    if pm is None:
+        return None
+    if pm.currency == ctx.currency:
+        return Card(pm.code, pm.token, pm.currency)
+    try:
+        rate = fx.rate(ctx, ctx.currency, pm.currency, ctx.now)
+    except Conflict as exc:
+        return Card(pm.code, pm.token, pm.currency, None, str(exc))
+    return Card(pm.code, pm.token, pm.currency, rate)
 
 
 def method_row(ctx: Ctx, customer: CustomerRow, code: str) -> PaymentMethodRow:
@@ -240,67 +224,46 @@ def charge(
     *,
     purpose: Purpose,
     duplicate: bool = False,
-    details: dict[str, Any] | None = None,
-) -> GatewayOperationRow:
+) -> None:
     """Request a charge of ``amount`` on ``invoice`` (converted to the card's currency at
     today's rate). A duplicate (a billing mistake) is a charge of its own, never counted
     as paying the invoice."""
-    pm = method_row(ctx, customer, method)
-    charged = fx.convert(ctx, amount, pm.currency, ctx.now)
-    extra = dict(details or {})
-    if duplicate:
-        extra["duplicate"] = True
-    return operations.request_charge(ctx, customer, invoice, pm, amount, charged, purpose, extra)
+    found = card(ctx, customer, method)
+    if found is None:
+        raise NotFound(f"no payment method {method!r}")
+    plan = Plan()
+    attempt = 1 + operations.charges_of(ctx.session, invoice.id)
+    details = {"duplicate": True} if duplicate else {}
+    s = setting(ctx)
+    plan_charge(plan, s, open_invoice(invoice), found, amount, attempt, str(purpose), details)
+    applier.apply(ctx, plan)
 
 
 def charge_succeeded(ctx: Ctx, op: GatewayOperationRow) -> PaymentRow:
     """The gateway took the money of ``op``: the payment, the invoice paid, the journal,
-    the receipt; then what its purpose leads to. ``ctx`` is at the operation's instant."""
+    the receipt (``plans.billing.plan_payment``); then what its purpose leads to. ``ctx``
+    is at the operation's instant."""
     customer = ctx.session.get_one(CustomerRow, op.customer_id)
     invoice = ctx.session.get_one(InvoiceRow, op.invoice_id)
-    duplicate = bool(op.details.get("duplicate"))
-    amount = ctx.money(op.settled_minor)
-    charged = Money.from_minor(op.amount_minor, op.currency)
-    payment = PaymentRow(
-        customer_id=customer.id,
-        invoice_id=invoice.id,
-        number=ctx.next_number(PaymentRow, customer),
-        at=ctx.now,
-        amount_minor=charged.minor,
-        currency=charged.currency,
-        settled_minor=amount.minor,
-        settled_refunded_minor=0,
-        refunded_minor=0,
-        method=op.method or "",
-        is_duplicate=duplicate,
-        gateway_ref=op.reference or "",
-    )
-    ctx.session.add(payment)
-    ctx.session.flush()
-    op.payment_id = payment.id
-    if not duplicate:
-        invoice.amount_paid_minor += amount.minor
-        if amount_due(invoice) <= 0:
-            invoice.status = str(InvoiceStatus.PAID)
-    ctx.post(
-        across(
-            f"pay:{customer.id}:{payment.number}",
-            ctx.now,
-            f"payment {payment.number} for invoice {invoice.number}",
-            (Account.CASH, charged),
-            (Account.RECEIVABLE, amount),
+    plan = Plan()
+    payment = plan_payment(
+        plan,
+        Taken(
+            op_id=op.id,
+            at=ctx.now,
+            invoice=open_invoice(invoice),
+            payment_number=ctx.next_number(PaymentRow, customer),
+            charged=Money.from_minor(op.amount_minor, op.currency),
+            settled=ctx.money(op.settled_minor),
+            method=op.method or "",
+            reference=op.reference or "",
+            duplicate=bool(op.details.get("duplicate")),
+            language=customer.language or ctx.policy.language,
         ),
-        customer,
     )
-    ctx.notify(
-        customer,
-        "receipt",
-        invoice=str(invoice.number),
-        amount=charged.text(),
-        currency=charged.currency,
-    )
-    _follow(ctx, customer, invoice, op, amount)
-    return payment
+    applied = applier.apply(ctx, plan)
+    _follow(ctx, customer, invoice, op, ctx.money(op.settled_minor))
+    return ctx.session.get_one(PaymentRow, applied[payment])
 
 
 def _follow(
@@ -329,8 +292,9 @@ def _follow(
 
 
 def charge_declined(ctx: Ctx, op: GatewayOperationRow) -> None:
-    """The gateway declined ``op``: the failed attempt, the customer told, and the dunning
-    step its purpose leads to. ``ctx`` is at the operation's instant."""
+    """The gateway declined ``op``: the failed attempt, the customer told
+    (``plans.billing.plan_decline``), and the dunning step its purpose leads to. ``ctx``
+    is at the operation's instant."""
     customer = ctx.session.get_one(CustomerRow, op.customer_id)
     invoice = ctx.session.get_one(InvoiceRow, op.invoice_id)
     attempts = ctx.session.scalar(
@@ -338,24 +302,19 @@ def charge_declined(ctx: Ctx, op: GatewayOperationRow) -> None:
         .select_from(FailedPaymentRow)
         .where(FailedPaymentRow.invoice_id == invoice.id)
     )
-    amount = ctx.money(op.settled_minor)
-    ctx.session.add(
-        FailedPaymentRow(
-            customer_id=customer.id,
-            invoice_id=invoice.id,
-            at=ctx.now,
-            amount_minor=amount.minor,
-            method=op.method or "",
-            attempt=(attempts or 0) + 1,
-        )
+    plan = Plan()
+    plan_decline(
+        plan,
+        customer_id=customer.id,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        at=ctx.now,
+        amount=ctx.money(op.settled_minor),
+        method=op.method or "",
+        attempt=(attempts or 0) + 1,
+        language=customer.language or ctx.policy.language,
     )
-    ctx.notify(
-        customer,
-        "payment_failed",
-        invoice=str(invoice.number),
-        amount=amount.text(),
-        currency=amount.currency,
-    )
+    applier.apply(ctx, plan)
     after_declined(ctx, customer, invoice, Purpose(op.purpose))
 
 
@@ -401,52 +360,41 @@ def _subscription(ctx: Ctx, invoice: InvoiceRow) -> SubscriptionRow | None:
     return ctx.session.get_one(SubscriptionRow, invoice.subscription_id)
 
 
-def across(
-    key: str, at: datetime, text: str, debit: tuple[Account, Money], credit: tuple[Account, Money]
-) -> Transaction:
-    """A transfer whose two sides may be in different currencies: each side balances
-    against the FX clearing account in its own currency."""
-    (debit_account, debit_amount), (credit_account, credit_amount) = debit, credit
-    if debit_amount.currency == credit_amount.currency:
-        return transfer(key, at, text, debit_account, credit_account, debit_amount)
-    return Transaction(
-        key,
-        at,
-        text,
-        (
-            Leg(debit_account, debit_amount),
-            Leg(Account.FX, -debit_amount),
-            Leg(Account.FX, credit_amount),
-            Leg(credit_account, -credit_amount),
-        ),
-    )
-
-
 # -- failed payments and dunning ------------------------------------------------------------
 def handle_failure(
     ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, invoice: InvoiceRow
 ) -> None:
-    """The dunning step after a failed collection. A subscription that has ended is not
-    dunned (its open invoice stays open, to be paid or written off)."""
+    """The dunning step after a failed collection (``plans.billing.plan_dunning``, the
+    daily cycle's too). A subscription that has ended is not dunned (its open invoice
+    stays open, to be paid or written off)."""
     if sub.status in ENDED:
         return
+    first = sub.first_failed_at or ctx.now
     attempt = sub.failed_attempts + 1
-    if sub.first_failed_at is None:
-        sub.first_failed_at = ctx.now
-    sub.failed_attempts = attempt
     outcome = ctx.decide(
-        customer.id,
-        decide_failure,
-        attempt,
-        ctx.local(sub.first_failed_at),
-        ctx.money(amount_due(invoice)),
+        customer.id, decide_failure, attempt, ctx.local(first), ctx.money(amount_due(invoice))
     )
     ctx.record(customer, outcome.decision)
-    sub.next_retry_at = outcome.next_retry_at
-    if sub.status != SubscriptionStatus.SUSPENDED:
-        sub.status = advance(sub.status, SubscriptionStatus.PAST_DUE)
-    if outcome.suspend:
-        suspend(ctx, customer, sub)
+    plan = Plan()
+    plan_dunning(plan, dunned(ctx, customer, sub, first, attempt), outcome, ctx.now)
+    applier.apply(ctx, plan)
+
+
+def dunned(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, first: datetime, attempt: int
+) -> Dunned:
+    """The facts of a dunning step, read now."""
+    until, _ = retention_until(ctx.merchant, "suspension", ctx.now)
+    return Dunned(
+        subscription_id=sub.id,
+        customer_id=customer.id,
+        status=SubscriptionStatus(sub.status),
+        first_failed_at=first,
+        attempt=attempt,
+        customer_status=CustomerStatus(customer.status),
+        language=customer.language or ctx.policy.language,
+        retained_until=until,
+    )
 
 
 def suspend(

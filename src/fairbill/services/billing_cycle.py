@@ -1,50 +1,55 @@
 """Renewals in chunks: the daily cycle for one subscription or a million.
 
-Due subscriptions are selected in chunks; each renewal is planned on its own (the new
-period and its price from the pure calendar) and each chunk's plan is written with a
-handful of bulk statements instead of a round trip per row: the invoices and their lines,
-the subscriptions moved to their new period, the invoices' journal transactions, and one
-``pending`` gateway operation per charge. The charges are sent after the commit and their
-outcomes recorded by the one code path every charge takes (``operations.settle`` →
-``billing.charge_succeeded`` / ``charge_declined``): a renewal here and one through
-``subscriptions.advance`` end in the same rows, with the same keys.
+Due subscriptions are selected in chunks. Each renewal is planned by the planners a single
+renewal uses (``plans.billing``: the new period, its invoice, its collection) into one
+plan per chunk, which ``services.applier`` writes with a handful of bulk statements
+instead of a round trip per row. The charges are sent after the commit and their outcomes
+recorded by the one code path every charge takes (``operations.settle`` →
+``billing.charge_succeeded`` / ``charge_declined``, or ``outcomes.record_many``, which
+plans with the same functions): a renewal here and one through ``subscriptions.advance``
+end in the same rows, with the same keys.
 
-A renewal that needs more than "bill the next period to the card" — wallet balance,
-unapplied credit notes, a promotion, included credits, a pending plan change, a
-cancellation on the boundary, a past-due or trialing subscription — is not selected here;
-the scheduler hands it to ``subscriptions.advance``, which applies those rules one by one.
+Selected here: what a renewal needs nothing beyond "bill the next period to the card"
+for. One with a wallet balance, unapplied credit notes, a promotion, included credits, a
+pending plan change, a cancellation on the boundary, a past-due or trialing subscription
+is handed by the scheduler to ``subscriptions.advance``, which reads those facts one by
+one before planning.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
-from fairbill.calendar.periods import Interval, period_containing
-from fairbill.ledger.accounts import Account
-from fairbill.ledger.journal import Transaction, transfer
-from fairbill.lifecycle import InvoiceStatus, OperationKind, OperationStatus, SubscriptionStatus
-from fairbill.money import Money
-from fairbill.services import operations, policies
+from fairbill.calendar.periods import Interval
+from fairbill.lifecycle import InvoiceStatus, OperationKind, SubscriptionStatus
+from fairbill.plans.billing import (
+    Card,
+    Collection,
+    OpenInvoice,
+    PeriodBill,
+    Renewal,
+    plan_collection,
+    plan_period,
+    plan_renewal,
+)
+from fairbill.plans.effects import Plan, Rows
+from fairbill.services import applier, billing, operations, policies
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
-from fairbill.store.bulk import BulkWriter, update_by_id
-from fairbill.store.ids import allocate_ids
 from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CreditNoteRow,
     CustomerRow,
     GatewayOperationRow,
-    InvoiceLineRow,
     InvoiceRow,
     PaymentMethodRow,
     PlanRow,
     SubscriptionRow,
-    table,
 )
 
 CHUNK = 2000
@@ -62,18 +67,6 @@ class _Plan:
     row: PlanRow
     interval: Interval
     plain: bool  # no included credits: nothing beyond the invoice to grant
-
-
-@dataclass
-class _Chunk:
-    """Rows to write for one chunk, built in memory first."""
-
-    invoices: list[dict[str, Any]] = field(default_factory=list)
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    ops: list[dict[str, Any]] = field(default_factory=list)
-    subs: list[dict[str, Any]] = field(default_factory=list)
-    txns: list[Transaction] = field(default_factory=list)
-    txn_customer: dict[str, int] = field(default_factory=dict)
 
 
 def renew_due(ctx: Ctx, chunk_size: int = CHUNK) -> CycleStats:
@@ -178,126 +171,41 @@ def next_numbers(ctx: Ctx, model: Any, customer_ids: set[int]) -> dict[int, int]
 
 
 def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: CycleStats) -> None:
-    """Issue the next period's invoice of each row and request its charge: the plan of a
-    renewal, written in bulk. The charges' outcomes are recorded once the gateway answered,
-    after the commit (``operations.commit_and_settle``), by the same code as one renewal's."""
+    """Plan each row's renewal with the planners a single renewal uses
+    (``plans.billing.plan_renewal``, ``plan_period``, ``plan_collection``) into one plan
+    for the chunk, and have the applier write it. The charges' outcomes are recorded once
+    the gateway answered, after the commit (``operations.commit_and_settle``), by the same
+    code as one renewal's."""
     from fairbill.services.subscriptions import tier_price_minor
 
-    now = ctx.now
-    currency, tz = ctx.currency, ctx.merchant.tz
-    customers = {r.customer_id for r in rows}
-    invoice_no = next_numbers(ctx, InvoiceRow, customers)
-    out = _Chunk()
-    # A chunk has a handful of distinct prices: one Money each.
-    amounts: dict[int, Money] = {}
+    s = billing.setting(ctx)
+    tz = ctx.merchant.tz
+    invoice_no = next_numbers(ctx, InvoiceRow, {r.customer_id for r in rows})
+    plan = Plan()
     for r in rows:
-        plan = plans[r.plan_code]
-        # ``ctx.local`` inlined: this loop runs once per renewal.
-        period = period_containing(
-            r.anchor.astimezone(tz), plan.interval, r.current_period_end.astimezone(tz)
+        known = plans[r.plan_code]
+        renewal = Renewal(
+            r.id,
+            r.plan_code,
+            False,
+            known.interval,
+            r.anchor.astimezone(tz),
+            r.current_period_end.astimezone(tz),
         )
-        price = tier_price_minor(plan.row, r.usage_level)
+        period = plan_renewal(plan, renewal)
         invoice_no[r.customer_id] += 1
-        number = invoice_no[r.customer_id]
-        if price not in amounts:
-            amounts[price] = ctx.money(price)
-        amount = amounts[price]
-        out.invoices.append(
-            {
-                "customer_id": r.customer_id,
-                "subscription_id": r.id,
-                "number": number,
-                "issued_at": now,
-                "currency": currency,
-                "total_minor": price,
-                "wallet_applied_minor": 0,
-                "credit_applied_minor": 0,
-                "amount_paid_minor": 0,
-                "overcharge_minor": 0,
-                # Nothing due is paid at once (as ``billing.issue_invoice`` does).
-                "status": str(InvoiceStatus.OPEN if price else InvoiceStatus.PAID),
-                "period_start": period.start,
-                "period_end": period.end,
-                "purpose": "subscription",
-            }
+        price = tier_price_minor(known.row, r.usage_level)
+        bill = PeriodBill(
+            r.id, r.customer_id, r.plan_code, period, price, invoice_no[r.customer_id]
         )
-        at = len(out.invoices) - 1
-        out.lines.append(
-            {
-                "kind": "subscription",
-                "amount_minor": price,
-                "description": f"{r.plan_code} {period.start.date()} – {period.end.date()}",
-                "period_start": period.start,
-                "period_end": period.end,
-            }
-        )
-        out.subs.append(
-            {
-                "id": r.id,
-                "current_period_start": period.start,
-                "current_period_end": period.end,
-                "price_minor": price,
-            }
-        )
+        invoice = plan_period(plan, s, bill)
+        # What the query selected has no wallet, credit note, promotion or included credits.
+        card = Card(r.payment_method, r.token, s.currency)
+        plan_collection(plan, s, invoice, Collection(r.payment_method, card), Purpose.RENEWAL)
         stats.renewed += 1
-        if not price:
-            continue  # nothing due, nothing charged
-        key = f"inv:{r.customer_id}:{number}"
-        out.txns.append(
-            transfer(key, now, f"invoice {number}", Account.RECEIVABLE, Account.REVENUE, amount)
-        )
-        out.txn_customer[key] = r.customer_id
-        out.ops.append(_charge_op(ctx, r.customer_id, at, r, price, 1, Purpose.RENEWAL))
-    _write(ctx, out)
-
-
-def _charge_op(
-    ctx: Ctx, customer_id: int, invoice: int, r: Any, price: int, attempt: int, purpose: Purpose
-) -> dict[str, Any]:
-    """The row ``operations.request_charge`` writes, for a bulk insert; ``invoice`` is the
-    invoice's id, or its place in the chunk until the chunk's ids are known."""
-    return {
-        "merchant_id": ctx.merchant_row.id,
-        "customer_id": customer_id,
-        "kind": str(OperationKind.CHARGE),
-        "purpose": str(purpose),
-        "status": str(OperationStatus.PENDING),
-        "invoice_id": invoice,
-        "subscription_id": r.id,
-        "token": r.token,
-        "method": r.payment_method,
-        "amount_minor": price,
-        "currency": ctx.currency,
-        "settled_minor": price,
-        "attempt": attempt,
-        "tries": 0,
-        "created_at": ctx.now,
-        "updated_at": ctx.now,
-        "details": {},
-    }
-
-
-def _write(ctx: Ctx, out: _Chunk) -> None:
-    # Core statements on the session's connection: the same transaction, no ORM bookkeeping.
-    conn = ctx.session.connection()
-    writer = BulkWriter(conn)  # ``out`` keeps every bound value alive until the end
-    invoices = table(InvoiceRow)
-    ids = allocate_ids(conn, invoices, len(out.invoices))
-    for invoice, invoice_id in zip(out.invoices, ids, strict=True):
-        invoice["id"] = invoice_id
-    writer.execute(insert(invoices), out.invoices)
-    for line, invoice_id in zip(out.lines, ids, strict=True):
-        line["invoice_id"] = invoice_id
-    writer.execute(insert(table(InvoiceLineRow)), out.lines)
-    # Operations point at their invoice by its position in the chunk until now.
-    for op in out.ops:
-        op["invoice_id"] = ids[op["invoice_id"]]
-    _write_ops(ctx, writer, out.ops)
-    ctx.post_many(out.txns, out.txn_customer)
-    # Renewed and failed rows carry different columns: one executemany per shape.
-    update_by_id(writer, table(SubscriptionRow), out.subs)
+    applier.apply(ctx, plan)
     # The same acceptance of newer terms as a single renewal (``subscriptions._renew``).
-    policies.move_on_renewal(ctx.session, ctx.version_id, [s["id"] for s in out.subs])
+    policies.move_on_renewal(ctx.session, ctx.version_id, [r.id for r in rows])
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -366,6 +274,7 @@ def _retry_query(ctx: Ctx) -> Any:
             s.payment_method,
             PaymentMethodRow.token,
             inv.id.label("invoice_id"),
+            inv.number.label("invoice_number"),
             due.label("due"),
         )
         .join(c, c.id == s.customer_id)
@@ -396,6 +305,8 @@ def _retry_query(ctx: Ctx) -> Any:
 
 
 def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
+    """The retries of a chunk, planned by ``plans.billing.plan_collection`` (as a single
+    retry's collection is) into one plan, written by the applier."""
     tried = dict(
         ctx.session.execute(
             select(GatewayOperationRow.invoice_id, func.count())
@@ -408,34 +319,16 @@ def _retry_chunk(ctx: Ctx, rows: Sequence[Any], stats: CycleStats) -> None:
         .tuples()
         .all()
     )
-    ops = [
-        _charge_op(
-            ctx,
-            r.customer_id,
-            r.invoice_id,
-            r,
-            r.due,
-            int(tried.get(r.invoice_id, 0)) + 1,
-            Purpose.RETRY,
+    s = billing.setting(ctx)
+    plan = Plan()
+    for r in rows:
+        plan.change(Rows.SUBSCRIPTIONS, r.id, next_retry_at=None)
+        invoice = OpenInvoice(r.invoice_id, r.customer_id, r.id, r.invoice_number, r.due)
+        collection = Collection(
+            r.payment_method,
+            Card(r.payment_method, r.token, s.currency),
+            attempt=int(tried.get(r.invoice_id, 0)) + 1,
         )
-        for r in rows
-    ]
-    writer = BulkWriter(ctx.session.connection())  # ``ops`` keeps bound values alive
-    _write_ops(ctx, writer, ops)
-    update_by_id(
-        writer, table(SubscriptionRow), [{"id": r.id, "next_retry_at": None} for r in rows]
-    )
+        plan_collection(plan, s, invoice, collection, Purpose.RETRY)
+    applier.apply(ctx, plan)
     stats.renewed += len(rows)
-
-
-def _write_ops(ctx: Ctx, writer: BulkWriter, ops: list[dict[str, Any]]) -> None:
-    """Insert requested charges and register them to be sent after the commit."""
-    if not ops:
-        return
-    for op in ops:
-        op["key"] = f"charge:{op['invoice_id']}:{op['attempt']}"
-    ids = allocate_ids(ctx.session.connection(), table(GatewayOperationRow), len(ops))
-    for op, op_id in zip(ops, ids, strict=True):
-        op["id"] = op_id
-    writer.execute(insert(table(GatewayOperationRow)), ops)
-    ctx.session.info.setdefault(operations.PENDING, []).extend(ids)

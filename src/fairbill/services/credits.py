@@ -11,8 +11,8 @@ from fairbill.decisions.decision import Decision, DecisionOutcome
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import NotFound
 from fairbill.lifecycle import CreditPackStatus, advance
+from fairbill.plans.billing import Collected, Line
 from fairbill.services import billing, subscriptions
-from fairbill.services.billing import Line
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.tables import CreditPackRow, CustomerRow, InvoiceRow, ProductRow
@@ -49,7 +49,7 @@ def purchase(
     collected = billing.collect(
         ctx, customer, invoice, payment_method, Purpose.PURCHASE, {"pack": pack} if pack else None
     )
-    if collected == billing.Collected.PAID:
+    if collected == Collected.PAID:
         billing.after_paid(ctx, customer, invoice, Purpose.PURCHASE, amount, {"pack": pack})
     return invoice
 

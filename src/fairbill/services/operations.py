@@ -3,7 +3,7 @@ reconciled after it (Kill Bill's janitor, Lago's after-commit gateway calls).
 
 The life of a charge or refund:
 
-1. a use case *requests* it (``request_charge``, ``request_refund``): a
+1. a use case *requests* it (``plans.billing.plan_charge``, ``request_refund``): a
    ``GatewayOperationRow`` is added ``pending``, in the use case's own transaction, with an
    idempotency key derived from stable ids (``charge:<invoice id>:<attempt>``,
    ``refund:<refund id>``), never from the clock;
@@ -47,9 +47,7 @@ from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CustomerRow,
     GatewayOperationRow,
-    InvoiceRow,
     MerchantRow,
-    PaymentMethodRow,
     PaymentRow,
     RefundRow,
     table,
@@ -90,53 +88,6 @@ def retry_delay(tries: int) -> timedelta:
 
 
 # -- requesting -------------------------------------------------------------------------------
-def request_charge(
-    ctx: Ctx,
-    customer: CustomerRow,
-    invoice: InvoiceRow,
-    method: PaymentMethodRow,
-    settled: Money,
-    charged: Money,
-    purpose: Purpose,
-    details: dict[str, Any] | None = None,
-) -> GatewayOperationRow:
-    """A charge of ``charged`` (in the card's currency; ``settled`` in the merchant's) on
-    ``invoice``, ``pending`` until the gateway answered. Its key is the invoice's id and
-    the attempt's number: the n-th charge ever requested for that invoice."""
-    attempt = 1 + (
-        ctx.session.scalar(
-            select(func.count())
-            .select_from(GatewayOperationRow)
-            .where(
-                GatewayOperationRow.invoice_id == invoice.id,
-                GatewayOperationRow.kind == OperationKind.CHARGE,
-            )
-        )
-        or 0
-    )
-    op = GatewayOperationRow(
-        merchant_id=ctx.merchant_row.id,
-        customer_id=customer.id,
-        kind=str(OperationKind.CHARGE),
-        purpose=str(purpose),
-        status=str(OperationStatus.PENDING),
-        key=f"charge:{invoice.id}:{attempt}",
-        invoice_id=invoice.id,
-        subscription_id=invoice.subscription_id,
-        token=method.token,
-        method=method.code,
-        amount_minor=charged.minor,
-        currency=charged.currency,
-        settled_minor=settled.minor,
-        attempt=attempt,
-        tries=0,
-        created_at=ctx.now,
-        updated_at=ctx.now,
-        details=details or {},
-    )
-    return _pending(ctx.session, op)
-
-
 def request_refund(
     ctx: Ctx, customer: CustomerRow, payment: PaymentRow, refund: RefundRow, settled: Money
 ) -> GatewayOperationRow:
@@ -172,14 +123,30 @@ def _pending(session: Session, op: GatewayOperationRow) -> GatewayOperationRow:
     return op
 
 
-def in_flight(session: Session, invoice: InvoiceRow) -> bool:
-    """Whether a charge of ``invoice`` is still waiting for the gateway's answer: no
-    second charge is requested for it meanwhile."""
+def charges_of(session: Session, invoice_id: int) -> int:
+    """How many charges were ever requested for the invoice ``invoice_id``: the next is
+    attempt ``1 +`` that (its key is ``charge:<invoice id>:<attempt>``)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(GatewayOperationRow)
+            .where(
+                GatewayOperationRow.invoice_id == invoice_id,
+                GatewayOperationRow.kind == OperationKind.CHARGE,
+            )
+        )
+        or 0
+    )
+
+
+def in_flight(session: Session, invoice_id: int) -> bool:
+    """Whether a charge of the invoice ``invoice_id`` is still waiting for the gateway's
+    answer: no second charge is requested for it meanwhile."""
     return (
         session.scalar(
             select(GatewayOperationRow.id)
             .where(
-                GatewayOperationRow.invoice_id == invoice.id,
+                GatewayOperationRow.invoice_id == invoice_id,
                 GatewayOperationRow.kind == OperationKind.CHARGE,
                 GatewayOperationRow.status.in_(OPEN),
             )

@@ -20,16 +20,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from fairbill.decisions import codec
 from fairbill.decisions.codec import Call
-from fairbill.decisions.decision import Decision
 from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.dunning import FailureOutcome, decide_failure
 from fairbill.gateway.port import ChargeResult
-from fairbill.ledger.accounts import Account
-from fairbill.ledger.journal import Transaction
 from fairbill.lifecycle import (
     CustomerStatus,
     InvoiceStatus,
@@ -38,19 +35,24 @@ from fairbill.lifecycle import (
     SubscriptionStatus,
 )
 from fairbill.money import Money
-from fairbill.services import metrics
+from fairbill.plans.billing import (
+    Dunned,
+    OpenInvoice,
+    Taken,
+    plan_decline,
+    plan_dunning,
+    plan_payment,
+)
+from fairbill.plans.effects import Decided, Plan, Rows
+from fairbill.services import applier, metrics
 from fairbill.services.billing_cycle import next_numbers
 from fairbill.services.context import Ctx
-from fairbill.store.bulk import BulkWriter, update_by_id
-from fairbill.store.ids import allocate_ids
 from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CustomerRow,
-    DecisionRow,
     FailedPaymentRow,
     GatewayOperationRow,
     InvoiceRow,
-    NotificationRow,
     PaymentRow,
     SubscriptionRow,
     table,
@@ -58,8 +60,8 @@ from fairbill.store.tables import (
 
 log = logging.getLogger("fairbill.operations")
 
-# (attempt, first failure, amount) -> the dunning outcome, for one merchant.
-_Decide = Callable[[int, int, datetime, Money], tuple[FailureOutcome, dict[str, Any]]]
+# (customer, at, attempt, first failure, amount) -> the dunning outcome and its decision.
+_Decide = Callable[[int, datetime, int, datetime, Money], tuple[FailureOutcome, Decided]]
 
 
 def record_many(ctx: Ctx, answers: Sequence[tuple[int, Any]]) -> None:
@@ -144,32 +146,24 @@ class _Bulk:
         return True
 
     def write(self) -> None:
-        conn = self.ctx.session.connection()
-        writer = BulkWriter(conn)
-        rows = _Rows()
+        plan = Plan()
         if self.paid:
-            _paid(self.ctx, self.paid, rows)
+            _paid(self.ctx, self.paid, plan)
         if self.declined:
-            self._declined(rows)
-        rows.write(self.ctx, writer)
-        updates = [
-            _op_update(op, self.now, result)
-            | {"payment_id": rows.payments[rows.payment_of[op.id]]["id"]}
-            for op, result in self.paid
-        ]
-        updates += [_op_update(op, self.now, result) for op, result in self.declined]
-        updates += [
-            {
-                "row_id": op.id,
-                "status": str(OperationStatus.UNKNOWN),
-                "tries": op.tries + 1,
-                "updated_at": self.now,
-                "error": error[:500],
-                "next_attempt_at": self.now + _delay(op.tries + 1),
-            }
-            for op, error in self.unknown
-        ]
-        update_by_id(writer, table(GatewayOperationRow), updates)
+            self._declined(plan)
+        for op, result in self.paid + self.declined:
+            plan.change(Rows.GATEWAY_OPERATIONS, op.id, **_op_update(op, self.now, result))
+        for op, error in self.unknown:
+            plan.change(
+                Rows.GATEWAY_OPERATIONS,
+                op.id,
+                status=str(OperationStatus.UNKNOWN),
+                tries=op.tries + 1,
+                updated_at=self.now,
+                error=error[:500],
+                next_attempt_at=self.now + _delay(op.tries + 1),
+            )
+        applier.apply(self.ctx, plan)
         self.ctx.session.expire_all()  # the ORM must see the bulk writes
         metrics.count_outcomes(self.ctx.session, self._tally())
 
@@ -180,49 +174,63 @@ class _Bulk:
         tally.update((op.kind, op.purpose, "unknown") for op, _ in self.unknown)
         return tally
 
-    def _declined(self, rows: _Rows) -> None:
+    def _declined(self, plan: Plan) -> None:
         """Declines of renewals and retries whose dunning step needs nothing but the
         subscription and its account (past due, the next retry, or the suspension at the
-        last one); any other goes through the one-by-one path."""
+        last one): ``plans.billing.plan_decline`` and ``plan_dunning``, as one by one. Any
+        other goes through the one-by-one path."""
         from fairbill.services import operations
 
-        subs = _by_id(self.ctx, SubscriptionRow, {op.subscription_id for op, _ in self.declined})
-        customers = _by_id(self.ctx, CustomerRow, {op.customer_id for op, _ in self.declined})
-        failures = _failure_counts(self.ctx, {op.invoice_id for op, _ in self.declined})
-        self.ctx.prefetch_terms(customers.keys())
-        decide = _failure_rule(self.ctx)
+        ctx = self.ctx
+        subs = _by_id(ctx, SubscriptionRow, {op.subscription_id for op, _ in self.declined})
+        customers = _by_id(ctx, CustomerRow, {op.customer_id for op, _ in self.declined})
+        failures = _failure_counts(ctx, {op.invoice_id for op, _ in self.declined})
+        ctx.prefetch_terms(customers.keys())
+        decide = _failure_rule(ctx)
+        retention: dict[datetime, datetime | None] = {}
+        planned = []
         # One operation per customer reaches here (``record_many``): none depends on another.
         for op, result in self.declined:
             sub = subs.get(op.subscription_id)
             if sub is None or not _dunned(op, sub):
-                _one(self.ctx, op.id, operations.Answer(result), operations.record)
+                _one(ctx, op.id, operations.Answer(result), operations.record)
                 continue
             at = op.created_at
-            amount = self.ctx.money(op.settled_minor)
+            amount = ctx.money(op.settled_minor)
             first = sub.first_failed_at or at
             attempt = sub.failed_attempts + 1
-            outcome, by = decide(
-                op.customer_id, attempt, first.astimezone(self.ctx.merchant.tz), amount
+            outcome, decided = decide(
+                op.customer_id, at, attempt, first.astimezone(ctx.merchant.tz), amount
             )
             failures[op.invoice_id] = failures.get(op.invoice_id, 0) + 1
-            rows.declined(self.ctx, op, amount, failures[op.invoice_id])
-            rows.decisions.append(_decision(self.ctx, op.customer_id, at, outcome.decision) | by)
-            change = {
-                "row_id": sub.id,
-                "status": str(SubscriptionStatus.PAST_DUE),
-                "first_failed_at": first,
-                "failed_attempts": attempt,
-                "next_retry_at": outcome.next_retry_at,
-            }
-            if outcome.suspend:
-                change |= {
-                    "status": str(SubscriptionStatus.SUSPENDED),
-                    "suspended_at": at,
-                    "next_retry_at": None,
-                }
-                rows.suspend(self.ctx, customers[op.customer_id], at, op.language)
-            rows.subs.append(change)
-        self.declined = [(op, r) for op, r in self.declined if op.id in rows.declined_ids]
+            plan_decline(
+                plan,
+                customer_id=op.customer_id,
+                invoice_id=op.invoice_id,
+                invoice_number=op.invoice_number,
+                at=at,
+                amount=amount,
+                method=op.method or "",
+                attempt=failures[op.invoice_id],
+                language=op.language,
+            )
+            plan.decided.append(decided)
+            if at not in retention:
+                retention[at] = retention_until(ctx.merchant, "suspension", at)[0]
+            customer = customers[op.customer_id]
+            facts = Dunned(
+                subscription_id=sub.id,
+                customer_id=op.customer_id,
+                status=SubscriptionStatus(sub.status),
+                first_failed_at=first,
+                attempt=attempt,
+                customer_status=CustomerStatus(customer.status),
+                language=op.language,
+                retained_until=retention[at],
+            )
+            plan_dunning(plan, facts, outcome, at)
+            planned.append((op, result))
+        self.declined = planned
 
 
 def _dunned(op: Any, sub: Any) -> bool:
@@ -244,150 +252,56 @@ def _plain_renewal(ctx: Ctx, op: Any) -> bool:
     )
 
 
-class _Rows:
-    """Rows to insert and update for a batch."""
-
-    def __init__(self) -> None:
-        self.payments: list[dict[str, Any]] = []
-        self.invoices: list[dict[str, Any]] = []
-        self.failures: list[dict[str, Any]] = []
-        self.decisions: list[dict[str, Any]] = []
-        self.notes: list[dict[str, Any]] = []
-        self.subs: list[dict[str, Any]] = []
-        self.txns: list[Transaction] = []
-        self.txn_customer: dict[str, int] = {}
-        self.customers: list[dict[str, Any]] = []
-        self.payment_of: dict[int, int] = {}  # op id -> its payment's place in ``payments``
-        self.declined_ids: set[int] = set()
-        self.suspended: set[int] = set()
-
-    def declined(self, ctx: Ctx, op: Any, amount: Money, attempt: int) -> None:
-        """``billing.charge_declined``: the failed attempt and the customer told."""
-        at = op.created_at
-        self.failures.append(
-            {
-                "customer_id": op.customer_id,
-                "invoice_id": op.invoice_id,
-                "at": at,
-                "amount_minor": amount.minor,
-                "method": op.method or "",
-                "attempt": attempt,
-            }
-        )
-        payload = _payload(op.invoice_number, amount)
-        self.notes.append(_note(op.customer_id, at, "payment_failed", op.language, payload))
-        self.declined_ids.add(op.id)
-
-    def suspend(self, ctx: Ctx, customer: Any, at: datetime, language: str) -> None:
-        """``billing.suspend`` of the account, for non-payment, once per batch."""
-        if customer.status != CustomerStatus.ACTIVE or customer.id in self.suspended:
-            return
-        self.suspended.add(customer.id)
-        change: dict[str, Any] = {"row_id": customer.id, "status": str(CustomerStatus.SUSPENDED)}
-        until, _ = retention_until(ctx.merchant, "suspension", at)
-        if until is not None:
-            change["data_retained_until"] = until
-        self.customers.append(change)
-        self.notes.append(_note(customer.id, at, "suspended", language, {}))
-
-    def write(self, ctx: Ctx, writer: BulkWriter) -> None:
-        conn = ctx.session.connection()
-        if self.payments:
-            ids = allocate_ids(conn, table(PaymentRow), len(self.payments))
-            for row, payment_id in zip(self.payments, ids, strict=True):
-                row["id"] = payment_id
-            writer.execute(insert(table(PaymentRow)), self.payments)
-        for rows, model in (
-            (self.failures, FailedPaymentRow),
-            (self.decisions, DecisionRow),
-            (self.notes, NotificationRow),
-        ):
-            if rows:
-                writer.execute(insert(table(model)), rows)
-        ctx.post_many(self.txns, self.txn_customer)
-        update_by_id(writer, table(InvoiceRow), self.invoices)
-        update_by_id(writer, table(SubscriptionRow), self.subs)
-        update_by_id(writer, table(CustomerRow), self.customers)
-
-
-def _paid(ctx: Ctx, paid: list[tuple[Any, ChargeResult]], rows: _Rows) -> None:
-    """``billing.charge_succeeded`` for renewals: the payment, the invoice paid, the
-    journal, the receipt (``after_paid`` does nothing more for a renewal)."""
-    from fairbill.services.billing import across
-
+def _paid(ctx: Ctx, paid: list[tuple[Any, ChargeResult]], plan: Plan) -> None:
+    """``billing.charge_succeeded`` for renewals: ``plans.billing.plan_payment`` for each
+    (``after_paid`` does nothing more for a renewal)."""
     inv = table(InvoiceRow)
     # The columns used below only: a chunk's invoices, each read once.
     amounts = select(
         inv.c.id,
+        inv.c.subscription_id,
         inv.c.number,
         inv.c.total_minor,
         inv.c.credit_applied_minor,
         inv.c.wallet_applied_minor,
         inv.c.amount_paid_minor,
+        inv.c.status,
     ).where(one_of(ctx.session, inv.c.id, {op.invoice_id for op, _ in paid}))
     invoices = {r.id: r for r in ctx.session.execute(amounts)}
     numbers = next_numbers(ctx, PaymentRow, {op.customer_id for op, _ in paid})
     for op, result in paid:
-        invoice = invoices[op.invoice_id]
+        i = invoices[op.invoice_id]
         numbers[op.customer_id] += 1
-        number = numbers[op.customer_id]
         amount = ctx.money(op.settled_minor)
-        at = op.created_at
-        rows.payments.append(
-            {
-                "customer_id": op.customer_id,
-                "invoice_id": op.invoice_id,
-                "number": number,
-                "at": at,
-                "amount_minor": amount.minor,
-                "currency": amount.currency,
-                "method": op.method or "",
-                "refunded_minor": 0,
-                "settled_minor": amount.minor,
-                "settled_refunded_minor": 0,
-                "is_duplicate": False,
-                "gateway_ref": result.reference or "",
-                "disputed": None,
-            }
+        invoice = OpenInvoice(
+            i.id,
+            op.customer_id,
+            i.subscription_id,
+            i.number,
+            i.total_minor,
+            i.credit_applied_minor,
+            i.wallet_applied_minor,
+            i.amount_paid_minor,
+            InvoiceStatus(i.status),
         )
-        rows.payment_of[op.id] = len(rows.payments) - 1
-        paid_minor = invoice.amount_paid_minor + amount.minor
-        due = (
-            invoice.total_minor
-            - invoice.credit_applied_minor
-            - invoice.wallet_applied_minor
-            - paid_minor
+        taken = Taken(
+            op_id=op.id,
+            at=op.created_at,
+            invoice=invoice,
+            payment_number=numbers[op.customer_id],
+            charged=amount,  # ``_plain_renewal``: in the merchant's currency
+            settled=amount,
+            method=op.method or "",
+            reference=result.reference or "",
+            duplicate=False,
+            language=op.language,
         )
-        rows.invoices.append(
-            {
-                "row_id": invoice.id,
-                "amount_paid_minor": paid_minor,
-                "status": str(InvoiceStatus.PAID if due <= 0 else InvoiceStatus.OPEN),
-            }
-        )
-        key = f"pay:{op.customer_id}:{number}"
-        rows.txns.append(
-            across(
-                key,
-                at,
-                f"payment {number} for invoice {invoice.number}",
-                (Account.CASH, amount),
-                (Account.RECEIVABLE, amount),
-            )
-        )
-        rows.txn_customer[key] = op.customer_id
-        payload = {
-            "invoice": str(invoice.number),
-            "amount": amount.text(),
-            "currency": amount.currency,
-        }
-        rows.notes.append(_note(op.customer_id, at, "receipt", op.language, payload))
+        plan_payment(plan, taken)
 
 
 def _op_update(op: Any, now: datetime, result: ChargeResult) -> dict[str, Any]:
     if result.ok:
         return {
-            "row_id": op.id,
             "status": str(OperationStatus.SUCCEEDED),
             "tries": op.tries + 1,
             "updated_at": now,
@@ -395,7 +309,6 @@ def _op_update(op: Any, now: datetime, result: ChargeResult) -> dict[str, Any]:
             "next_attempt_at": None,
         }
     return {
-        "row_id": op.id,
         "status": str(OperationStatus.FAILED),
         "tries": op.tries + 1,
         "updated_at": now,
@@ -408,41 +321,6 @@ def _delay(tries: int) -> Any:
     from fairbill.services.operations import retry_delay
 
     return retry_delay(tries)
-
-
-def _payload(invoice_number: int, amount: Money) -> dict[str, str]:
-    return {"invoice": str(invoice_number), "amount": amount.text(), "currency": amount.currency}
-
-
-def _note(
-    customer_id: int, at: datetime, template: str, language: str, payload: dict[str, str]
-) -> dict[str, Any]:
-    return {
-        "customer_id": customer_id,
-        "merchant_id": None,
-        "at": at,
-        "template": template,
-        "language": language,
-        "payload": payload,
-        "attempts": 0,  # given, so the bulk insert has no column default to fill in
-    }
-
-
-def _decision(ctx: Ctx, customer_id: int, at: datetime, decision: Decision) -> dict[str, Any]:
-    """The row ``Ctx.record`` writes."""
-    return {
-        "customer_id": customer_id,
-        "at": at,
-        "action": decision.action,
-        "outcome": str(decision.outcome),
-        "amount_minor": decision.amount.round(ctx.merchant.rounding).minor,
-        "reasons": [str(r) for r in decision.reasons],
-        "clauses": list(decision.clauses),
-        "explanation": decision.explanation,
-        "policy_version": ctx.policy.version,
-        "policy_version_id": ctx.version_id,
-        "facts": None,
-    }
 
 
 def _by_id(ctx: Ctx, model: Any, ids: set[Any]) -> dict[int, Any]:
@@ -466,22 +344,20 @@ def _failure_rule(ctx: Ctx) -> _Decide:
     """``decide_failure`` under the customer's accepted version, memoised: declines at one
     instant share attempt, first failure and amount, and writing the decision's text is
     most of its cost. Keyed on the UTC instant (local times one DST fold apart compare
-    equal but are not) and the version. Each row still stores its own call (its facts)."""
+    equal but are not) and the version. Each decision still carries its own call (its
+    facts)."""
     cache: dict[tuple[int | None, int, datetime, Money], FailureOutcome] = {}
 
     def decide(
-        customer_id: int, attempt: int, first_failure: datetime, amount: Money
-    ) -> tuple[FailureOutcome, dict[str, Any]]:
+        customer_id: int, at: datetime, attempt: int, first_failure: datetime, amount: Money
+    ) -> tuple[FailureOutcome, Decided]:
         version_id, merchant = ctx.terms(customer_id)
         key = (version_id, attempt, first_failure.astimezone(UTC), amount)
         found = cache.get(key)
         if found is None:
             found = cache[key] = decide_failure(merchant, attempt, first_failure, amount)
         call = Call(codec.name_of(decide_failure), (attempt, first_failure, amount))
-        return found, {
-            "policy_version": merchant.policy.version,
-            "policy_version_id": version_id,
-            "facts": codec.encode_call(call),
-        }
+        version = merchant.policy.version
+        return found, Decided(customer_id, at, found.decision, call, version_id, version)
 
     return decide

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from fairbill.calendar.periods import Interval, period_at, period_index
+from fairbill.calendar.periods import Interval, Period, period_at, period_index
 from fairbill.decisions.cancellation import CancelOutcome, decide_cancel
 from fairbill.decisions.credits import credit_expiry
 from fairbill.decisions.disputes import retention_until
@@ -16,20 +16,29 @@ from fairbill.errors import Conflict, NotFound
 from fairbill.lifecycle import (
     CUSTOMER_ENDED,
     LIVE,
-    CreditPackStatus,
     CustomerStatus,
     OperationKind,
     SubscriptionStatus,
 )
 from fairbill.lifecycle import advance as transition
 from fairbill.money import Money
+from fairbill.plans.billing import (
+    Collected,
+    Line,
+    PeriodBill,
+    Promotion,
+    Renewal,
+    plan_collection,
+    plan_invoice,
+    plan_period,
+    plan_renewal,
+)
+from fairbill.plans.effects import Plan, Ref
 from fairbill.policy.model import Destination, Trials
-from fairbill.services import billing, operations, policies
-from fairbill.services.billing import Line
+from fairbill.services import applier, billing, operations, policies
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
-    CreditPackRow,
     CustomerRow,
     GatewayOperationRow,
     InvoiceRow,
@@ -153,72 +162,73 @@ def _promotion(ctx: Ctx, code: str) -> PromotionRow:
 
 
 def _bill_period(
-    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, purpose: Purpose = Purpose.RENEWAL
+    ctx: Ctx,
+    customer: CustomerRow,
+    sub: SubscriptionRow,
+    purpose: Purpose = Purpose.RENEWAL,
+    *,
+    plan: Plan | None = None,
+    plan_code: str | None = None,
+    period: Period | None = None,
 ) -> InvoiceRow:
-    plan = ctx.plan(sub.plan_code)
-    sub.price_minor = tier_price_minor(plan, sub.usage_level)
-    price = ctx.money(sub.price_minor)
-    start, end = ctx.local(sub.current_period_start), ctx.local(sub.current_period_end)
-    lines = [Line("subscription", f"{plan.code} {start.date()} – {end.date()}", price, start, end)]
-    discount = _discount(ctx, sub, price)
-    if discount:
-        lines.append(Line("credit", f"promotion {sub.promotion_code}", -discount, start, end))
-    invoice = billing.issue_invoice(
-        ctx, customer, lines, purpose="subscription", subscription=sub, period=(start, end)
+    """Bill the subscription's period (its current one unless ``period``, on its plan
+    unless ``plan_code``) and collect it: ``plans.billing.plan_period`` and
+    ``plan_collection`` into ``plan`` (which may hold the renewal itself), written by
+    the applier; then what follows the collection by its purpose."""
+    plan = plan if plan is not None else Plan()
+    s = billing.setting(ctx)
+    bill = period_bill(ctx, customer, sub, plan_code or sub.plan_code, period)
+    invoice = plan_period(plan, s, bill)
+    collection = billing.collection(ctx, customer, None, sub.payment_method)
+    collected = plan_collection(plan, s, invoice, collection, str(purpose))
+    assert isinstance(invoice.id, Ref)
+    applied = applier.apply(ctx, plan)
+    row = ctx.session.get_one(InvoiceRow, applied[invoice.id])
+    _collected(ctx, customer, row, purpose, collected)
+    return row
+
+
+def period_bill(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code: str, period: Period | None
+) -> PeriodBill:
+    """The facts of a period to bill, read now."""
+    plan = ctx.plan(plan_code)
+    if period is None:
+        period = Period(ctx.local(sub.current_period_start), ctx.local(sub.current_period_end))
+    promotion = None
+    if sub.promotion_code and sub.promotion_periods_left != 0:
+        row = _promotion(ctx, sub.promotion_code)
+        percent = Decimal(row.percent_off) if row.percent_off is not None else None
+        promotion = Promotion(row.code, sub.promotion_periods_left, percent, row.amount_off_minor)
+    credits = tuple(
+        ("message" if kind == "message_credits" else kind.removesuffix("_credits"), quantity)
+        for kind, quantity in (plan.includes or {}).items()
     )
-    _grant_included_credits(ctx, customer, sub, plan, end)
-    _collect(ctx, customer, invoice, sub.payment_method, purpose)
-    return invoice
+    return PeriodBill(
+        subscription_id=sub.id,
+        customer_id=customer.id,
+        plan_code=plan.code,
+        period=period,
+        price=tier_price_minor(plan, sub.usage_level),
+        invoice_number=ctx.next_number(InvoiceRow, customer),
+        promotion=promotion,
+        credits=credits,
+        credits_expire=credit_expiry(ctx.merchant, ctx.now) if credits else None,
+    )
 
 
-def _collect(
-    ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, method: str | None, purpose: Purpose
+def _collected(
+    ctx: Ctx, customer: CustomerRow, invoice: InvoiceRow, purpose: Purpose, collected: Collected
 ) -> None:
-    """Collect ``invoice``; what follows its payment or failure is ``billing``'s, the same
-    whether it is known now or when the gateway answers."""
-    collected = billing.collect(ctx, customer, invoice, method, purpose)
-    if collected == billing.Collected.PAID:
+    """What follows a collection known at once; a charge's follows its answer (both are
+    ``billing``'s, the same whenever the answer comes)."""
+    if collected == Collected.PAID:
         paid = ctx.money(invoice.total_minor)
         billing.after_paid(ctx, customer, invoice, purpose, paid, {})
-    elif collected == billing.Collected.UNPAID:
+    elif collected == Collected.UNPAID:
         billing.after_declined(ctx, customer, invoice, purpose)
 
 
-def _discount(ctx: Ctx, sub: SubscriptionRow, price: Money) -> Money:
-    if not sub.promotion_code or sub.promotion_periods_left == 0:
-        return ctx.money(0)
-    promo = _promotion(ctx, sub.promotion_code)
-    if sub.promotion_periods_left is not None:
-        sub.promotion_periods_left -= 1
-    if promo.percent_off is not None:
-        return price.ratio(Decimal(promo.percent_off), 100).round(ctx.merchant.rounding)
-    off = ctx.money(promo.amount_off_minor or 0)
-    return off if off <= price else price
-
-
-def _grant_included_credits(
-    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan: PlanRow, period_end: datetime
-) -> None:
-    for kind, quantity in (plan.includes or {}).items():
-        credit_kind = "message" if kind == "message_credits" else kind.removesuffix("_credits")
-        expires = credit_expiry(ctx.merchant, ctx.now)
-        expires = min(expires, period_end) if expires else period_end
-        ctx.session.add(
-            CreditPackRow(
-                customer_id=customer.id,
-                kind=credit_kind,
-                quantity=quantity,
-                remaining=quantity,
-                purchased_at=ctx.now,
-                expires_at=expires,
-                status=CreditPackStatus.ACTIVE,
-                source="plan",
-                subscription_id=sub.id,
-            )
-        )
-
-
-# -- cancel ---------------------------------------------------------------------------------
 def cancel(
     ctx: Ctx,
     customer: CustomerRow,
@@ -351,11 +361,24 @@ def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code
 def _bill_adjustment(
     ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, amount: Money, kind: str, text: str
 ) -> None:
+    """An invoice for the rest of the period (a proration, a tier move), collected."""
     now, end = ctx.now, ctx.local(sub.current_period_end)
-    invoice = billing.issue_invoice(
-        ctx, customer, [Line(kind, text, amount, now, end)], purpose="proration", subscription=sub
+    plan, s = Plan(), billing.setting(ctx)
+    invoice = plan_invoice(
+        plan,
+        s,
+        customer.id,
+        ctx.next_number(InvoiceRow, customer),
+        [Line(kind, text, amount, now, end)],
+        purpose="proration",
+        subscription_id=sub.id,
     )
-    _collect(ctx, customer, invoice, sub.payment_method, Purpose.ADJUSTMENT)
+    collection = billing.collection(ctx, customer, None, sub.payment_method)
+    collected = plan_collection(plan, s, invoice, collection, str(Purpose.ADJUSTMENT))
+    assert isinstance(invoice.id, Ref)
+    applied = applier.apply(ctx, plan)
+    row = ctx.session.get_one(InvoiceRow, applied[invoice.id])
+    _collected(ctx, customer, row, Purpose.ADJUSTMENT, collected)
 
 
 def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: int) -> None:
@@ -467,19 +490,24 @@ def _end_trial(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
 
 
 def _renew(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
-    if sub.pending_plan:
-        sub.plan_code, sub.pending_plan = sub.pending_plan, None
-    plan = ctx.plan(sub.plan_code)
-    interval = Interval(plan.interval_months)
-    anchor = ctx.local(sub.anchor)
-    index = period_index(anchor, interval, ctx.local(sub.current_period_end))
-    period = period_at(anchor, interval, index)
-    sub.current_period_start, sub.current_period_end = period.start, period.end
-    ctx.session.flush()
+    """The next period, on the pending plan if one waits: ``plans.billing.plan_renewal``,
+    the planner the daily cycle's chunks use too. Newer terms are accepted first (the
+    dunning step of a failed collection decides under them)."""
     policies.move_on_renewal(ctx.session, ctx.version_id, [sub.id])
     ctx.session.refresh(sub, ["policy_version_id"])
     ctx.forget_terms(customer.id)
-    _bill_period(ctx, customer, sub)
+    code = sub.pending_plan or sub.plan_code
+    plan = Plan()
+    renewal = Renewal(
+        subscription_id=sub.id,
+        plan_code=code,
+        switch=sub.pending_plan is not None,
+        interval=Interval(ctx.plan(code).interval_months),
+        anchor=ctx.local(sub.anchor),
+        period_end=ctx.local(sub.current_period_end),
+    )
+    period = plan_renewal(plan, renewal)
+    _bill_period(ctx, customer, sub, plan=plan, plan_code=code, period=period)
 
 
 def skip_suspended_periods(ctx: Ctx, sub: SubscriptionRow) -> None:

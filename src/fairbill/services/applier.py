@@ -1,0 +1,198 @@
+"""The one component that writes plans (``plans.effects``): for one call or a chunk of a
+million renewals, with the same statements.
+
+Steps, in one transaction (the caller's):
+
+1. the session's own pending changes are flushed, so the plan's statements come after
+   them;
+2. ids are allocated for the tables whose rows the plan refers to (``Ref``), and every
+   ``Ref`` and ``Joined`` in the plan is resolved;
+3. changes to a row the plan inserts are folded into its insert; the other changes to one
+   row are merged in order (the last value of a column wins);
+4. rows are inserted table by table in ``Rows`` order, one executemany per shape; rows
+   are updated by id, one executemany per set of columns; the journal transactions are
+   posted (each once: a key already stored is skipped) and the decisions stored;
+5. the gateway operations inserted are registered to be sent after the commit
+   (``operations.commit_and_settle``), and the session's objects of the rows changed are
+   expired, so what the caller reads next is what was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm.util import identity_key
+
+from fairbill.decisions import codec
+from fairbill.plans.effects import Joined, NewRow, Plan, Ref, Rows
+from fairbill.services.context import Ctx
+from fairbill.services.operations import PENDING
+from fairbill.store.bulk import BulkWriter, update_by_id
+from fairbill.store.ids import allocate_ids
+from fairbill.store.tables import (
+    Base,
+    CreditNoteRow,
+    CreditPackRow,
+    CustomerRow,
+    DecisionRow,
+    FailedPaymentRow,
+    GatewayOperationRow,
+    InvoiceLineRow,
+    InvoiceRow,
+    NotificationRow,
+    PaymentRow,
+    SubscriptionRow,
+    WalletEntryRow,
+    table,
+)
+
+MODELS: dict[Rows, type[Base]] = {
+    Rows.INVOICES: InvoiceRow,
+    Rows.INVOICE_LINES: InvoiceLineRow,
+    Rows.PAYMENTS: PaymentRow,
+    Rows.GATEWAY_OPERATIONS: GatewayOperationRow,
+    Rows.FAILED_PAYMENTS: FailedPaymentRow,
+    Rows.CREDIT_NOTES: CreditNoteRow,
+    Rows.CREDIT_PACKS: CreditPackRow,
+    Rows.WALLET_ENTRIES: WalletEntryRow,
+    Rows.NOTIFICATIONS: NotificationRow,
+    Rows.SUBSCRIPTIONS: SubscriptionRow,
+    Rows.CUSTOMERS: CustomerRow,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The ids the applier gave the plan's new rows."""
+
+    ids: dict[int, int]
+
+    def __getitem__(self, ref: Ref) -> int:
+        return self.ids[id(ref)]
+
+
+def apply(ctx: Ctx, plan: Plan) -> Applied:
+    """Write ``plan`` in the caller's transaction (steps in the module's docstring)."""
+    session = ctx.session
+    session.flush()
+    conn = session.connection()
+    writer = BulkWriter(conn)  # ``plan`` and ``rows`` keep every bound value alive
+    ids = _allocate(ctx, plan.new)
+    resolve = _Resolver(ids)
+    inserts, folded = _fold(plan, resolve)
+    rows_by_table: dict[Rows, list[dict[str, Any]]] = {}
+    for new in plan.new:
+        values = {k: resolve(v) for k, v in new.values.items()}
+        if new.ref is not None:
+            values["id"] = ids[id(new.ref)]
+            values |= folded.get(id(new.ref), {})
+        elif id(new) in ids:
+            values["id"] = ids[id(new)]
+        rows_by_table.setdefault(new.rows, []).append(values)
+    for rows in Rows:
+        _insert(writer, rows, rows_by_table.get(rows, ()))
+    for rows, changes in inserts.items():
+        update_by_id(writer, table(MODELS[rows]), list(changes.values()))
+    txns = [txn for txn, _ in plan.postings]
+    ctx.post_many(txns, {txn.key: cid for txn, cid in plan.postings if cid is not None})
+    _decisions(ctx, writer, plan)
+    sent = [row["id"] for row in rows_by_table.get(Rows.GATEWAY_OPERATIONS, ()) if "id" in row]
+    if sent:
+        session.info.setdefault(PENDING, []).extend(sent)
+    _expire(ctx, inserts)
+    return Applied(ids)
+
+
+class _Resolver:
+    def __init__(self, ids: dict[int, int]) -> None:
+        self.ids = ids
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            return self.ids[id(value)]
+        if isinstance(value, Joined):
+            return ":".join(str(self(part)) for part in value.parts)
+        return value
+
+
+def _allocate(ctx: Ctx, new: list[NewRow]) -> dict[int, int]:
+    """Ids for the rows of every table some row of the plan refers to; a gateway
+    operation always gets one (it is registered to be sent by it)."""
+    wanted: dict[Rows, list[NewRow]] = {}
+    for row in new:
+        if row.ref is not None or row.rows == Rows.GATEWAY_OPERATIONS:
+            wanted.setdefault(row.rows, []).append(row)
+    ids: dict[int, int] = {}
+    conn = ctx.session.connection()
+    for rows, found in wanted.items():
+        for row, row_id in zip(
+            found, allocate_ids(conn, table(MODELS[rows]), len(found)), strict=True
+        ):
+            # Keyed by the ``Ref``, or by the row itself for a row without one.
+            ids[id(row.ref if row.ref is not None else row)] = row_id
+    return ids
+
+
+def _fold(
+    plan: Plan, resolve: _Resolver
+) -> tuple[dict[Rows, dict[int, dict[str, Any]]], dict[int, dict[str, Any]]]:
+    """The plan's changes: merged per stored row (``row_id`` and the columns' last
+    values), and those to rows the plan inserts, per ``Ref``, to fold into the insert."""
+    stored: dict[Rows, dict[int, dict[str, Any]]] = {}
+    planned: dict[int, dict[str, Any]] = {}
+    for change in plan.changes:
+        values = {k: resolve(v) for k, v in change.values.items()}
+        if isinstance(change.id, Ref):
+            planned.setdefault(id(change.id), {}).update(values)
+            continue
+        merged = stored.setdefault(change.rows, {}).setdefault(change.id, {"row_id": change.id})
+        merged.update(values)
+    return stored, planned
+
+
+def _insert(writer: BulkWriter, rows: Rows, values: Iterable[dict[str, Any]]) -> None:
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in values:
+        shapes.setdefault(tuple(row), []).append(row)
+    statement = insert(table(MODELS[rows]))
+    for batch in shapes.values():
+        writer.execute(statement, batch)
+
+
+def _decisions(ctx: Ctx, writer: BulkWriter, plan: Plan) -> None:
+    if not plan.decided:
+        return
+    rounding = ctx.merchant.rounding
+    rows = []
+    for d in plan.decided:
+        ctx.decided.append((d.customer_id, d.decision))
+        rows.append(
+            {
+                "customer_id": d.customer_id,
+                "at": d.at,
+                "action": d.decision.action,
+                "outcome": str(d.decision.outcome),
+                "amount_minor": d.decision.amount.round(rounding).minor,
+                "reasons": [str(r) for r in d.decision.reasons],
+                "clauses": list(d.decision.clauses),
+                "explanation": d.decision.explanation,
+                "policy_version": d.version,
+                "policy_version_id": d.version_id,
+                "facts": codec.encode_call(d.call) if d.call is not None else None,
+            }
+        )
+    writer.execute(insert(table(DecisionRow)), rows)
+
+
+def _expire(ctx: Ctx, changed: dict[Rows, dict[int, dict[str, Any]]]) -> None:
+    """The session's objects of changed rows read again when next used."""
+    session = ctx.session
+    for rows, by_id in changed.items():
+        model = MODELS[rows]
+        for row_id in by_id:
+            obj = session.identity_map.get(identity_key(model, row_id))
+            if obj is not None:
+                session.expire(obj)

@@ -1,0 +1,226 @@
+"""The billing planners: pure functions of facts, checked on the effects they plan."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from fairbill.calendar.periods import Interval, Period
+from fairbill.decisions.decision import Decision, DecisionOutcome
+from fairbill.decisions.dunning import FailureOutcome
+from fairbill.errors import Conflict, IllegalTransition, NotFound
+from fairbill.lifecycle import CustomerStatus, InvoiceStatus, SubscriptionStatus
+from fairbill.money import Money, Rounding
+from fairbill.plans.billing import (
+    Card,
+    Collected,
+    Collection,
+    Dunned,
+    Line,
+    Note,
+    OpenInvoice,
+    PeriodBill,
+    Promotion,
+    Renewal,
+    Setting,
+    Taken,
+    plan_collection,
+    plan_dunning,
+    plan_invoice,
+    plan_payment,
+    plan_period,
+    plan_renewal,
+)
+from fairbill.plans.effects import Joined, Plan, Ref, Rows
+
+PARIS = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=PARIS)
+S_EUR = Setting(7, "EUR", NOW, Rounding.HALF_EVEN)
+
+
+def eur(minor: int) -> Money:
+    return Money.from_minor(minor, "EUR")
+
+
+def invoice(total: int, amount_paid: int = 0) -> OpenInvoice:
+    return OpenInvoice(41, 3, 5, 12, total, amount_paid=amount_paid)
+
+
+def new_rows(plan: Plan, rows: Rows) -> list[dict[str, object]]:
+    return [n.values for n in plan.new if n.rows == rows]
+
+
+def changes(plan: Plan, rows: Rows) -> list[tuple[object, dict[str, object]]]:
+    return [(c.id, c.values) for c in plan.changes if c.rows == rows]
+
+
+CARD = Card("card", "tok", "EUR")
+
+
+def test_an_invoice_of_nothing_is_paid_and_posts_nothing() -> None:
+    plan = Plan()
+    planned = plan_invoice(plan, S_EUR, 3, 12, [Line("x", "free", eur(0))], purpose="product")
+    assert planned.status == InvoiceStatus.PAID
+    assert new_rows(plan, Rows.INVOICES)[0]["status"] == "paid"
+    assert plan.postings == []
+
+
+def test_an_invoice_posts_receivable_against_revenue_under_a_key_of_customer_and_number() -> None:
+    plan = Plan()
+    lines = [Line("a", "one", eur(2900)), Line("credit", "promo", eur(-900))]
+    planned = plan_invoice(plan, S_EUR, 3, 12, lines, purpose="subscription", subscription_id=5)
+    assert isinstance(planned.id, Ref) and planned.total == 2000
+    assert [line["invoice_id"] for line in new_rows(plan, Rows.INVOICE_LINES)] == [planned.id] * 2
+    ((txn, customer_id),) = plan.postings
+    assert (txn.key, customer_id) == ("inv:3:12", 3)
+    assert sorted(leg.amount.minor for leg in txn.legs) == [-2000, 2000]
+
+
+def test_credit_notes_pay_oldest_first_and_a_larger_one_carries_the_rest_forward() -> None:
+    plan = Plan()
+    notes = (
+        Note(1, 500, NOW - timedelta(days=9), "outage", None, ("c1",)),
+        Note(2, 3000, NOW - timedelta(days=2), "goodwill", 8, ("c2",)),
+    )
+    inv = invoice(2900)
+    got = plan_collection(plan, S_EUR, inv, Collection("card", CARD, notes=notes), "renewal")
+    assert got == Collected.PAID and inv.due == 0 and inv.credit_applied == 2900
+    (rest,) = new_rows(plan, Rows.CREDIT_NOTES)
+    assert rest["amount_minor"] == 600 and rest["invoice_id"] == 8 and rest["clauses"] == ["c2"]
+    applied = changes(plan, Rows.CREDIT_NOTES)
+    assert applied == [
+        (1, {"amount_minor": 500, "applied_to_invoice_id": 41}),
+        (2, {"amount_minor": 2400, "applied_to_invoice_id": 41}),
+    ]
+    assert new_rows(plan, Rows.GATEWAY_OPERATIONS) == []
+
+
+def test_the_wallet_pays_before_the_card_and_the_card_is_charged_the_rest() -> None:
+    plan = Plan()
+    inv = invoice(2900)
+    collection = Collection("card", CARD, attempt=3, wallet=1000)
+    assert plan_collection(plan, S_EUR, inv, collection, "retry") == Collected.PENDING
+    assert changes(plan, Rows.CUSTOMERS) == [(3, {"wallet_minor": 0})]
+    assert [t.key for t, _ in plan.postings] == ["wallet-apply:3:12:1000"]
+    (op,) = new_rows(plan, Rows.GATEWAY_OPERATIONS)
+    assert op["key"] == Joined(("charge", 41, 3))
+    assert (op["amount_minor"], op["settled_minor"], op["purpose"]) == (1900, 1900, "retry")
+
+
+def test_a_charge_waiting_for_its_answer_comes_first_nothing_else_is_planned() -> None:
+    plan = Plan()
+    collection = Collection("card", CARD, wallet=5000, in_flight=True)
+    assert plan_collection(plan, S_EUR, invoice(2900), collection, "retry") == Collected.PENDING
+    assert not plan
+
+
+def test_no_method_leaves_it_unpaid_and_an_unknown_method_is_an_error() -> None:
+    assert plan_collection(Plan(), S_EUR, invoice(100), Collection(None, None), "x") == (
+        Collected.UNPAID
+    )
+    with pytest.raises(NotFound):
+        plan_collection(Plan(), S_EUR, invoice(100), Collection("gone", None), "x")
+
+
+def test_a_card_in_another_currency_is_charged_at_its_rate_or_refused_without_one() -> None:
+    plan = Plan()
+    usd = Card("card", "tok", "USD", Decimal("1.1"))
+    plan_collection(plan, S_EUR, invoice(2900), Collection("card", usd), "renewal")
+    (op,) = new_rows(plan, Rows.GATEWAY_OPERATIONS)
+    assert (op["amount_minor"], op["currency"], op["settled_minor"]) == (3190, "USD", 2900)
+    without = Card("card", "tok", "USD", None, "no EUR/USD exchange rate")
+    with pytest.raises(Conflict, match="no EUR/USD"):
+        plan_collection(Plan(), S_EUR, invoice(2900), Collection("card", without), "renewal")
+
+
+def test_a_renewal_moves_the_period_and_takes_a_pending_plan() -> None:
+    plan = Plan()
+    anchor = datetime(2026, 1, 31, 9, 0, tzinfo=PARIS)
+    end = datetime(2026, 2, 28, 9, 0, tzinfo=PARIS)
+    renewal = Renewal(5, "pro", True, Interval(1), anchor, end)
+    period = plan_renewal(plan, renewal)
+    assert (period.start, period.end) == (end, datetime(2026, 3, 31, 9, 0, tzinfo=PARIS))
+    ((sub_id, values),) = changes(plan, Rows.SUBSCRIPTIONS)
+    assert sub_id == 5 and values["plan_code"] == "pro" and values["pending_plan"] is None
+
+
+def test_a_period_bills_the_promotion_counts_it_down_and_grants_included_credits() -> None:
+    plan = Plan()
+    period = Period(NOW, NOW + timedelta(days=31))
+    bill = PeriodBill(
+        5,
+        3,
+        "pro",
+        period,
+        2900,
+        12,
+        Promotion("SPRING", 2, Decimal("10"), None),
+        (("message", 100),),
+        NOW + timedelta(days=90),
+    )
+    planned = plan_period(plan, S_EUR, bill)
+    assert planned.total == 2610
+    assert changes(plan, Rows.SUBSCRIPTIONS) == [
+        (5, {"price_minor": 2900, "promotion_periods_left": 1})
+    ]
+    (pack,) = new_rows(plan, Rows.CREDIT_PACKS)
+    assert pack["expires_at"] == period.end  # the period ends before the credits would
+
+
+def test_a_payment_pays_the_invoice_and_points_the_operation_at_it() -> None:
+    plan = Plan()
+    inv = invoice(2900)
+    taken = Taken(99, NOW, inv, 4, eur(2900), eur(2900), "card", "ch_1", False, "fr")
+    payment = plan_payment(plan, taken)
+    assert inv.status == InvoiceStatus.PAID
+    assert changes(plan, Rows.GATEWAY_OPERATIONS) == [(99, {"payment_id": payment})]
+    assert [t.key for t, _ in plan.postings] == ["pay:3:4"]
+    (note,) = new_rows(plan, Rows.NOTIFICATIONS)
+    assert (note["template"], note["language"]) == ("receipt", "fr")
+
+
+def test_a_duplicate_charge_pays_nothing_of_its_invoice() -> None:
+    plan = Plan()
+    inv = invoice(2900, amount_paid=2900)
+    plan_payment(plan, Taken(99, NOW, inv, 5, eur(500), eur(500), "card", "", True, "fr"))
+    assert changes(plan, Rows.INVOICES) == [] and inv.amount_paid == 2900
+
+
+def _dunned(status: SubscriptionStatus, customer: CustomerStatus) -> Dunned:
+    return Dunned(5, 3, status, NOW, 4, customer, "fr", NOW + timedelta(days=30))
+
+
+def _outcome(suspend: bool) -> FailureOutcome:
+    decision = Decision(action="dunning", outcome=DecisionOutcome.DECLINED, amount=eur(0))
+    return FailureOutcome(decision, None if suspend else NOW + timedelta(days=3), suspend)
+
+
+def test_the_last_retry_suspends_the_subscription_and_an_active_account_once() -> None:
+    plan = Plan()
+    plan_dunning(
+        plan, _dunned(SubscriptionStatus.PAST_DUE, CustomerStatus.ACTIVE), _outcome(True), NOW
+    )
+    subs = [values for _, values in changes(plan, Rows.SUBSCRIPTIONS)]
+    assert subs[-1]["status"] == "suspended" and subs[-1]["next_retry_at"] is None
+    assert changes(plan, Rows.CUSTOMERS) == [
+        (3, {"status": "suspended", "data_retained_until": NOW + timedelta(days=30)})
+    ]
+    assert [n["template"] for n in new_rows(plan, Rows.NOTIFICATIONS)] == ["suspended"]
+    again = Plan()
+    plan_dunning(
+        again, _dunned(SubscriptionStatus.PAST_DUE, CustomerStatus.SUSPENDED), _outcome(True), NOW
+    )
+    assert changes(again, Rows.CUSTOMERS) == [] and new_rows(again, Rows.NOTIFICATIONS) == []
+
+
+def test_dunning_an_ended_subscription_is_an_illegal_transition() -> None:
+    with pytest.raises(IllegalTransition):
+        plan_dunning(
+            Plan(),
+            _dunned(SubscriptionStatus.CANCELED, CustomerStatus.ACTIVE),
+            _outcome(False),
+            NOW,
+        )
