@@ -11,11 +11,13 @@ payment method. Every money movement posts one balanced journal transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from fairbill.calendar.periods import Interval, Period, period_containing
 from fairbill.decisions.dunning import FailureOutcome
@@ -54,11 +56,17 @@ class Setting:
     rounding: Rounding
 
     def money(self, minor: int) -> Money:
-        return Money.from_minor(minor, self.currency)
+        return _money(minor, self.currency)
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+@lru_cache(maxsize=4096)
+def _money(minor: int, currency: str) -> Money:
+    """A chunk of renewals has a handful of distinct amounts: one ``Money`` each (it is
+    immutable, so sharing it is safe)."""
+    return Money.from_minor(minor, currency)
+
+
+class Line(NamedTuple):
     kind: str
     description: str
     amount: Money
@@ -98,8 +106,7 @@ class Note:
     clauses: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Card:
+class Card(NamedTuple):
     """The payment method to charge: its rate from the merchant's currency (``None``
     with ``no_rate`` saying why when the rate table has none)."""
 
@@ -110,8 +117,7 @@ class Card:
     no_rate: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Collection:
+class Collection(NamedTuple):
     """What a collection draws on besides the invoice: the customer's unapplied credit
     notes (oldest first) and wallet, the method to charge and the charge's attempt
     number (1 + the charges ever requested for the invoice)."""
@@ -122,7 +128,7 @@ class Collection:
     wallet: int = 0
     notes: tuple[Note, ...] = ()
     in_flight: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] | None = None
 
 
 # -- invoices ---------------------------------------------------------------------------------
@@ -139,7 +145,8 @@ def plan_invoice(
 ) -> OpenInvoice:
     """The invoice ``number`` of the customer, its lines, and (when it is not zero) its
     journal transaction, keyed by the customer and the number. Nothing due is paid."""
-    total = sum((line.amount.minor for line in lines), 0)
+    minors = [line.amount.minor for line in lines]
+    total = sum(minors)
     status = InvoiceStatus.OPEN if total else InvoiceStatus.PAID
     ref = plan.insert(
         Rows.INVOICES,
@@ -162,14 +169,14 @@ def plan_invoice(
         ref=True,
     )
     assert ref is not None
-    for line in lines:
+    for line, minor in zip(lines, minors, strict=True):
         plan.insert(
             Rows.INVOICE_LINES,
             {
                 "invoice_id": ref,
                 "kind": line.kind,
                 "description": line.description,
-                "amount_minor": line.amount.minor,
+                "amount_minor": minor,
                 "period_start": line.period_start,
                 "period_end": line.period_end,
             },
@@ -198,8 +205,7 @@ class Promotion:
     amount_off: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodBill:
+class PeriodBill(NamedTuple):
     """A subscription period to bill: at ``price`` on ``plan_code``, with the promotion
     running on it and the credits its plan includes (kind, quantity), which expire at
     ``credits_expire`` or at the period's end, whichever is first."""
@@ -215,8 +221,7 @@ class PeriodBill:
     credits_expire: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Renewal:
+class Renewal(NamedTuple):
     """A subscription whose period ended: it renews on ``plan_code`` (a pending change of
     plan taking effect now when ``switch``) for the period after the one ending at
     ``period_end``, both local."""
@@ -392,7 +397,7 @@ def plan_charge(
     amount: Money,
     attempt: int,
     purpose: str,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> None:
     """A charge of ``amount`` (converted to the card's currency at the card's rate) on
     ``invoice``, ``pending`` until the gateway answered. Its key is the invoice's id and
@@ -428,8 +433,7 @@ def plan_charge(
 
 
 # -- the gateway's answers ---------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Taken:
+class Taken(NamedTuple):
     """A charge the gateway took: the operation, its invoice as it stands, and the
     customer's next payment number."""
 
@@ -450,6 +454,7 @@ def plan_payment(plan: Plan, t: Taken) -> Ref:
     journal, the receipt. What follows by the charge's purpose is the shell's."""
     invoice = t.invoice
     customer_id = invoice.customer_id
+    settled = t.settled.minor
     payment = plan.insert(
         Rows.PAYMENTS,
         {
@@ -459,7 +464,7 @@ def plan_payment(plan: Plan, t: Taken) -> Ref:
             "at": t.at,
             "amount_minor": t.charged.minor,
             "currency": t.charged.currency,
-            "settled_minor": t.settled.minor,
+            "settled_minor": settled,
             "settled_refunded_minor": 0,
             "refunded_minor": 0,
             "method": t.method,
@@ -472,7 +477,7 @@ def plan_payment(plan: Plan, t: Taken) -> Ref:
     assert payment is not None
     plan.change(Rows.GATEWAY_OPERATIONS, t.op_id, payment_id=payment)
     if not t.duplicate:
-        invoice.amount_paid += t.settled.minor
+        invoice.amount_paid += settled
         values: dict[str, Any] = {"amount_paid_minor": invoice.amount_paid}
         if invoice.due <= 0:
             invoice.status = InvoiceStatus.PAID

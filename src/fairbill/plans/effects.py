@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from fairbill.decisions.codec import Call
 from fairbill.decisions.decision import Decision
@@ -58,23 +58,20 @@ class Ref:
         return f"Ref({self.rows}@{id(self):x})"
 
 
-@dataclass(frozen=True, slots=True)
-class Joined:
+class Joined(NamedTuple):
     """A text made of parts, some of them ``Ref``s: ``charge:<invoice id>:<attempt>``
     before the invoice has an id."""
 
     parts: tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class NewRow:
+class NewRow(NamedTuple):
     rows: Rows
     values: dict[str, Any]
     ref: Ref | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """New values of some columns of an existing (or planned) row."""
 
     rows: Rows
