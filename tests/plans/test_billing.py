@@ -11,7 +11,8 @@ import pytest
 from fairbill.calendar.periods import Interval, Period
 from fairbill.decisions.decision import Decision, DecisionOutcome
 from fairbill.decisions.dunning import FailureOutcome
-from fairbill.errors import Conflict, IllegalTransition, NotFound
+from fairbill.errors import Conflict, GatewayError, IllegalTransition, NotFound
+from fairbill.ledger.accounts import Account
 from fairbill.lifecycle import CustomerStatus, InvoiceStatus, SubscriptionStatus
 from fairbill.money import Money, Rounding
 from fairbill.plans.billing import (
@@ -22,8 +23,10 @@ from fairbill.plans.billing import (
     Line,
     Note,
     OpenInvoice,
+    Paid,
     PeriodBill,
     Promotion,
+    Refunding,
     Renewal,
     Setting,
     Taken,
@@ -32,9 +35,11 @@ from fairbill.plans.billing import (
     plan_invoice,
     plan_payment,
     plan_period,
+    plan_refund,
     plan_renewal,
 )
 from fairbill.plans.effects import Joined, Plan, Ref, Rows
+from fairbill.policy.model import Destination
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=PARIS)
@@ -74,7 +79,7 @@ def test_an_invoice_posts_receivable_against_revenue_under_a_key_of_customer_and
     planned = plan_invoice(plan, S_EUR, 3, 12, lines, purpose="subscription", subscription_id=5)
     assert isinstance(planned.id, Ref) and planned.total == 2000
     assert [line["invoice_id"] for line in new_rows(plan, Rows.INVOICE_LINES)] == [planned.id] * 2
-    ((txn, customer_id),) = plan.postings
+    ((txn, customer_id, _, _),) = plan.postings
     assert (txn.key, customer_id) == ("inv:3:12", 3)
     assert sorted(leg.amount.minor for leg in txn.legs) == [-2000, 2000]
 
@@ -104,7 +109,7 @@ def test_the_wallet_pays_before_the_card_and_the_card_is_charged_the_rest() -> N
     collection = Collection("card", CARD, attempt=3, wallet=1000)
     assert plan_collection(plan, S_EUR, inv, collection, "retry") == Collected.PENDING
     assert changes(plan, Rows.CUSTOMERS) == [(3, {"wallet_minor": 0})]
-    assert [t.key for t, _ in plan.postings] == ["wallet-apply:3:12:1000"]
+    assert [p.txn.key for p in plan.postings] == ["wallet-apply:3:12:1000"]
     (op,) = new_rows(plan, Rows.GATEWAY_OPERATIONS)
     assert op["key"] == Joined(("charge", 41, 3))
     assert (op["amount_minor"], op["settled_minor"], op["purpose"]) == (1900, 1900, "retry")
@@ -177,7 +182,7 @@ def test_a_payment_pays_the_invoice_and_points_the_operation_at_it() -> None:
     payment = plan_payment(plan, taken)
     assert inv.status == InvoiceStatus.PAID
     assert changes(plan, Rows.GATEWAY_OPERATIONS) == [(99, {"payment_id": payment})]
-    assert [t.key for t, _ in plan.postings] == ["pay:3:4"]
+    assert [p.txn.key for p in plan.postings] == ["pay:3:4"]
     (note,) = new_rows(plan, Rows.NOTIFICATIONS)
     assert (note["template"], note["language"]) == ("receipt", "fr")
 
@@ -224,3 +229,54 @@ def test_dunning_an_ended_subscription_is_an_illegal_transition() -> None:
             _outcome(False),
             NOW,
         )
+
+
+PAYMENT = Paid(70, 4, 41, 2900, 0, 2900, 1000, "EUR", "card", False, "ch_9")
+
+
+def _refunding(amount: int, destination: Destination, payment: Paid | None = PAYMENT) -> Refunding:
+    return Refunding(3, payment, eur(amount), destination, ("c7",), 500, "fr")
+
+
+def test_a_refund_to_the_card_reserves_the_payment_and_asks_the_gateway() -> None:
+    plan = Plan()
+    refund = plan_refund(plan, S_EUR, _refunding(5000, Destination.ORIGINAL_METHOD))
+    assert refund is not None
+    # Capped at what the payment has left: 2900 settled, 1000 already refunded.
+    assert changes(plan, Rows.PAYMENTS) == [
+        (70, {"refunded_minor": 1900, "settled_refunded_minor": 2900})
+    ]
+    (row,) = new_rows(plan, Rows.REFUNDS)
+    assert (row["amount_minor"], row["status"], row["method"]) == (1900, "pending", "card")
+    (op,) = new_rows(plan, Rows.GATEWAY_OPERATIONS)
+    assert op["key"] == Joined(("refund", refund)) and op["refund_id"] is refund
+    assert op["details"] == {"reference": "ch_9", "debit": "refunds"}
+    assert plan.postings == []  # the journal follows the gateway's answer
+
+
+def test_a_refund_to_the_wallet_is_paid_at_once_under_a_key_of_the_refund() -> None:
+    plan = Plan()
+    refund = plan_refund(plan, S_EUR, _refunding(700, Destination.WALLET))
+    assert changes(plan, Rows.CUSTOMERS) == [(3, {"wallet_minor": 1200})]
+    (posting,) = plan.postings
+    assert posting.key == Joined(("refund", 3, refund))
+    assert posting.text == Joined(("refund ", refund, " of payment 4"), sep="")
+    assert [n["template"] for n in new_rows(plan, Rows.NOTIFICATIONS)] == ["refund_paid"]
+    assert new_rows(plan, Rows.GATEWAY_OPERATIONS) == []
+
+
+def test_nothing_left_to_refund_plans_nothing_and_a_card_refund_needs_a_payment() -> None:
+    spent = PAYMENT._replace(settled_refunded=2900)
+    plan = Plan()
+    assert plan_refund(plan, S_EUR, _refunding(100, Destination.ORIGINAL_METHOD, spent)) is None
+    assert not plan
+    with pytest.raises(GatewayError):
+        plan_refund(Plan(), S_EUR, _refunding(100, Destination.ORIGINAL_METHOD, None))
+
+
+def test_an_excess_charge_is_given_back_from_receivable() -> None:
+    plan = Plan()
+    excess = PAYMENT._replace(is_duplicate=True)
+    plan_refund(plan, S_EUR, _refunding(100, Destination.ORIGINAL_METHOD, excess))
+    (op,) = new_rows(plan, Rows.GATEWAY_OPERATIONS)
+    assert op["details"]["debit"] == str(Account.RECEIVABLE)  # type: ignore[index]

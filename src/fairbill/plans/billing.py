@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from fairbill.calendar.periods import Interval, Period, period_containing
 from fairbill.decisions.dunning import FailureOutcome
-from fairbill.errors import Conflict, NotFound
+from fairbill.errors import Conflict, GatewayError, NotFound
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Leg, Transaction, transfer
 from fairbill.lifecycle import (
@@ -30,11 +30,13 @@ from fairbill.lifecycle import (
     InvoiceStatus,
     OperationKind,
     OperationStatus,
+    RefundStatus,
     SubscriptionStatus,
     advance,
 )
 from fairbill.money import Money, Rounding
 from fairbill.plans.effects import Joined, Plan, Ref, Rows
+from fairbill.policy.model import Destination
 
 
 class Collected(StrEnum):
@@ -635,3 +637,173 @@ def plan_suspension(plan: Plan, d: Dunned, at: datetime) -> None:
         values["data_retained_until"] = d.retained_until
     plan.change(Rows.CUSTOMERS, d.customer_id, **values)
     plan_notice(plan, d.customer_id, at, "suspended", d.language)
+
+
+# -- refunds -----------------------------------------------------------------------------------
+class Paid(NamedTuple):
+    """A payment as a refund sees it: what it took (in its currency and settled in the
+    merchant's) and what refunds already reserved of it."""
+
+    id: int
+    number: int
+    invoice_id: int
+    amount: int
+    refunded: int
+    settled: int
+    settled_refunded: int
+    currency: str
+    method: str
+    is_duplicate: bool
+    gateway_ref: str
+
+
+class Refunding(NamedTuple):
+    """A refund to pay: ``amount`` (the merchant's currency) back from ``payment`` (none:
+    a credit to the wallet), to ``destination``; ``rate`` converts the merchant's
+    currency to the payment's (``None``: the rate table has none, ``no_rate`` says why)."""
+
+    customer_id: int
+    payment: Paid | None
+    amount: Money
+    destination: Destination
+    clauses: tuple[str, ...]
+    wallet: int
+    language: str
+    request_id: int | None = None
+    fee: Money | None = None
+    compensation: bool = False
+    rate: Decimal | None = Decimal(1)
+    no_rate: str = ""
+
+
+def plan_refund(plan: Plan, s: Setting, r: Refunding) -> Ref | None:
+    """Pay ``r.amount`` back, to the original method or the wallet, never beyond what the
+    payment has left unrefunded (``None``: nothing was left to pay). The amount is reserved
+    on the payment now, so no later refund can exceed what is left; a refund to the card
+    is a gateway operation (``refund:<refund id>``), paid when the gateway says so, and
+    its reservation is released if it finally fails."""
+    payment = r.payment
+    amount = r.amount
+    if payment is not None:
+        amount = s.money(min(amount.minor, payment.settled - payment.settled_refunded))
+    if amount.minor <= 0:
+        return None
+    to_wallet = r.destination == Destination.WALLET
+    if not to_wallet and payment is None:
+        raise GatewayError("a refund to the original method needs a payment")
+    # In the payment's own currency, at today's rate: the customer carries the FX difference.
+    in_payment_currency = amount
+    if payment is not None and payment.currency != amount.currency:
+        if r.rate is None:
+            raise Conflict(r.no_rate)
+        converted = Money(amount.amount * r.rate, payment.currency).round(s.rounding)
+        left = payment.amount - payment.refunded
+        in_payment_currency = Money.from_minor(min(converted.minor, left), payment.currency)
+    paid_out = amount if to_wallet else in_payment_currency
+    debit = Account.COMPENSATION if r.compensation else Account.REFUNDS
+    if payment is not None and payment.is_duplicate:
+        debit = Account.RECEIVABLE
+    if to_wallet:
+        plan.change(Rows.CUSTOMERS, r.customer_id, wallet_minor=r.wallet + amount.minor)
+        reason = f"refund of payment {payment.number}" if payment is not None else "credit"
+        plan.insert(
+            Rows.WALLET_ENTRIES,
+            {
+                "customer_id": r.customer_id,
+                "at": s.now,
+                "amount_minor": amount.minor,
+                "reason": reason,
+            },
+        )
+    if payment is not None:
+        plan.change(
+            Rows.PAYMENTS,
+            payment.id,
+            refunded_minor=payment.refunded + in_payment_currency.minor,
+            settled_refunded_minor=payment.settled_refunded + amount.minor,
+        )
+    refund = plan.insert(
+        Rows.REFUNDS,
+        {
+            "customer_id": r.customer_id,
+            "payment_id": payment.id if payment is not None else None,
+            "request_id": r.request_id,
+            "at": s.now,
+            "amount_minor": paid_out.minor,
+            "fee_minor": r.fee.minor if r.fee else 0,
+            "currency": paid_out.currency,
+            "destination": str(r.destination),
+            "method": None if to_wallet or payment is None else payment.method,
+            "clauses": list(r.clauses),
+            "gateway_ref": None,
+            "status": str(RefundStatus.SUCCEEDED if to_wallet else RefundStatus.PENDING),
+        },
+        ref=True,
+    )
+    assert refund is not None
+    if to_wallet or payment is None:  # no gateway: paid now
+        paying = RefundPaid(refund, r.customer_id, payment.number if payment else None, debit)
+        plan_refund_paid(plan, s, paying, amount, paid_out, r.destination, r.language)
+        return refund
+    plan.insert(
+        Rows.GATEWAY_OPERATIONS,
+        {
+            "merchant_id": s.merchant_id,
+            "customer_id": r.customer_id,
+            "kind": str(OperationKind.REFUND),
+            "purpose": "refund",
+            "status": str(OperationStatus.PENDING),
+            "key": Joined(("refund", refund)),
+            "invoice_id": payment.invoice_id,
+            "payment_id": payment.id,
+            "refund_id": refund,
+            "method": payment.method,
+            "amount_minor": paid_out.minor,
+            "currency": paid_out.currency,
+            "settled_minor": amount.minor,
+            "attempt": 1,
+            "tries": 0,
+            "created_at": s.now,
+            "updated_at": s.now,
+            "details": {"reference": payment.gateway_ref, "debit": str(debit)},
+        },
+    )
+    return refund
+
+
+class RefundPaid(NamedTuple):
+    refund: int | Ref
+    customer_id: int
+    payment_number: int | None
+    debit: Account
+
+
+def plan_refund_paid(
+    plan: Plan,
+    s: Setting,
+    p: RefundPaid,
+    amount: Money,
+    paid_out: Money,
+    destination: Destination,
+    language: str,
+) -> None:
+    """A refund that reached its destination: its journal transaction (keyed by the
+    customer and the refund) and the message."""
+    credit = Account.WALLET if destination == Destination.WALLET else Account.CASH
+    of = f" of payment {p.payment_number}" if p.payment_number is not None else ""
+    txn = across("refund", s.now, "refund", (p.debit, amount), (credit, paid_out))
+    plan.post(
+        txn,
+        p.customer_id,
+        key=Joined(("refund", p.customer_id, p.refund)),
+        text=Joined(("refund ", p.refund, of), sep=""),
+    )
+    plan_notice(
+        plan,
+        p.customer_id,
+        s.now,
+        "refund_paid",
+        language,
+        amount=amount.text(),
+        destination=str(destination),
+    )

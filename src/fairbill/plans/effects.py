@@ -35,6 +35,7 @@ class Rows(StrEnum):
     INVOICES = "invoices"
     INVOICE_LINES = "invoice_lines"
     PAYMENTS = "payments"
+    REFUNDS = "refunds"
     GATEWAY_OPERATIONS = "gateway_operations"
     FAILED_PAYMENTS = "failed_payments"
     CREDIT_NOTES = "credit_notes"
@@ -63,6 +64,18 @@ class Joined(NamedTuple):
     before the invoice has an id."""
 
     parts: tuple[Any, ...]
+    sep: str = ":"
+
+
+class Posting(NamedTuple):
+    """A journal transaction to post for a customer (or none: the merchant's own). A
+    transaction about a row the plan inserts gets its key and text once that row has an
+    id (``key`` and ``text``, when given, replace the transaction's own)."""
+
+    txn: Transaction
+    customer_id: int | None
+    key: Joined | None = None
+    text: Joined | None = None
 
 
 class NewRow(NamedTuple):
@@ -98,7 +111,7 @@ class Plan:
 
     new: list[NewRow] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    postings: list[tuple[Transaction, int | None]] = field(default_factory=list)
+    postings: list[Posting] = field(default_factory=list)
     decided: list[Decided] = field(default_factory=list)
 
     def insert(self, rows: Rows, values: dict[str, Any], *, ref: bool = False) -> Ref | None:
@@ -110,8 +123,15 @@ class Plan:
     def change(self, rows: Rows, row_id: int | Ref, **values: Any) -> None:
         self.changes.append(Change(rows, row_id, values))
 
-    def post(self, txn: Transaction, customer_id: int | None) -> None:
-        self.postings.append((txn, customer_id))
+    def post(
+        self,
+        txn: Transaction,
+        customer_id: int | None,
+        *,
+        key: Joined | None = None,
+        text: Joined | None = None,
+    ) -> None:
+        self.postings.append(Posting(txn, customer_id, key, text))
 
     def money_to_move(self) -> Iterator[NewRow]:
         """The gateway operations to perform once the plan is committed."""

@@ -20,14 +20,15 @@ Steps, in one transaction (the caller's):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm.util import identity_key
 
 from fairbill.decisions import codec
-from fairbill.plans.effects import Joined, NewRow, Plan, Ref, Rows
+from fairbill.ledger.journal import Transaction
+from fairbill.plans.effects import Joined, NewRow, Plan, Posting, Ref, Rows
 from fairbill.services.context import Ctx
 from fairbill.services.operations import PENDING
 from fairbill.store.bulk import BulkWriter, update_by_id
@@ -44,6 +45,7 @@ from fairbill.store.tables import (
     InvoiceRow,
     NotificationRow,
     PaymentRow,
+    RefundRow,
     SubscriptionRow,
     WalletEntryRow,
     table,
@@ -53,6 +55,7 @@ MODELS: dict[Rows, type[Base]] = {
     Rows.INVOICES: InvoiceRow,
     Rows.INVOICE_LINES: InvoiceLineRow,
     Rows.PAYMENTS: PaymentRow,
+    Rows.REFUNDS: RefundRow,
     Rows.GATEWAY_OPERATIONS: GatewayOperationRow,
     Rows.FAILED_PAYMENTS: FailedPaymentRow,
     Rows.CREDIT_NOTES: CreditNoteRow,
@@ -79,7 +82,8 @@ class Applied:
 DEFERRED: dict[Rows, tuple[str, ...]] = {
     Rows.INVOICE_LINES: ("invoice_id",),
     Rows.PAYMENTS: ("invoice_id",),
-    Rows.GATEWAY_OPERATIONS: ("key", "invoice_id", "payment_id"),
+    Rows.REFUNDS: ("payment_id",),
+    Rows.GATEWAY_OPERATIONS: ("key", "invoice_id", "payment_id", "refund_id"),
     Rows.FAILED_PAYMENTS: ("invoice_id",),
     Rows.CREDIT_NOTES: ("invoice_id", "applied_to_invoice_id"),
 }
@@ -111,8 +115,9 @@ def apply(ctx: Ctx, plan: Plan) -> Applied:
         _insert(writer, rows, rows_by_table.get(rows, ()))
     for rows, changes in stored.items():
         update_by_id(writer, table(MODELS[rows]), list(changes.values()))
-    txns = [txn for txn, _ in plan.postings]
-    ctx.post_many(txns, {txn.key: cid for txn, cid in plan.postings if cid is not None})
+    txns = [_posted(p, resolve) for p in plan.postings]
+    customers = {t.key: p.customer_id for t, p in zip(txns, plan.postings, strict=True)}
+    ctx.post_many(txns, {key: cid for key, cid in customers.items() if cid is not None})
     _decisions(ctx, writer, plan)
     sent = [row["id"] for row in rows_by_table.get(Rows.GATEWAY_OPERATIONS, ())]
     if sent:
@@ -129,8 +134,18 @@ class _Resolver:
         if isinstance(value, Ref):
             return self.ids[id(value)]
         if isinstance(value, Joined):
-            return ":".join(str(self(part)) for part in value.parts)
+            return value.sep.join(str(self(part)) for part in value.parts)
         return value
+
+
+def _posted(posting: Posting, resolve: _Resolver) -> Transaction:
+    """The transaction with its key and text resolved (checked again where stored)."""
+    txn = posting.txn
+    if posting.key is None and posting.text is None:
+        return txn
+    key = resolve(posting.key) if posting.key is not None else txn.key
+    text = resolve(posting.text) if posting.text is not None else txn.description
+    return replace(txn, key=key, description=text)
 
 
 def _allocate(ctx: Ctx, new: list[NewRow]) -> dict[int, int]:

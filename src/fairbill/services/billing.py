@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from fairbill.decisions.decision import Decision
 from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.dunning import decide_failure, decide_reactivation
-from fairbill.errors import Conflict, GatewayError, NotFound
+from fairbill.errors import Conflict, NotFound
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import transfer
 from fairbill.lifecycle import (
@@ -39,17 +40,21 @@ from fairbill.plans.billing import (
     Line,
     Note,
     OpenInvoice,
+    Paid,
+    Refunding,
+    RefundPaid,
     Setting,
     Taken,
-    across,
     plan_charge,
     plan_collection,
     plan_decline,
     plan_dunning,
     plan_invoice,
     plan_payment,
+    plan_refund,
+    plan_refund_paid,
 )
-from fairbill.plans.effects import Plan, Ref
+from fairbill.plans.effects import Plan, Ref, Rows
 from fairbill.policy.model import Destination
 from fairbill.services import applier, fx, operations
 from fairbill.services.context import Ctx
@@ -64,7 +69,6 @@ from fairbill.store.tables import (
     PaymentRow,
     RefundRow,
     SubscriptionRow,
-    WalletEntryRow,
 )
 
 log = logging.getLogger("fairbill.billing")
@@ -466,99 +470,77 @@ def pay_refund(
     compensation: bool = False,
 ) -> RefundRow | None:
     """Pay ``amount`` back, to the original method or the wallet, never beyond what the
-    payment has left unrefunded. Returns the refund row (None when nothing was paid)."""
-    if payment is not None:
-        left = payment.settled_minor - payment.settled_refunded_minor
-        amount = ctx.money(min(amount.minor, left))
-    if amount.minor <= 0:
-        return None
-    # In the payment's own currency, at today's rate: the customer carries the FX difference.
-    in_payment_currency = amount
-    if payment is not None and payment.currency != amount.currency:
-        converted = fx.convert(ctx, amount, payment.currency, ctx.now)
-        in_payment_currency = Money.from_minor(
-            min(converted.minor, payment.amount_minor - payment.refunded_minor), payment.currency
-        )
-    paid_out = amount if destination == Destination.WALLET else in_payment_currency
-    debit = Account.COMPENSATION if compensation else Account.REFUNDS
-    if payment is not None and payment.is_duplicate:
-        debit = Account.RECEIVABLE
-    method = payment.method if payment is not None else None
-    to_wallet = destination == Destination.WALLET
-    if to_wallet:
-        customer.wallet_minor += amount.minor
-        ctx.session.add(
-            WalletEntryRow(
-                customer_id=customer.id,
-                at=ctx.now,
-                amount_minor=amount.minor,
-                reason=f"refund of payment {payment.number}" if payment is not None else "credit",
-            )
-        )
-        method = None
-    elif payment is None:
-        raise GatewayError("a refund to the original method needs a payment")
-    if payment is not None:
-        # Reserved now, so no later refund can exceed what is left; released if it fails.
-        payment.refunded_minor += in_payment_currency.minor
-        payment.settled_refunded_minor += amount.minor
-    refund = RefundRow(
+    payment has left unrefunded (``plans.billing.plan_refund``, written now). Returns the
+    refund row (None when nothing was paid)."""
+    rate: Decimal | None = Decimal(1)
+    no_rate = ""
+    if payment is not None and payment.currency != ctx.currency:
+        try:
+            rate = fx.rate(ctx, ctx.currency, payment.currency, ctx.now)
+        except Conflict as exc:
+            rate, no_rate = None, str(exc)
+    refunding = Refunding(
         customer_id=customer.id,
-        payment_id=payment.id if payment else None,
+        payment=paid(payment) if payment is not None else None,
+        amount=amount,
+        destination=destination,
+        clauses=tuple(clauses),
+        wallet=customer.wallet_minor,
+        language=customer.language or ctx.policy.language,
         request_id=request_id,
-        at=ctx.now,
-        amount_minor=paid_out.minor,
-        fee_minor=fee.minor if fee else 0,
-        currency=paid_out.currency,
-        destination=str(destination),
-        method=method,
-        clauses=list(clauses),
-        gateway_ref=None,
-        status=str(RefundStatus.SUCCEEDED if to_wallet else RefundStatus.PENDING),
+        fee=fee,
+        compensation=compensation,
+        rate=rate,
+        no_rate=no_rate,
     )
-    ctx.session.add(refund)
-    ctx.session.flush()
-    if to_wallet or payment is None:  # no gateway: paid now
-        _refund_paid(ctx, customer, refund, payment, debit, amount)
-        return refund
-    op = operations.request_refund(ctx, customer, payment, refund, amount)
-    op.details = op.details | {"debit": str(debit)}
-    return refund
+    plan = Plan()
+    refund = plan_refund(plan, setting(ctx), refunding)
+    if refund is None:
+        return None
+    applied = applier.apply(ctx, plan)
+    return ctx.session.get_one(RefundRow, applied[refund])
 
 
-def _refund_paid(
-    ctx: Ctx,
-    customer: CustomerRow,
-    refund: RefundRow,
-    payment: PaymentRow | None,
-    debit: Account,
-    amount: Money,
-) -> None:
-    """A refund that reached its destination: its journal transaction and the message."""
-    paid_out = Money.from_minor(refund.amount_minor, refund.currency)
-    credit = Account.WALLET if refund.destination == Destination.WALLET else Account.CASH
-    ctx.post(
-        across(
-            f"refund:{customer.id}:{refund.id}",
-            ctx.now,
-            f"refund {refund.id}" + (f" of payment {payment.number}" if payment else ""),
-            (debit, amount),
-            (credit, paid_out),
-        ),
-        customer,
+def paid(payment: PaymentRow) -> Paid:
+    return Paid(
+        payment.id,
+        payment.number,
+        payment.invoice_id,
+        payment.amount_minor,
+        payment.refunded_minor,
+        payment.settled_minor,
+        payment.settled_refunded_minor,
+        payment.currency,
+        payment.method,
+        payment.is_duplicate,
+        payment.gateway_ref,
     )
-    ctx.notify(customer, "refund_paid", amount=amount.text(), destination=str(refund.destination))
 
 
 def refund_succeeded(ctx: Ctx, op: GatewayOperationRow) -> None:
-    """The gateway paid the refund of ``op``. ``ctx`` is at the operation's instant."""
+    """The gateway paid the refund of ``op``: the refund ``succeeded``, its journal
+    transaction, the message. ``ctx`` is at the operation's instant."""
     refund = ctx.session.get_one(RefundRow, op.refund_id)
-    refund.status = advance(refund.status, RefundStatus.SUCCEEDED)
-    refund.gateway_ref = op.reference
     payment = ctx.session.get_one(PaymentRow, op.payment_id)
     customer = ctx.session.get_one(CustomerRow, op.customer_id)
+    plan = Plan()
+    plan.change(
+        Rows.REFUNDS,
+        refund.id,
+        status=str(advance(refund.status, RefundStatus.SUCCEEDED)),
+        gateway_ref=op.reference,
+    )
     debit = Account(op.details.get("debit", str(Account.REFUNDS)))
-    _refund_paid(ctx, customer, refund, payment, debit, ctx.money(op.settled_minor))
+    plan_refund_paid(
+        plan,
+        setting(ctx),
+        RefundPaid(refund.id, customer.id, payment.number, debit),
+        ctx.money(op.settled_minor),
+        Money.from_minor(refund.amount_minor, refund.currency),
+        Destination(refund.destination),
+        customer.language or ctx.policy.language,
+    )
+    applier.apply(ctx, plan)
 
 
 def refund_failed(ctx: Ctx, op: GatewayOperationRow) -> None:
@@ -566,10 +548,16 @@ def refund_failed(ctx: Ctx, op: GatewayOperationRow) -> None:
     the refund shows ``failed``, and the merchant's finance people are told (the customer
     is still owed it: someone has to pay it another way)."""
     refund = ctx.session.get_one(RefundRow, op.refund_id)
-    refund.status = advance(refund.status, RefundStatus.FAILED)
     payment = ctx.session.get_one(PaymentRow, op.payment_id)
-    payment.refunded_minor -= op.amount_minor
-    payment.settled_refunded_minor -= op.settled_minor
+    plan = Plan()
+    plan.change(Rows.REFUNDS, refund.id, status=str(advance(refund.status, RefundStatus.FAILED)))
+    plan.change(
+        Rows.PAYMENTS,
+        payment.id,
+        refunded_minor=payment.refunded_minor - op.amount_minor,
+        settled_refunded_minor=payment.settled_refunded_minor - op.settled_minor,
+    )
+    applier.apply(ctx, plan)
     _alert_finance(ctx, op, refund)
 
 

@@ -3,7 +3,7 @@ reconciled after it (Kill Bill's janitor, Lago's after-commit gateway calls).
 
 The life of a charge or refund:
 
-1. a use case *requests* it (``plans.billing.plan_charge``, ``request_refund``): a
+1. a use case *requests* it (``plans.billing.plan_charge``, ``plan_refund``): a
    ``GatewayOperationRow`` is added ``pending``, in the use case's own transaction, with an
    idempotency key derived from stable ids (``charge:<invoice id>:<attempt>``,
    ``refund:<refund id>``), never from the clock;
@@ -45,11 +45,8 @@ from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
 from fairbill.store.sets import one_of
 from fairbill.store.tables import (
-    CustomerRow,
     GatewayOperationRow,
     MerchantRow,
-    PaymentRow,
-    RefundRow,
     table,
 )
 
@@ -88,41 +85,6 @@ def retry_delay(tries: int) -> timedelta:
 
 
 # -- requesting -------------------------------------------------------------------------------
-def request_refund(
-    ctx: Ctx, customer: CustomerRow, payment: PaymentRow, refund: RefundRow, settled: Money
-) -> GatewayOperationRow:
-    """The refund ``refund`` (already stored, ``pending``) to the card that paid
-    ``payment``. Its key is the refund's id."""
-    op = GatewayOperationRow(
-        merchant_id=ctx.merchant_row.id,
-        customer_id=customer.id,
-        kind=str(OperationKind.REFUND),
-        purpose=str(Purpose.REFUND),
-        status=str(OperationStatus.PENDING),
-        key=f"refund:{refund.id}",
-        invoice_id=payment.invoice_id,
-        payment_id=payment.id,
-        refund_id=refund.id,
-        method=payment.method,
-        amount_minor=refund.amount_minor,
-        currency=refund.currency,
-        settled_minor=settled.minor,
-        attempt=1,
-        tries=0,
-        created_at=ctx.now,
-        updated_at=ctx.now,
-        details={"reference": payment.gateway_ref},
-    )
-    return _pending(ctx.session, op)
-
-
-def _pending(session: Session, op: GatewayOperationRow) -> GatewayOperationRow:
-    session.add(op)
-    session.flush()
-    session.info.setdefault(PENDING, []).append(op.id)
-    return op
-
-
 def charges_of(session: Session, invoice_id: int) -> int:
     """How many charges were ever requested for the invoice ``invoice_id``: the next is
     attempt ``1 +`` that (its key is ``charge:<invoice id>:<attempt>``)."""
