@@ -45,24 +45,51 @@ class BulkWriter:
         if isinstance(statement, Insert) and bulk_pg.usable(conn):
             bulk_pg.copy_insert(conn, statement, rows, self._instants)
             return
-        compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
-        names = compiled.positiontup
-        if (
-            dialect.paramstyle != "qmark"
-            or names is None
-            or compiled.insert_prefetch
-            or compiled.update_prefetch
-        ):
+        shape = _shape(statement, tuple(rows[0]), dialect)
+        if shape is None:
             conn.execute(statement, list(rows))
             return
-        columns = [[row[name] for row in rows] for name in names]
-        for at, name in enumerate(names):
+        sql, binds = shape
+        columns = [[row[name] for row in rows] for name, _, _ in binds]
+        for at, (_, process, instant) in enumerate(binds):
+            if process is not None:
+                memo = self._instants if instant else {}
+                columns[at] = _bind_column(columns[at], process, memo)
+        conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+# (statement kind, table, parameter keys, dialect) -> the SQL and each parameter's name,
+# bind processor and whether it is an instant; None: not for a positional executemany.
+# The statements given to ``BulkWriter`` are a table's plain INSERT or ``update_by_id``'s
+# UPDATE, so these four say everything about the compiled statement: compiled once per
+# process, not once per call (a single call's plan writes a few rows per table).
+_Binds = list[tuple[str, Callable[[Any], Any] | None, bool]]
+_SHAPES: dict[tuple[str, str, tuple[str, ...], str], tuple[str, _Binds] | None] = {}
+
+
+def _shape(
+    statement: Insert | Update, keys: tuple[str, ...], dialect: Any
+) -> tuple[str, _Binds] | None:
+    cache_key = (type(statement).__name__, statement.table.name, keys, dialect.name)  # type: ignore[union-attr]
+    if cache_key in _SHAPES:
+        return _SHAPES[cache_key]
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    names = compiled.positiontup
+    found: tuple[str, _Binds] | None = None
+    if not (
+        dialect.paramstyle != "qmark"
+        or names is None
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+    ):
+        binds: _Binds = []
+        for name in names:
             kind = compiled.binds[name].type
             process = kind.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                memo = self._instants if isinstance(kind, UtcDateTime) else {}
-                columns[at] = _bind_column(columns[at], process, memo)
-        conn.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
+            binds.append((name, process, isinstance(kind, UtcDateTime)))
+        found = (compiled.string, binds)
+    _SHAPES[cache_key] = found
+    return found
 
 
 def _bind_column(
