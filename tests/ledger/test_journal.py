@@ -31,7 +31,9 @@ from fairbill.ledger.journal import (
     zero_sum,
 )
 from fairbill.money import Money
+from fairbill.plans.effects import Plan
 from fairbill.policy.load import bundled_policy
+from fairbill.services import applier
 from fairbill.services.clock import TestClock
 from fairbill.services.context import Ctx
 from fairbill.simulator.result import ledger_balanced
@@ -63,6 +65,14 @@ def forged(key: str, legs: tuple[Leg, ...]) -> Transaction:
 
 
 # -- construction ---------------------------------------------------------------------------
+
+
+def post(ctx: Ctx, *txns: Transaction) -> None:
+    """The transactions posted through a plan, as every use case posts them."""
+    plan = Plan()
+    for txn in txns:
+        plan.post(txn, None)
+    applier.apply(ctx, plan)
 
 
 class TestConstruction:
@@ -300,8 +310,8 @@ def stored(session: Session) -> list[tuple[str, list[tuple[str, int, str]]]]:
 
 class TestPost:
     def test_post_stores_the_legs_in_minor_units(self, ctx: Ctx) -> None:
-        ctx.post(
-            transfer("inv:1", AT, "invoice", Account.RECEIVABLE, Account.REVENUE, eur("29.90"))
+        post(
+            ctx, transfer("inv:1", AT, "invoice", Account.RECEIVABLE, Account.REVENUE, eur("29.90"))
         )
         assert stored(ctx.session) == [
             ("inv:1", [("customer_receivable", 2990, "EUR"), ("revenue", -2990, "EUR")])
@@ -311,9 +321,9 @@ class TestPost:
     def test_a_second_post_with_the_same_key_is_ignored(self, ctx: Ctx) -> None:
         first = transfer("pay:1", AT, "payment", Account.CASH, Account.RECEIVABLE, eur("10.00"))
         other = transfer("pay:1", AT, "again", Account.CASH, Account.RECEIVABLE, eur("99.00"))
-        ctx.post(first)
-        ctx.post(first)
-        ctx.post(other)
+        post(ctx, first)
+        post(ctx, first)
+        post(ctx, other)
         assert stored(ctx.session) == [
             ("pay:1", [("cash", 1000, "EUR"), ("customer_receivable", -1000, "EUR")])
         ]
@@ -321,8 +331,8 @@ class TestPost:
         assert count == 2
 
     def test_distinct_keys_are_both_stored(self, ctx: Ctx) -> None:
-        ctx.post(transfer("a", AT, "a", Account.CASH, Account.RECEIVABLE, eur("1.00")))
-        ctx.post(transfer("b", AT, "b", Account.CASH, Account.RECEIVABLE, eur("1.00")))
+        post(ctx, transfer("a", AT, "a", Account.CASH, Account.RECEIVABLE, eur("1.00")))
+        post(ctx, transfer("b", AT, "b", Account.CASH, Account.RECEIVABLE, eur("1.00")))
         assert [key for key, _ in stored(ctx.session)] == ["a", "b"]
 
     def test_post_refuses_a_forged_unbalanced_transaction(self, ctx: Ctx) -> None:
@@ -330,13 +340,13 @@ class TestPost:
         with pytest.raises(
             UnbalancedTransaction, match=r"refusing to store bad: legs do not balance: \{'EUR': 1\}"
         ):
-            ctx.post(txn)
+            post(ctx, txn)
         assert stored(ctx.session) == []
 
     def test_post_refuses_a_forged_cross_currency_transaction(self, ctx: Ctx) -> None:
         txn = forged("fx", (leg(Account.CASH, "10.00"), leg(Account.REVENUE, "-10.00", "USD")))
         with pytest.raises(UnbalancedTransaction):
-            ctx.post(txn)
+            post(ctx, txn)
         assert stored(ctx.session) == []
         assert ledger_balanced(ctx)
 
@@ -344,13 +354,13 @@ class TestPost:
         txn = transfer("m", AT, "x", Account.CASH, Account.RECEIVABLE, eur("10.00"))
         object.__setattr__(txn, "legs", (txn.legs[0], leg(Account.RECEIVABLE, "-1.00")))
         with pytest.raises(UnbalancedTransaction):
-            ctx.post(txn)
+            post(ctx, txn)
         assert stored(ctx.session) == []
 
     def test_a_forged_unrounded_leg_is_not_stored(self, ctx: Ctx) -> None:
         txn = forged("r", (leg(Account.CASH, "10.005"), leg(Account.REVENUE, "-10.005")))
         with pytest.raises((UnbalancedTransaction, InvalidAmount)):
-            ctx.post(txn)
+            post(ctx, txn)
         assert stored(ctx.session) == []
 
     @pytest.mark.parametrize(
@@ -360,30 +370,30 @@ class TestPost:
         self, ctx: Ctx, legs: tuple[Leg, ...]
     ) -> None:
         with pytest.raises(UnbalancedTransaction):
-            ctx.post(forged("short", legs))
+            post(ctx, forged("short", legs))
         assert stored(ctx.session) == []
 
     def test_post_refuses_an_unrounded_leg_as_unbalanced(self, ctx: Ctx) -> None:
         txn = forged("r", (leg(Account.CASH, "10.005"), leg(Account.REVENUE, "-10.005")))
         with pytest.raises(UnbalancedTransaction):
-            ctx.post(txn)
+            post(ctx, txn)
 
     def test_an_unbalanced_transaction_after_a_good_one_leaves_the_good_one(self, ctx: Ctx) -> None:
-        ctx.post(transfer("ok", AT, "ok", Account.CASH, Account.RECEIVABLE, eur("3.00")))
+        post(ctx, transfer("ok", AT, "ok", Account.CASH, Account.RECEIVABLE, eur("3.00")))
         with pytest.raises(UnbalancedTransaction):
-            ctx.post(forged("bad", (leg(Account.CASH, "3.00"), leg(Account.REVENUE, "-2.00"))))
+            post(ctx, forged("bad", (leg(Account.CASH, "3.00"), leg(Account.REVENUE, "-2.00"))))
         assert [key for key, _ in stored(ctx.session)] == ["ok"]
         assert ledger_balanced(ctx)
 
     def test_post_many_stores_fresh_keys_once_and_skips_stored_ones(self, ctx: Ctx) -> None:
-        ctx.post(transfer("a", AT, "a", Account.CASH, Account.RECEIVABLE, eur("1.00")))
+        post(ctx, transfer("a", AT, "a", Account.CASH, Account.RECEIVABLE, eur("1.00")))
         batch = [
             transfer("a", AT, "a again", Account.CASH, Account.RECEIVABLE, eur("7.00")),
             transfer("b", AT, "b", Account.CASH, Account.RECEIVABLE, eur("2.00")),
             transfer("c", AT, "c", Account.RECEIVABLE, Account.REVENUE, eur("3.00")),
         ]
-        ctx.post_many(batch, {})
-        ctx.post_many(batch, {})
+        post(ctx, *batch)
+        post(ctx, *batch)
         assert stored(ctx.session) == [
             ("a", [("cash", 100, "EUR"), ("customer_receivable", -100, "EUR")]),
             ("b", [("cash", 200, "EUR"), ("customer_receivable", -200, "EUR")]),
@@ -395,19 +405,19 @@ class TestPost:
         good = transfer("g", AT, "g", Account.CASH, Account.RECEIVABLE, eur("1.00"))
         bad = forged("bad", (leg(Account.CASH, "1.00"), leg(Account.REVENUE, "-0.50")))
         with pytest.raises(UnbalancedTransaction, match="refusing to store bad"):
-            ctx.post_many([good, bad], {})
+            post(ctx, *[good, bad])
         assert stored(ctx.session) == []
 
     def test_post_many_treats_a_key_repeated_in_the_batch_as_one_post(self, ctx: Ctx) -> None:
         txn = transfer("k", AT, "k", Account.CASH, Account.RECEIVABLE, eur("4.00"))
-        ctx.post_many([txn, txn], {})
+        post(ctx, *[txn, txn])
         assert stored(ctx.session) == [
             ("k", [("cash", 400, "EUR"), ("customer_receivable", -400, "EUR")])
         ]
 
     def test_post_many_refuses_a_forged_one_leg_transaction(self, ctx: Ctx) -> None:
         with pytest.raises(UnbalancedTransaction):
-            ctx.post_many([forged("one", (Leg(Account.CASH, Money("0.00", "EUR")),))], {})
+            post(ctx, *[forged("one", (Leg(Account.CASH, Money("0.00", "EUR")),))])
         assert stored(ctx.session) == []
 
     @settings(max_examples=40, deadline=None)
@@ -440,7 +450,7 @@ class TestPost:
                 for key, minor in posts:
                     first.setdefault(key, minor)
                     amount = Money.from_minor(minor, "EUR")
-                    c.post(transfer(key, AT, key, Account.CASH, Account.RECEIVABLE, amount))
+                    post(c, transfer(key, AT, key, Account.CASH, Account.RECEIVABLE, amount))
                 expected = [
                     (k, [("cash", m, "EUR"), ("customer_receivable", -m, "EUR")])
                     for k, m in first.items()

@@ -23,7 +23,7 @@ def test_a_renewal_is_a_later_period_of_the_subscription_not_a_later_payment() -
     world = played(_example("emailconsul-sign-up-after-a-purchase-is-not-an-automatic-renewal"))
     try:
         world.check_invariants()  # the journal agrees with the billing tables
-        facts = [world.ctx.payment_facts(p) for p in world.payments()]
+        facts = [world.ctx.facts.payment(p) for p in world.payments()]
     finally:
         world.close()
     assert [(f.number, f.is_renewal) for f in facts] == [(1, False), (2, False), (3, True)]
@@ -37,7 +37,7 @@ def test_a_disruption_refund_is_not_a_refund_of_unused_time() -> None:
     )
     try:
         world.check_invariants()  # the journal agrees with the billing tables
-        (facts,) = [world.ctx.payment_facts(p) for p in world.payments()]
+        (facts,) = [world.ctx.facts.payment(p) for p in world.payments()]
     finally:
         world.close()
     assert facts.refunded == Money("30.00", "USD")
@@ -50,7 +50,7 @@ def test_a_cancellations_refund_is_a_refund_of_unused_time() -> None:
     )
     try:
         world.check_invariants()  # the journal agrees with the billing tables
-        (facts,) = [world.ctx.payment_facts(p) for p in world.payments()]
+        (facts,) = [world.ctx.facts.payment(p) for p in world.payments()]
     finally:
         world.close()
     assert facts.refunded_unused == Money("33.33", "USD") == facts.refunded

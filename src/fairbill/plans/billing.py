@@ -807,3 +807,67 @@ def plan_refund_paid(
         amount=amount.text(),
         destination=str(destination),
     )
+
+
+# -- credit notes and chargebacks ------------------------------------------------------------
+def plan_credit_note(
+    plan: Plan,
+    s: Setting,
+    customer_id: int,
+    amount: Money,
+    reason: str,
+    invoice_id: int | None,
+    clauses: tuple[str, ...],
+) -> Ref:
+    """A credit note, applied to the customer's next invoices (``plan_collection``), and
+    its journal transaction (keyed by the customer and the note)."""
+    note = plan.insert(
+        Rows.CREDIT_NOTES,
+        {
+            "customer_id": customer_id,
+            "at": s.now,
+            "amount_minor": amount.minor,
+            "reason": reason,
+            "invoice_id": invoice_id,
+            "applied_to_invoice_id": None,
+            "clauses": list(clauses),
+        },
+        ref=True,
+    )
+    assert note is not None
+    txn = transfer(
+        "credit-note", s.now, "credit note", Account.CREDIT_NOTES, Account.RECEIVABLE, amount
+    )
+    plan.post(
+        txn,
+        customer_id,
+        key=Joined(("credit-note", customer_id, note)),
+        text=Joined(("credit note ", note), sep=""),
+    )
+    return note
+
+
+def plan_dispute_closed(
+    plan: Plan, s: Setting, customer_id: int, payment: Paid, outcome: str, left: Money
+) -> None:
+    """A dispute's end: ``won`` or ``lost``. A lost one means the bank returned what was
+    left of the payment, in the payment's own currency: the payment is refunded in full,
+    and the loss is a chargeback in the journal."""
+    values: dict[str, Any] = {"disputed": outcome}
+    if outcome == "lost" and left.minor:
+        returned = Money.from_minor(payment.amount - payment.refunded, payment.currency)
+        values |= {
+            "refunded_minor": payment.amount,
+            "settled_refunded_minor": payment.settled_refunded + left.minor,
+        }
+        plan.post(
+            across(
+                f"chargeback:{customer_id}:{payment.number}",
+                s.now,
+                f"chargeback lost on payment {payment.number}",
+                (Account.CHARGEBACKS, left),
+                (Account.CASH, returned),
+            ),
+            customer_id,
+        )
+    plan.change(Rows.PAYMENTS, payment.id, **values)

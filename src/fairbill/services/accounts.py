@@ -20,7 +20,6 @@ from fairbill.decisions.disputes import (
 )
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import AlreadyDisputed, Conflict
-from fairbill.ledger.accounts import Account
 from fairbill.lifecycle import (
     CUSTOMER_ENDED,
     LIVE,
@@ -30,9 +29,10 @@ from fairbill.lifecycle import (
     advance,
 )
 from fairbill.money import Money
-from fairbill.plans.billing import Collected, across
+from fairbill.plans.billing import Collected, plan_dispute_closed
+from fairbill.plans.effects import Plan
 from fairbill.policy.model import RequestKind
-from fairbill.services import billing, credits, merchants, refunds, subscriptions
+from fairbill.services import applier, billing, credits, merchants, refunds, subscriptions
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.tables import (
@@ -192,22 +192,11 @@ def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
     decision = ctx.decide(customer.id, decide_dispute_closed, left, outcome)
     ctx.record(customer, decision)
-    payment.disputed = outcome
-    if outcome == "lost" and left:
-        # The bank returned what was left of the payment, in the payment's own currency.
-        returned = Money.from_minor(payment.amount_minor - payment.refunded_minor, payment.currency)
-        payment.refunded_minor = payment.amount_minor
-        payment.settled_refunded_minor += left.minor
-        ctx.post(
-            across(
-                f"chargeback:{customer.id}:{payment.number}",
-                ctx.now,
-                f"chargeback lost on payment {payment.number}",
-                (Account.CHARGEBACKS, left),
-                (Account.CASH, returned),
-            ),
-            customer,
-        )
+    plan = Plan()
+    plan_dispute_closed(
+        plan, billing.setting(ctx), customer.id, billing.paid(payment), outcome, left
+    )
+    applier.apply(ctx, plan)
 
 
 def outage(

@@ -23,16 +23,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm.util import identity_key
 
 from fairbill.decisions import codec
-from fairbill.ledger.journal import Transaction
+from fairbill.errors import UnbalancedTransaction
+from fairbill.ledger.journal import Transaction, check_balanced
 from fairbill.plans.effects import Joined, NewRow, Plan, Posting, Ref, Rows
 from fairbill.services.context import Ctx
 from fairbill.services.operations import PENDING
 from fairbill.store.bulk import BulkWriter, update_by_id
 from fairbill.store.ids import allocate_ids
+from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     Base,
     CreditNoteRow,
@@ -43,6 +45,8 @@ from fairbill.store.tables import (
     GatewayOperationRow,
     InvoiceLineRow,
     InvoiceRow,
+    JournalEntryRow,
+    JournalTransactionRow,
     NotificationRow,
     PaymentRow,
     RefundRow,
@@ -117,7 +121,7 @@ def apply(ctx: Ctx, plan: Plan) -> Applied:
         update_by_id(writer, table(MODELS[rows]), list(changes.values()))
     txns = [_posted(p, resolve) for p in plan.postings]
     customers = {t.key: p.customer_id for t, p in zip(txns, plan.postings, strict=True)}
-    ctx.post_many(txns, {key: cid for key, cid in customers.items() if cid is not None})
+    _post_many(ctx, txns, {key: cid for key, cid in customers.items() if cid is not None})
     _decisions(ctx, writer, plan)
     sent = [row["id"] for row in rows_by_table.get(Rows.GATEWAY_OPERATIONS, ())]
     if sent:
@@ -229,3 +233,68 @@ def _expire(ctx: Ctx, changed: dict[Rows, dict[int, dict[str, Any]]]) -> None:
             obj = session.identity_map.get(identity_key(model, row_id))
             if obj is not None:
                 session.expire(obj)
+
+
+def _post_many(ctx: Ctx, txns: list[Transaction], customers: dict[str, int]) -> None:
+    """Store balanced transactions once: a key already stored (or repeated in the batch)
+    is an idempotency key, skipped; one query for the stored keys, then bulk inserts. Each
+    transaction was checked when built; its legs are checked again here, where stored."""
+    if not txns:
+        return
+    seen = set(
+        ctx.session.scalars(
+            select(JournalTransactionRow.key).where(
+                one_of(ctx.session, JournalTransactionRow.key, [t.key for t in txns])
+            )
+        )
+    )
+    # A key repeated inside the batch is one post, as it would be across two calls.
+    fresh: list[Transaction] = []
+    for txn in txns:
+        if txn.key not in seen:
+            seen.add(txn.key)
+            fresh.append(txn)
+    for txn in fresh:
+        recheck(txn)
+    if not fresh:
+        return
+    conn = ctx.session.connection()
+    journal = table(JournalTransactionRow)
+    ids = allocate_ids(conn, journal, len(fresh))
+    writer = BulkWriter(conn)  # its instants are the txns' own, alive throughout
+    writer.execute(
+        insert(journal),
+        [
+            {
+                "id": txn_id,
+                "merchant_id": ctx.merchant_row.id,
+                "key": t.key,
+                "at": t.at,
+                "description": t.description,
+            }
+            for t, txn_id in zip(fresh, ids, strict=True)
+        ],
+    )
+    writer.execute(
+        insert(table(JournalEntryRow)),
+        [
+            {
+                "transaction_id": txn_id,
+                "account": str(leg.account),
+                "customer_id": customers.get(txn.key),
+                "amount_minor": leg.amount.minor,
+                "currency": leg.amount.currency,
+            }
+            for txn, txn_id in zip(fresh, ids, strict=True)
+            for leg in txn.legs
+        ],
+    )
+
+
+def recheck(txn: Transaction) -> None:
+    """The journal's balance rule again, where the transaction is stored: a transaction
+    is frozen, but a forged or mutated one must not reach the ledger."""
+    try:
+        check_balanced(txn.legs)
+    except UnbalancedTransaction as exc:
+        raise UnbalancedTransaction(f"refusing to store {txn.key}: {exc}") from None

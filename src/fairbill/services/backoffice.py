@@ -210,7 +210,7 @@ def review_bounds(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Bounds:
     left = payment.settled_minor - payment.settled_refunded_minor if payment else 0
     policy = ctx.terms(customer.id)[1].policy
     fees = policy.first(Fees)
-    fixed = bound_destination(policy, ctx.customer_facts(customer))
+    fixed = bound_destination(policy, ctx.facts.customer(customer))
     return Bounds(
         ctx.money(left),
         fees.flat_fee_max_percent if fees else None,

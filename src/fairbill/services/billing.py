@@ -21,7 +21,6 @@ from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.dunning import decide_failure, decide_reactivation
 from fairbill.errors import Conflict, NotFound
 from fairbill.ledger.accounts import Account
-from fairbill.ledger.journal import transfer
 from fairbill.lifecycle import (
     CUSTOMER_ENDED,
     ENDED,
@@ -47,6 +46,7 @@ from fairbill.plans.billing import (
     Taken,
     plan_charge,
     plan_collection,
+    plan_credit_note,
     plan_decline,
     plan_dunning,
     plan_invoice,
@@ -587,25 +587,10 @@ def credit_note(
     invoice: InvoiceRow | None,
     decision: Decision,
 ) -> CreditNoteRow:
-    note = CreditNoteRow(
-        customer_id=customer.id,
-        at=ctx.now,
-        amount_minor=amount.minor,
-        reason=reason,
-        invoice_id=invoice.id if invoice else None,
-        clauses=list(decision.clauses),
-    )
-    ctx.session.add(note)
-    ctx.session.flush()
-    ctx.post(
-        transfer(
-            f"credit-note:{customer.id}:{note.id}",
-            ctx.now,
-            f"credit note {note.id}",
-            Account.CREDIT_NOTES,
-            Account.RECEIVABLE,
-            amount,
-        ),
-        customer,
-    )
-    return note
+    """A credit note for ``decision`` (``plans.billing.plan_credit_note``, written now)."""
+    plan = Plan()
+    invoice_id = invoice.id if invoice else None
+    s = setting(ctx)
+    note = plan_credit_note(plan, s, customer.id, amount, reason, invoice_id, decision.clauses)
+    applied = applier.apply(ctx, plan)
+    return ctx.session.get_one(CreditNoteRow, applied[note])

@@ -115,7 +115,7 @@ def cancel_preview(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> Can
     """What cancelling ``sub`` now would do, decided by the pure core under the terms the
     customer accepted (as ``subscriptions.cancel`` decides it), without doing it."""
     _, merchant = ctx.terms(customer.id)
-    return decide_cancel(merchant, ctx.subscription_facts(sub), ctx.now)
+    return decide_cancel(merchant, ctx.facts.subscription(sub), ctx.now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,7 @@ def request_refund(
             .order_by(OutageRow.id.desc())
             .limit(1)
         )
-    pfacts = ctx.payment_facts(payment) if payment is not None else None
+    pfacts = ctx.facts.payment(payment) if payment is not None else None
     used = (
         customer.last_activity_at is not None
         and pfacts is not None
@@ -151,7 +151,7 @@ def request_refund(
         documents=documents,
         order_numbers=order_numbers,
         used_since_payment=used,
-        subscription=ctx.subscription_facts(sub) if sub is not None else None,
+        subscription=ctx.facts.subscription(sub) if sub is not None else None,
         covering=_covering(ctx, sub, outage) if outage is not None else (),
         outage=OutageFacts(
             ctx.local(outage.start),
@@ -162,7 +162,7 @@ def request_refund(
         if outage is not None
         else None,
     )
-    decision = ctx.decide(customer.id, decide_refund, facts, ctx.customer_facts(customer), ctx.now)
+    decision = ctx.decide(customer.id, decide_refund, facts, ctx.facts.customer(customer), ctx.now)
     row = _store_request(ctx, customer, kind, decision, payment, reason)
     ctx.record(customer, decision)
     ctx.notify(customer, "request_received", request=str(row.number))
@@ -186,7 +186,7 @@ def _covering(ctx: Ctx, sub: SubscriptionRow | None, outage: OutageRow) -> tuple
         .order_by(InvoiceRow.number)
     )
     payments = [_invoice_payment(ctx, invoice) for invoice in invoices]
-    return tuple(ctx.payment_facts(p) for p in payments if p is not None)
+    return tuple(ctx.facts.payment(p) for p in payments if p is not None)
 
 
 def lock_payment(ctx: Ctx, payment: PaymentRow) -> None:
@@ -367,7 +367,7 @@ def review(
         amount=Money(amount, ctx.currency) if amount is not None else None,
         destination=Destination(destination) if destination else None,
         fee_percent=fee_percent,
-        customer=ctx.customer_facts(customer),
+        customer=ctx.facts.customer(customer),
     )
     ctx.record(customer, decision)
     sub = _subscription_of(ctx, customer, payment)

@@ -34,6 +34,7 @@ from fairbill.plans.billing import (
     plan_renewal,
 )
 from fairbill.plans.effects import Plan, Ref
+from fairbill.plans.subscriptions import Ending, plan_end
 from fairbill.policy.model import Destination, Trials
 from fairbill.services import applier, billing, operations, policies
 from fairbill.services.context import Ctx
@@ -251,7 +252,7 @@ def cancel(
     outcome = ctx.decide(
         customer.id,
         decide_cancel,
-        ctx.subscription_facts(sub),
+        ctx.facts.subscription(sub),
         ctx.now,
         immediately=immediately,
         for_downgrade=for_downgrade,
@@ -305,24 +306,38 @@ def _payment(ctx: Ctx, customer: CustomerRow, number: int) -> PaymentRow:
 def end_subscription(
     ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, status: str, at: datetime | None = None
 ) -> None:
-    """End service now (or at ``at``): no more renewals, retention clock starts."""
-    when = at or ctx.now
-    sub.status = status
-    sub.ended_at = when
-    sub.cancel_at = sub.cancel_at if sub.cancel_at and sub.cancel_at <= when else when
-    sub.next_retry_at = None
-    sub.usage_check_at = None
-    how = (
-        "termination"
-        if status == "terminated"
-        else ("closure" if customer.status == CustomerStatus.CLOSED else "cancellation")
-    )
-    until, _ = retention_until(ctx.merchant, how, when)
-    if until is not None and not live_subscriptions(ctx, customer):
-        customer.data_retained_until = until
-    if sub.successor_plan and status == "canceled":
+    """End service now (or at ``at``): no more renewals, the retention clock starts once
+    no other subscription is live (``plans.subscriptions.plan_end``); a successor plan
+    (a downgrade by cancel and resubscribe) starts when a cancellation ends it."""
+    plan = Plan()
+    plan_end(plan, ending(ctx, customer, sub, SubscriptionStatus(status), at or ctx.now))
+    applier.apply(ctx, plan)
+    if sub.successor_plan and status == SubscriptionStatus.CANCELED:
         successor, sub.successor_plan = sub.successor_plan, None
         subscribe(ctx, customer, successor, payment_method=sub.payment_method, is_first=False)
+
+
+def ending(
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, to: SubscriptionStatus, at: datetime
+) -> Ending:
+    """The facts of a subscription's end, read now."""
+    how = (
+        "termination"
+        if to == SubscriptionStatus.TERMINATED
+        else ("closure" if customer.status == CustomerStatus.CLOSED else "cancellation")
+    )
+    until, _ = retention_until(ctx.merchant, how, at)
+    if any(other.id != sub.id for other in live_subscriptions(ctx, customer)):
+        until = None
+    return Ending(
+        subscription_id=sub.id,
+        customer_id=customer.id,
+        status=SubscriptionStatus(sub.status),
+        to=to,
+        at=at,
+        cancel_at=sub.cancel_at,
+        retained_until=until,
+    )
 
 
 # -- plan changes and usage -----------------------------------------------------------------
@@ -335,7 +350,7 @@ def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code
         raise Conflict(f"subscription {sub.id} is {sub.status}")
     new = ctx.plan(plan_code)
     new_price = ctx.money(tier_price_minor(new, sub.usage_level))
-    facts = ctx.subscription_facts(sub)
+    facts = ctx.facts.subscription(sub)
     outcome = ctx.decide(customer.id, decide_plan_change, facts, new_price, new.code, ctx.now)
     ctx.record(customer, outcome.decision)
     if outcome.mode == "immediate":
@@ -392,7 +407,7 @@ def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: i
         outcome = ctx.decide(
             customer.id,
             decide_tier_move,
-            ctx.subscription_facts(sub),
+            ctx.facts.subscription(sub),
             ctx.money(new_price),
             ctx.now,
             ctx.now,
@@ -432,7 +447,7 @@ def usage_check(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     outcome = ctx.decide(
         customer.id,
         decide_tier_move,
-        ctx.subscription_facts(sub),
+        ctx.facts.subscription(sub),
         ctx.money(new_price),
         ctx.local(fell_at),
         ctx.now,

@@ -219,7 +219,7 @@ def preview(sub_id: str, body: PreviewIn, session: Db, rt: Rt, who: Caller) -> d
     need(who, "preview")
     ctx = merchant_ctx(session, rt, who)
     _, sub = load(ctx, who, sub_id)
-    facts = ctx.subscription_facts(sub)
+    facts = ctx.facts.subscription(sub)
     if body.action == "cancel":
         outcome = decide_cancel(ctx.merchant, facts, ctx.now, immediately=body.immediately)
         return {
