@@ -26,6 +26,7 @@ from fairbill.plans.billing import (
     Paid,
     PeriodBill,
     Promotion,
+    Reactivation,
     Refunding,
     Renewal,
     Setting,
@@ -35,6 +36,7 @@ from fairbill.plans.billing import (
     plan_invoice,
     plan_payment,
     plan_period,
+    plan_reactivation,
     plan_refund,
     plan_renewal,
 )
@@ -280,3 +282,30 @@ def test_an_excess_charge_is_given_back_from_receivable() -> None:
     plan_refund(plan, S_EUR, _refunding(100, Destination.ORIGINAL_METHOD, excess))
     (op,) = new_rows(plan, Rows.GATEWAY_OPERATIONS)
     assert op["details"]["debit"] == str(Account.RECEIVABLE)  # type: ignore[index]
+
+
+def _reactivation(status: SubscriptionStatus, customer: CustomerStatus) -> Reactivation:
+    return Reactivation(5, 3, status, customer, "pro", True, "fr", NOW)
+
+
+def test_a_payment_brings_a_suspended_account_back_and_says_it_is_a_decision() -> None:
+    plan = Plan()
+    facts = _reactivation(SubscriptionStatus.SUSPENDED, CustomerStatus.SUSPENDED)
+    assert plan_reactivation(plan, facts)
+    ((_, sub),) = changes(plan, Rows.SUBSCRIPTIONS)
+    assert sub["status"] == "active" and sub["failed_attempts"] == 0
+    assert changes(plan, Rows.CUSTOMERS) == [(3, {"data_retained_until": None, "status": "active"})]
+    assert [n["template"] for n in new_rows(plan, Rows.NOTIFICATIONS)] == ["reactivated"]
+
+
+def test_a_closed_account_stays_closed_and_a_past_due_one_only_clears_its_dunning() -> None:
+    closed = Plan()
+    facts = _reactivation(SubscriptionStatus.SUSPENDED, CustomerStatus.CLOSED)
+    assert not plan_reactivation(closed, facts)
+    assert changes(closed, Rows.CUSTOMERS) == []
+    past_due = Plan()
+    facts = _reactivation(SubscriptionStatus.PAST_DUE, CustomerStatus.ACTIVE)._replace(
+        welcomed=False
+    )
+    assert not plan_reactivation(past_due, facts)
+    assert [n["template"] for n in new_rows(past_due, Rows.NOTIFICATIONS)] == ["welcome"]

@@ -25,6 +25,7 @@ from fairbill.errors import Conflict, GatewayError, NotFound
 from fairbill.ledger.accounts import Account
 from fairbill.ledger.journal import Leg, Transaction, transfer
 from fairbill.lifecycle import (
+    CUSTOMER_ENDED,
     CreditPackStatus,
     CustomerStatus,
     InvoiceStatus,
@@ -546,7 +547,7 @@ def plan_decline(
 
 
 def plan_notice(
-    plan: Plan, customer_id: int, at: datetime, template: str, language: str, **payload: str
+    plan: Plan, customer_id: int, at: datetime, template: str, language: str, /, **payload: str
 ) -> None:
     """A message to the customer, sent by the outbox after the commit."""
     plan.insert(
@@ -871,3 +872,43 @@ def plan_dispute_closed(
             customer_id,
         )
     plan.change(Rows.PAYMENTS, payment.id, **values)
+
+
+class Reactivation(NamedTuple):
+    """A subscription a payment settled, and its account, as they stand."""
+
+    subscription_id: int
+    customer_id: int
+    status: SubscriptionStatus
+    customer_status: CustomerStatus
+    plan_code: str
+    welcomed: bool  # the customer had their welcome message
+    language: str
+    at: datetime
+
+
+def plan_reactivation(plan: Plan, r: Reactivation) -> bool:
+    """The subscription active again, its dunning cleared, and its account too unless
+    the account was closed or terminated meanwhile (those stay as they are). Returns
+    whether the account came back from a suspension: that is a decision to record."""
+    values: dict[str, Any] = {"first_failed_at": None, "failed_attempts": 0, "next_retry_at": None}
+    if r.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.SUSPENDED):
+        values |= {
+            "status": str(advance(r.status, SubscriptionStatus.ACTIVE)),
+            "suspended_at": None,
+        }
+    plan.change(Rows.SUBSCRIPTIONS, r.subscription_id, **values)
+    if not r.welcomed:
+        plan_notice(plan, r.customer_id, r.at, "welcome", r.language, plan=r.plan_code)
+    if r.customer_status in CUSTOMER_ENDED:
+        return False
+    suspended = r.customer_status == CustomerStatus.SUSPENDED
+    if r.status != SubscriptionStatus.SUSPENDED and not suspended:
+        return False
+    # The account may be active already: another of its subscriptions was paid first.
+    account: dict[str, Any] = {"data_retained_until": None}
+    if suspended:
+        account["status"] = str(advance(r.customer_status, CustomerStatus.ACTIVE))
+    plan.change(Rows.CUSTOMERS, r.customer_id, **account)
+    plan_notice(plan, r.customer_id, r.at, "reactivated", r.language)
+    return True

@@ -10,6 +10,7 @@ payment method. Every money movement posts one balanced journal transaction.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,6 @@ from fairbill.decisions.dunning import decide_failure, decide_reactivation
 from fairbill.errors import Conflict, NotFound
 from fairbill.ledger.accounts import Account
 from fairbill.lifecycle import (
-    CUSTOMER_ENDED,
     ENDED,
     CustomerStatus,
     InvoiceStatus,
@@ -40,6 +40,7 @@ from fairbill.plans.billing import (
     Note,
     OpenInvoice,
     Paid,
+    Reactivation,
     Refunding,
     RefundPaid,
     Setting,
@@ -51,8 +52,10 @@ from fairbill.plans.billing import (
     plan_dunning,
     plan_invoice,
     plan_payment,
+    plan_reactivation,
     plan_refund,
     plan_refund_paid,
+    plan_suspension,
 )
 from fairbill.plans.effects import Plan, Ref, Rows
 from fairbill.policy.model import Destination
@@ -402,43 +405,36 @@ def dunned(
 
 
 def suspend(
-    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow | None, *, non_payment: bool = True
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, *, non_payment: bool = True
 ) -> None:
-    """Suspend service. The retention clock ("data retained N days after suspension")
-    starts only for a suspension for non-payment, the case the policies give it for."""
-    if sub is not None:
-        sub.status = advance(sub.status, SubscriptionStatus.SUSPENDED)
-        sub.suspended_at = ctx.now
-        sub.next_retry_at = None
-    if customer.status == CustomerStatus.ACTIVE:
-        customer.status = advance(customer.status, CustomerStatus.SUSPENDED)
-        until, _ = retention_until(ctx.merchant, "suspension", ctx.now)
-        if until is not None and non_payment:
-            customer.data_retained_until = until
-        ctx.notify(customer, "suspended")
+    """Suspend service (``plans.billing.plan_suspension``, as the last dunning step
+    does). The retention clock ("data retained N days after suspension") starts only for
+    a suspension for non-payment, the case the policies give it for."""
+    facts = dunned(ctx, customer, sub, sub.first_failed_at or ctx.now, sub.failed_attempts)
+    if not non_payment:
+        facts = replace(facts, retained_until=None)
+    plan = Plan()
+    plan_suspension(plan, facts, ctx.now)
+    applier.apply(ctx, plan)
 
 
 def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Money) -> None:
-    """A payment settled the subscription: it is active again, and so is its account
-    unless the account was closed or terminated meanwhile (those stay as they are)."""
-    was = sub.status
-    sub.first_failed_at = None
-    sub.failed_attempts = 0
-    sub.next_retry_at = None
-    if was in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.SUSPENDED):
-        sub.status = advance(was, SubscriptionStatus.ACTIVE)
-        sub.suspended_at = None
-    if not _welcomed(ctx, customer):
-        ctx.notify(customer, "welcome", plan=sub.plan_code)
-    if customer.status in CUSTOMER_ENDED:
-        return
-    if was == SubscriptionStatus.SUSPENDED or customer.status == CustomerStatus.SUSPENDED:
-        # The account may be active already: another of its subscriptions was paid first.
-        if customer.status == CustomerStatus.SUSPENDED:
-            customer.status = advance(customer.status, CustomerStatus.ACTIVE)
-        customer.data_retained_until = None
+    """A payment settled the subscription (``plans.billing.plan_reactivation``); an
+    account back from a suspension is a decision, recorded."""
+    plan = Plan()
+    facts = Reactivation(
+        subscription_id=sub.id,
+        customer_id=customer.id,
+        status=SubscriptionStatus(sub.status),
+        customer_status=CustomerStatus(customer.status),
+        plan_code=sub.plan_code,
+        welcomed=_welcomed(ctx, customer),
+        language=customer.language or ctx.policy.language,
+        at=ctx.now,
+    )
+    if plan_reactivation(plan, facts):
         ctx.record(customer, ctx.decide(customer.id, decide_reactivation, paid))
-        ctx.notify(customer, "reactivated")
+    applier.apply(ctx, plan)
 
 
 def _welcomed(ctx: Ctx, customer: CustomerRow) -> bool:
