@@ -84,7 +84,7 @@ class OpenInvoice:
 
     id: int | Ref
     customer_id: int
-    subscription_id: int | None
+    subscription_id: int | Ref | None
     number: int
     total: int
     credit_applied: int = 0
@@ -143,7 +143,7 @@ def plan_invoice(
     lines: list[Line],
     *,
     purpose: str,
-    subscription_id: int | None = None,
+    subscription_id: int | Ref | None = None,
     period: tuple[datetime, datetime] | None = None,
 ) -> OpenInvoice:
     """The invoice ``number`` of the customer, its lines, and (when it is not zero) its
@@ -213,7 +213,7 @@ class PeriodBill(NamedTuple):
     running on it and the credits its plan includes (kind, quantity), which expire at
     ``credits_expire`` or at the period's end, whichever is first."""
 
-    subscription_id: int
+    subscription_id: int | Ref
     customer_id: int
     plan_code: str
     period: Period

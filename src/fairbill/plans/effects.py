@@ -32,6 +32,8 @@ class Rows(StrEnum):
     """The tables a plan writes, in the order their rows are inserted (a row's foreign
     keys point at rows of earlier tables)."""
 
+    CUSTOMERS = "customers"
+    SUBSCRIPTIONS = "subscriptions"
     INVOICES = "invoices"
     INVOICE_LINES = "invoice_lines"
     PAYMENTS = "payments"
@@ -42,8 +44,6 @@ class Rows(StrEnum):
     CREDIT_PACKS = "credit_packs"
     WALLET_ENTRIES = "wallet_entries"
     NOTIFICATIONS = "notifications"
-    SUBSCRIPTIONS = "subscriptions"
-    CUSTOMERS = "customers"
 
 
 class Ref:

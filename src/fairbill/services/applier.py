@@ -84,10 +84,12 @@ class Applied:
 # The columns that may hold a ``Ref`` or a ``Joined``, by table: resolving only these keeps
 # the applier's cost per row flat (a chunk's plan has a million values).
 DEFERRED: dict[Rows, tuple[str, ...]] = {
+    Rows.INVOICES: ("subscription_id",),
     Rows.INVOICE_LINES: ("invoice_id",),
     Rows.PAYMENTS: ("invoice_id",),
     Rows.REFUNDS: ("payment_id",),
-    Rows.GATEWAY_OPERATIONS: ("key", "invoice_id", "payment_id", "refund_id"),
+    Rows.GATEWAY_OPERATIONS: ("key", "invoice_id", "payment_id", "refund_id", "subscription_id"),
+    Rows.CREDIT_PACKS: ("subscription_id",),
     Rows.FAILED_PAYMENTS: ("invoice_id",),
     Rows.CREDIT_NOTES: ("invoice_id", "applied_to_invoice_id"),
 }

@@ -30,11 +30,12 @@ from fairbill.plans.billing import (
     Renewal,
     plan_collection,
     plan_invoice,
+    plan_notice,
     plan_period,
     plan_renewal,
 )
-from fairbill.plans.effects import Plan, Ref
-from fairbill.plans.subscriptions import Ending, plan_end
+from fairbill.plans.effects import Plan, Ref, Rows
+from fairbill.plans.subscriptions import Ending, NewSubscription, plan_end, plan_subscription
 from fairbill.policy.model import Destination, Trials
 from fairbill.services import applier, billing, operations, policies
 from fairbill.services.context import Ctx
@@ -102,52 +103,62 @@ def subscribe(
     usage: int | None = None,
     is_first: bool | None = None,
 ) -> SubscriptionRow:
+    """A new subscription, its first period billed and collected unless it starts with a
+    trial: one plan (``plans.subscriptions.plan_subscription``, ``plans.billing``'s
+    ``plan_period`` and ``plan_collection``), written by the applier; then what follows
+    the collection. The customer accepts the merchant's current terms."""
     ensure_open(customer)
-    plan = ctx.plan(plan_code)
+    plan_row = ctx.plan(plan_code)
     now = ctx.now
     if is_first is None:
         earlier = ctx.session.scalar(
             select(SubscriptionRow.id).where(SubscriptionRow.customer_id == customer.id)
         )
         is_first = earlier is None
-    interval = Interval(plan.interval_months)
-    trial_end = None
-    if trial_days:
-        trial_end = now + timedelta(days=trial_days)
-    anchor = trial_end or now
-    period = period_at(ctx.local(anchor), interval, 0)
-    sub = SubscriptionRow(
+    promo = _promotion(ctx, promotion) if promotion else None
+    price = tier_price_minor(plan_row, usage)
+    new = NewSubscription(
         customer_id=customer.id,
-        plan_code=plan.code,
-        status=SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE,
-        anchor=anchor,
-        started_at=now,
-        current_period_start=now if trial_end else period.start,
-        current_period_end=trial_end or period.end,
-        trial_end=trial_end,
+        plan_code=plan_row.code,
+        interval=Interval(plan_row.interval_months),
+        price=price,
+        usage=usage,
         payment_method=payment_method,
-        price_minor=tier_price_minor(plan, usage),
-        usage_level=usage,
+        now=now,
+        trial_end=now + timedelta(days=trial_days) if trial_days else None,
         is_first=is_first,
-        promotion_code=promotion,
-        policy_version_id=ctx.version_id,  # the terms the customer accepts now
+        promotion=promotion,
+        promotion_periods=promo.duration_periods if promo else None,
+        version_id=ctx.version_id,
     )
-    if promotion:
-        promo = _promotion(ctx, promotion)
-        sub.promotion_periods_left = promo.duration_periods
-    ctx.session.add(sub)
-    ctx.session.flush()
-    ctx.forget_terms(customer.id)
+    plan = Plan()
+    ref, period = plan_subscription(plan, new)
+    account: dict[str, object] = {}
     if customer.data_deleted_at is None:
-        customer.data_retained_until = None  # a live subscription stops the retention clock
+        account["data_retained_until"] = None  # a live subscription stops the retention clock
     if customer.terms_version is None:
-        customer.terms_version = ctx.policy.version  # accepted at payment (terms_acceptance)
-    if trial_end:
-        ctx.notify(customer, "welcome", plan=plan.code)
-    else:
-        # Activation details go out once registration and payment have succeeded
-        # (``billing.after_paid``, now or when the gateway answers).
-        _bill_period(ctx, customer, sub, Purpose.FIRST)
+        account["terms_version"] = ctx.policy.version  # accepted at payment (terms_acceptance)
+    if account:
+        plan.change(Rows.CUSTOMERS, customer.id, **account)
+    if new.trial_end is not None:
+        language = customer.language or ctx.policy.language
+        plan_notice(plan, customer.id, now, "welcome", language, plan=plan_row.code)
+        applied = applier.apply(ctx, plan)
+        ctx.forget_terms(customer.id)
+        return ctx.session.get_one(SubscriptionRow, applied[ref])
+    s = billing.setting(ctx)
+    bill = _bill(ctx, customer, ref, plan_row, period, price, promo, new.promotion_periods)
+    invoice = plan_period(plan, s, bill)
+    collection = billing.collection(ctx, customer, None, payment_method)
+    collected = plan_collection(plan, s, invoice, collection, str(Purpose.FIRST))
+    assert isinstance(invoice.id, Ref)
+    applied = applier.apply(ctx, plan)
+    ctx.forget_terms(customer.id)
+    sub = ctx.session.get_one(SubscriptionRow, applied[ref])
+    # Activation details go out once registration and payment have succeeded
+    # (``billing.after_paid``, now or when the gateway answers).
+    row = ctx.session.get_one(InvoiceRow, applied[invoice.id])
+    _collected(ctx, customer, row, Purpose.FIRST, collected)
     return sub
 
 
@@ -192,25 +203,43 @@ def _bill_period(
 def period_bill(
     ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code: str, period: Period | None
 ) -> PeriodBill:
-    """The facts of a period to bill, read now."""
-    plan = ctx.plan(plan_code)
+    """The facts of a period of ``sub`` to bill, read now."""
     if period is None:
         period = Period(ctx.local(sub.current_period_start), ctx.local(sub.current_period_end))
-    promotion = None
+    plan = ctx.plan(plan_code)
+    promo = None
     if sub.promotion_code and sub.promotion_periods_left != 0:
-        row = _promotion(ctx, sub.promotion_code)
-        percent = Decimal(row.percent_off) if row.percent_off is not None else None
-        promotion = Promotion(row.code, sub.promotion_periods_left, percent, row.amount_off_minor)
+        promo = _promotion(ctx, sub.promotion_code)
+    price = tier_price_minor(plan, sub.usage_level)
+    return _bill(ctx, customer, sub.id, plan, period, price, promo, sub.promotion_periods_left)
+
+
+def _bill(
+    ctx: Ctx,
+    customer: CustomerRow,
+    sub_id: int | Ref,
+    plan: PlanRow,
+    period: Period,
+    price: int,
+    promo: PromotionRow | None,
+    periods_left: int | None,
+) -> PeriodBill:
+    """A period's bill: the promotion running on it (for ``periods_left`` more periods,
+    this one included; ``None``: for ever) and the credits its plan includes."""
+    promotion = None
+    if promo is not None:
+        percent = Decimal(promo.percent_off) if promo.percent_off is not None else None
+        promotion = Promotion(promo.code, periods_left, percent, promo.amount_off_minor)
     credits = tuple(
         ("message" if kind == "message_credits" else kind.removesuffix("_credits"), quantity)
         for kind, quantity in (plan.includes or {}).items()
     )
     return PeriodBill(
-        subscription_id=sub.id,
+        subscription_id=sub_id,
         customer_id=customer.id,
         plan_code=plan.code,
         period=period,
-        price=tier_price_minor(plan, sub.usage_level),
+        price=price,
         invoice_number=ctx.next_number(InvoiceRow, customer),
         promotion=promotion,
         credits=credits,
