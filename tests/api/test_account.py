@@ -233,8 +233,11 @@ def test_chargebacks_open_and_close(api: Api) -> None:
     won = m.ok(m.post(f"/v1/disputes/{pay_polite}/close", {"outcome": "won"}))
     assert (won["payment"]["disputed"], won["payment"]["refunded"]) == ("won", "0.00")
 
-    assert m.post("/v1/disputes", body | {"payment": "pay_999"}).status_code == 404
-    assert m.post("/v1/disputes", body | {"payment": "1"}).status_code == 422
+    unknown = "pay_0000000000000"  # well-formed, names no payment
+    assert m.post("/v1/disputes", body | {"payment": unknown}).status_code == 404
+    for malformed in ("1", "pay_999", pay_cb.upper()):
+        assert m.post("/v1/disputes", body | {"payment": malformed}).status_code == 422
+    assert m.post(f"/v1/disputes/{unknown}/close", {"outcome": "won"}).status_code == 404
     assert m.post("/v1/disputes/pay_999/close", {"outcome": "won"}).status_code == 404
     assert m.post(f"/v1/disputes/{pay_cb}/close", {"outcome": "draw"}).status_code == 422
     assert m.post("/v1/disputes", body, role="support").status_code == 403

@@ -153,7 +153,12 @@ def test_another_merchants_invoice_is_not_found(api: Api) -> None:
     assert other.ok(other.get(f"/v1/invoices/{theirs['id']}"))["customer"] == "cus_other"
     # Each merchant lists its own records only.
     assert [i["customer"] for i in m.ok(m.get("/v1/invoices"))["data"]] == ["cus_k3"]
-    for bad in ("inv_999", "inv_", "12", "inv_1x", "pay_1"):
+    # Malformed, well-formed but unknown, and another kind's id (or its digits): none found.
+    [payment] = m.ok(m.get("/v1/payments"))["data"]
+    swapped = "inv_" + payment["id"].removeprefix("pay_")
+    for bad in ("inv_999", "inv_", "12", "inv_1x", "pay_1", mine["id"].upper()):
+        assert m.get(f"/v1/invoices/{bad}").status_code == 404, bad
+    for bad in ("inv_0000000000000", "inv_zzzzzzzzzzzzz", payment["id"], swapped):
         assert m.get(f"/v1/invoices/{bad}").status_code == 404, bad
 
 

@@ -14,9 +14,10 @@ def test_a_failing_renewal_is_listed_until_it_runs(api: Api) -> None:
     m = api.merchant("kalenner")
     api.advance("2026-03-01T10:00:00+01:00")
     m.plan("solo", "29.00")
+    public: dict[str, str] = {}  # customer code -> its subscription's public id
     for code in ("c_ok", "c_broken"):
         m.customer(code)
-        m.subscribe(code, "solo")
+        public[code] = m.subscribe(code, "solo")
     # The closure bug's leftover, as rows written before the fix are: a closed account
     # whose downgrade still resubscribes it at the period end (a Conflict there).
     with api.runtime.sessions() as session:
@@ -33,7 +34,7 @@ def test_a_failing_renewal_is_listed_until_it_runs(api: Api) -> None:
     api.advance("2026-04-01T12:00:00+02:00")  # past the period end, retried meanwhile
     [failure] = m.ok(m.get("/v1/job_failures", role="readonly"))["data"]
     assert failure["job"] == "subscription_boundary"
-    assert failure["target"] == f"subscription:{broken}"
+    assert failure["target"] == f"subscription:{public['c_broken']}"  # no row id shown
     assert failure["status"] == "open"
     assert failure["error"].startswith("Conflict: customer c_broken is closed")
     assert failure["attempts"] >= 2  # retried with backoff while the clock moved

@@ -23,7 +23,7 @@ def file(m: Merchant, body: dict[str, Any], role: str = "support", **kw: Any) ->
 
 
 def pay(m: Merchant, customer: str) -> str:
-    """The customer's only payment's id (``pay_<n>``)."""
+    """The customer's only payment's id (``pay_`` and 13 opaque characters)."""
     rows = m.ok(m.get("/v1/payments", customer=customer))["data"]
     assert len(rows) == 1
     pay_id: str = rows[0]["id"]
@@ -266,14 +266,15 @@ def test_bad_input_is_a_problem_never_a_500(api: Api) -> None:
         "payment",
     )
     problem(m.post("/v1/refund_requests", {"customer": "cus_zz", "kind": "money_back"}), 404)
-    problem(
-        m.post(
-            "/v1/refund_requests",
-            {"customer": "cus_e1", "kind": "money_back", "payment": "pay_999"},
-        ),
-        404,
-    )
-    for bad_id in ("req_999", "999", "req_x", "pay_1"):
+    # A well-formed id that names no payment is not found; a malformed one is invalid.
+    asked = {"customer": "cus_e1", "kind": "money_back"}
+    payment = pay(m, "cus_e1")
+    problem(m.post("/v1/refund_requests", asked | {"payment": "pay_0000000000000"}), 404)
+    for malformed in ("pay_999", "pay_1", req["id"], payment.upper()):
+        problem(m.post("/v1/refund_requests", asked | {"payment": malformed}), 422, "payment")
+    # Paths: malformed, well-formed but unknown, another kind's id, another kind's digits.
+    swapped = "req_" + payment.removeprefix("pay_")
+    for bad_id in ("req_999", "999", "req_x", "pay_1", "req_0000000000000", payment, swapped):
         problem(m.get(f"/v1/refund_requests/{bad_id}"), 404)
         problem(m.post(f"/v1/refund_requests/{bad_id}/review", {"decision": "accept"}), 404)
     # Nothing above changed the request.

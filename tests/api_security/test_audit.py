@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 
 from api.helpers import ADMIN_TOKEN, Api, Merchant
+from fairbill.ids import Ids, Prefix
 from fairbill.policy.load import bundled_policy
-from fairbill.store.tables import AuditLogRow
+from fairbill.store.tables import AuditLogRow, MerchantRow
 
 from .conftest import audit_count, audit_rows, fill, operations
 
@@ -265,7 +266,8 @@ def test_every_state_change_writes_one_row(api: Api) -> None:
     # Reads write nothing, and nothing rewrites the log.
     assert merchant is not None
     params = {"customer_id": "c_1", "sub_id": ids["sub1"], "request_id": ids["req1"]}
-    params |= {"invoice_id": "inv_1", "payment_id": ids["pay2"]}
+    [invoice, *_] = merchant.ok(merchant.get("/v1/invoices"))["data"]
+    params |= {"invoice_id": invoice["id"], "payment_id": ids["pay2"]}
     [operation, *_] = merchant.ok(merchant.get("/v1/gateway_operations"))["data"]
     params |= {"operation_id": operation["id"], "merchant_id": ids["merchant"]}
     params |= {"version_id": ids["pv2"], "other_id": ids["pv2"]}
@@ -296,7 +298,8 @@ def test_refusals_and_replays_write_nothing(api: Api) -> None:
     refused(m.post(f"/v1/subscriptions/{sub}/cancel", {}, role="readonly"), 403, "forbidden")
     refused(m.post("/v1/plans", {"id": "p", "price": "1.00"}, role="finance"), 403, "forbidden")
     refused(m.post("/v1/customers/nobody/activity"), 404, "not_found")
-    refused(m.post("/v1/subscriptions/sub_999/cancel", {}), 404, "not_found")
+    refused(m.post("/v1/subscriptions/sub_0000000000000/cancel", {}), 404, "not_found")
+    refused(m.post("/v1/subscriptions/sub_999/cancel", {}), 404, "not_found")  # malformed
     refused(m.post("/v1/plans", {"id": "monthly", "price": "1.00"}), 409, "conflict")
     refused(m.post("/v1/plans", {"id": "p", "price": 1}), 422, "validation_error")
     refused(m.post("/v1/plans", {"id": "p"}), 422, "validation_error")  # no price, no tiers
@@ -343,7 +346,18 @@ def test_audit_targets_name_objects_canonically(api: Api) -> None:
     m.plan("monthly", "499.00")
     m.customer("c_1")
     sub = m.subscribe("c_1", "monthly")
-    padded = sub.replace("sub_", "sub_0")
-    m.ok(m.post(f"/v1/subscriptions/{padded}/usage", {"metric": "seats", "value": 1}))
+    with api.runtime.sessions() as session:
+        key = session.get_one(MerchantRow, m.id).id_key
+    row_id = Ids(key).private(Prefix.SUBSCRIPTION, sub)
+    assert row_id is not None
+    usage = {"metric": "seats", "value": 1}
+    # A public id has one spelling: padded, upper-cased or the row id's, it names nothing.
+    before = audit_count(api)
+    for other in (sub.replace("sub_", "sub_0"), sub.upper(), f"sub_{row_id}"):
+        refused = m.post(f"/v1/subscriptions/{other}/usage", usage)
+        assert (refused.status_code, refused.json()["code"]) == (404, "not_found"), other
+    assert audit_count(api) == before
+    # The target is the public id the API shows, never the row id.
+    m.ok(m.post(f"/v1/subscriptions/{sub}/usage", usage))
     last: AuditLogRow = audit_rows(api)[-1]
     assert last.target == f"subscription:{sub}"

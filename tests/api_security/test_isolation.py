@@ -170,9 +170,14 @@ def test_every_operation_has_a_request_with_a_valid_body() -> None:
     """Each operation is in ``requests``, and its body is valid for the route's own body
     model (and its query has the required parameters): a denial below is the access
     check, never a 422 for a bad request."""
-    params = {"customer_id": "c", "sub_id": "sub_1", "request_id": "req_1", "prefix": "fb_1"}
-    params |= {"operation_id": "gop_1"}
-    table = requests(params | {"invoice_id": "inv_1", "payment_id": "pay_1"}, "pay_2")
+
+    def unknown(prefix: str) -> str:  # a well-formed public id, as the routes take
+        return f"{prefix}_{'0' * 13}"
+
+    params = {"customer_id": "c", "sub_id": unknown("sub"), "request_id": unknown("req")}
+    params |= {"prefix": "fb_1", "operation_id": unknown("gop")}
+    params |= {"invoice_id": unknown("inv"), "payment_id": unknown("pay")}
+    table = requests(params, "pay_" + "1" * 13)
     ops = {(m, p): r for m, p, r in operations(create_app(Runtime(make_engine("sqlite://"))))}
     assert set(table) == set(ops), (
         f"operations without a request: {sorted(set(ops) - set(table))}; "
@@ -214,7 +219,7 @@ def intrusions(w: World, ops: list[Op], table: dict[Op, dict[str, Any]]) -> list
         for op in [op for op in ops if op not in PUBLIC]:
             request = table[op]
             response = call(w, op, token, request)
-            # Naming back what was asked (``no subscription 'sub_1'``) leaks nothing.
+            # Naming back what was asked (``no subscription 'sub_…'``) leaks nothing.
             asked = names(fill(op[1], w.params) + json.dumps(request), markers)
             leaked = names(response.text, markers) - asked
             where = f"{who}: {op[0]} {fill(op[1], w.params)} -> {response.status_code}"

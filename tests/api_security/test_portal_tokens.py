@@ -21,7 +21,9 @@ def unauthorized(response: httpx.Response) -> None:
     assert response.json()["code"] == "unauthorized"
 
 
-def _as_portal(m: Merchant, token: str, payment: str = "pay_1") -> dict[str, httpx.Response]:
+def _as_portal(
+    m: Merchant, token: str, payment: str = "pay_0000000000000"
+) -> dict[str, httpx.Response]:
     """What a portal token does (read, ask for a refund, export), each answer."""
     asked = {"customer": "c_1", "kind": "money_back", "payment": payment}
     return {

@@ -112,6 +112,8 @@ CASES = [
          params={"cursor": BIG_CURSOR, "queue": "true"}),
     Case("GET", "/v1/subscriptions/sub_99999999999999999999", 404, "not_found"),
     Case("GET", "/v1/payments/pay_99999999999", 404, "not_found"),
+    Case("GET", "/v1/subscriptions/sub_zzzzzzzzzzzzz", 404, "not_found"),  # over 64 bits
+    Case("GET", "/v1/payments/pay_0000000000000", 404, "not_found"),
     # Money as JSON numbers, or written wrong.
     bad("/v1/plans", {"id": "p", "price": 499.0}, "price"),
     bad("/v1/plans", {"id": "p", "price": 499}, "price"),
@@ -205,6 +207,8 @@ CASES = [
     Case("GET", "/v1/invoices/inv_1e3", 404, "not_found"),
     Case("GET", "/v1/refund_requests/req_", 404, "not_found"),
     Case("GET", "/v1/payments/pay_0x10", 404, "not_found"),
+    Case("GET", "/v1/payments/pay_000000000000i", 404, "not_found"),  # no Crockford "i"
+    Case("GET", "/v1/invoices/INV_0000000000000", 404, "not_found"),
     Case("GET", "/v1/customers/nobody", 404, "not_found"),
     Case("GET", "/v1/customers/" + "x" * 5000, 404, "not_found"),
     Case("GET", "/v1/customers/%F0%9F%92%A9/wallet", 404, "not_found"),

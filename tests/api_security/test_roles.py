@@ -350,7 +350,7 @@ def test_missing_malformed_unknown_revoked_and_expired_credentials_are_401(api: 
     )
     unauthorized(
         api.client.post(
-            "/v1/subscriptions/sub_1/cancel",
+            "/v1/subscriptions/sub_0000000000000/cancel",
             json={},
             headers={"Authorization": f"Bearer {key}"},
         )

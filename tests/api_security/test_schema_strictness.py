@@ -20,6 +20,7 @@ from fairbill.api.app import create_app
 from fairbill.api.problems import from_error
 from fairbill.api.settings import Runtime
 from fairbill.errors import AlreadyDisputed
+from fairbill.ids import Ids, Prefix
 from fairbill.services import accounts
 from fairbill.services.clock import TestClock
 from fairbill.services.merchants import context, find_customer
@@ -195,7 +196,9 @@ def test_a_dispute_found_only_under_the_lock_is_already_disputed(api: Api) -> No
         merchant = session.get_one(MerchantRow, m.id)
         ctx = context(session, rt.clock, rt.gateway, merchant)
         customer = find_customer(session, merchant, "c_1")
-        payment = session.get_one(PaymentRow, int(pay.removeprefix("pay_")))
+        row_id = Ids(merchant.id_key).private(Prefix.PAYMENT, pay)
+        assert row_id is not None
+        payment = session.get_one(PaymentRow, row_id)
         with pytest.raises(AlreadyDisputed) as lost:
             accounts.chargeback(ctx, customer, payment, True)
         session.rollback()

@@ -73,7 +73,10 @@ def test_diff_lines_are_not_cut_when_piped() -> None:
     ("args", "message"),
     [
         (["nope", "kalenner"], "nope: unknown policy"),
-        (["kalenner", "pv_3"], "pv_3: a stored policy version needs --database-url"),
+        (
+            ["kalenner", "pv_0123456789abc"],
+            "pv_0123456789abc: a stored policy version needs --database-url",
+        ),
         (["kalenner", "kalenner", "--format", "xml"], "--format: unknown value 'xml'"),
     ],
 )

@@ -66,12 +66,14 @@ import httpx
 from sqlalchemy import Engine, create_engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fairbill.ids import Ids, Prefix
 from fairbill.store.tables import (
     CustomerRow,
     GatewayOperationRow,
     IdempotencyKeyRow,
     InvoiceRow,
     JournalEntryRow,
+    MerchantRow,
     PaymentMethodRow,
     PaymentRow,
     RefundRow,
@@ -353,6 +355,10 @@ class Customer:
     token: str
     keys: dict[str, str]
     id: int = 0
+    id_key: str = ""  # its merchant's key for public ids (``fairbill.ids``)
+
+    def public(self, prefix: Prefix, row_id: int) -> str:
+        return Ids(self.id_key).public(prefix, row_id)
 
 
 @dataclass
@@ -680,9 +686,10 @@ class Harness:
     def _customer_ids(self) -> None:
         with self.sessions() as session:
             for customer in self.customers:
-                customer.id = session.scalars(
-                    select(CustomerRow.id)
+                customer.id, customer.id_key = session.execute(
+                    select(CustomerRow.id, MerchantRow.id_key)
                     .join(PaymentMethodRow, PaymentMethodRow.customer_id == CustomerRow.id)
+                    .join(MerchantRow, MerchantRow.id == CustomerRow.merchant_id)
                     .where(PaymentMethodRow.token == customer.token)
                 ).one()
 
@@ -915,11 +922,13 @@ class Harness:
             return self.subscribe(customer, plan)
         if action == "cancel":
             body = {"immediately": True, "channel": "support"}
-            path = f"/v1/subscriptions/sub_{sub}/cancel"
-            return self.write(f"cancel {code} sub_{sub}", path, keys["support"], body)
+            public = customer.public(Prefix.SUBSCRIPTION, sub)
+            path = f"/v1/subscriptions/{public}/cancel"
+            return self.write(f"cancel {code} {public}", path, keys["support"], body)
         if action == "refund_request":
             kind = "money_back" if customer.policy == "kalenner" else "unused_period"
-            body = {"customer": code, "kind": kind, "payment": f"pay_{payment}", "reason": "crash"}
+            paid = customer.public(Prefix.PAYMENT, payment)
+            body = {"customer": code, "kind": kind, "payment": paid, "reason": "crash"}
             return self.write(
                 f"refund_request {code}", "/v1/refund_requests", keys["support"], body
             )

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 
 from fairbill.api.app import create_app
 from fairbill.api.settings import Runtime
+from fairbill.ids import Prefix
 from fairbill.services.clock import TestClock
 from fairbill.store.db import make_engine, session_factory
 from fairbill.store.migrate import upgrade
@@ -301,7 +302,7 @@ def test_concurrent_cancel_requests_through_the_api_refund_once(postgres_url: st
         runtime = Runtime(engine, clock=clock, admin_token="adm_durability")
         barrier = threading.Barrier(CANCELLERS, timeout=30)
         headers = {"Authorization": f"Bearer {ids.admin_key}"}
-        path = f"/v1/subscriptions/sub_{ids.subscription_id}/cancel"
+        path = f"/v1/subscriptions/{ids.public(Prefix.SUBSCRIPTION, ids.subscription_id)}/cancel"
         with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
 
             def post() -> tuple[int, str | None]:

@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from fairbill.calendar.windows import business_deadline
 from fairbill.decisions.facts import Merchant
 from fairbill.gateway.sandbox_db import DatabaseSandbox
+from fairbill.ids import Ids as PublicIds
+from fairbill.ids import Prefix
 from fairbill.money import Money
 from fairbill.policy.load import resolve_policy
 from fairbill.policy.model import RequestKind
@@ -62,6 +64,10 @@ class Ids:
     subscription_id: int
     payment_id: int
     admin_key: str  # the merchant's API key with the admin role
+    id_key: str  # the merchant's key for public ids (``fairbill.ids``)
+
+    def public(self, prefix: Prefix, row_id: int) -> str:
+        return PublicIds(self.id_key).public(prefix, row_id)
 
 
 def build_world(
@@ -89,7 +95,7 @@ def build_world(
                 select(PaymentRow).where(PaymentRow.customer_id == customer.id)
             ).one()
             admin_key = next(k.key for k in keys if k.role == "admin")
-            return Ids(merchant.id, customer.id, sub.id, payment.id, admin_key)
+            return Ids(merchant.id, customer.id, sub.id, payment.id, admin_key, merchant.id_key)
     finally:
         engine.dispose()
 

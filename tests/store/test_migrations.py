@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -80,7 +81,7 @@ def plan(merchant_id: int, code: str = "monthly") -> PlanRow:
     return PlanRow(merchant_id=merchant_id, code=code, interval_months=1, price_minor=1900)
 
 
-HEAD = "0008"
+HEAD = "0009"
 VERSION_FILES = [
     "0001_initial.py",
     "0002_fx_rates_and_settled_amounts.py",
@@ -90,6 +91,7 @@ VERSION_FILES = [
     "0006_policy_versions.py",
     "0007_portal_token_revocation.py",
     "0008_worker_heartbeats.py",
+    "0009_merchant_id_keys.py",
 ]
 
 
@@ -283,9 +285,7 @@ def test_0007_takes_gateway_tokens_out_of_the_audit_log(database_url: str) -> No
         engine.dispose()
     payload = {"id": "c_1", "payment_methods": [{"id": "card_1", "token": "tok_in_clear"}]}
     with session(database_url) as s:
-        row = merchant()
-        s.add(row)
-        s.flush()
+        merchant_id = _old_merchant(s)
         for action, details in (
             ("customer.create", {"payload": payload}),
             ("payment_method.create", {"payload": {"id": "card_2", "token": "tok_two"}}),
@@ -293,7 +293,7 @@ def test_0007_takes_gateway_tokens_out_of_the_audit_log(database_url: str) -> No
         ):
             s.add(
                 AuditLogRow(
-                    merchant_id=row.id,
+                    merchant_id=merchant_id,
                     at=datetime(2026, 1, 1, tzinfo=UTC),
                     actor="key:fb_x",
                     action=action,
@@ -311,3 +311,32 @@ def test_0007_takes_gateway_tokens_out_of_the_audit_log(database_url: str) -> No
         {"payload": {"id": "card_2", "token": "redacted"}},
         {"payload": {"id": "monthly", "token": None}},
     ]
+
+
+def _old_merchant(s: Session) -> int:
+    """A merchant stored at a revision before 0009 (no ``id_key`` column yet): inserted
+    by its columns of then, read back without the new one."""
+    columns = ("name", "policy_ref", "policy_id", "policy_version", "currency", "timezone")
+    values = {c: getattr(merchant(), c) for c in columns} | {"country": "FR", "language": "fr"}
+    old = sa.table("merchants", sa.column("id"), *(sa.column(c) for c in values))
+    return int(s.execute(sa.insert(old).values(values).returning(old.c.id)).scalar_one())
+
+
+def test_0009_gives_every_stored_merchant_a_key_of_its_own(database_url: str) -> None:
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0008")
+    finally:
+        engine.dispose()
+    with session(database_url) as s:
+        for _ in range(3):
+            _old_merchant(s)
+        s.commit()
+    upgrade(database_url)
+    with session(database_url) as s:
+        keys = list(s.scalars(select(MerchantRow.id_key)))
+    assert len(keys) == 3 and len(set(keys)) == 3
+    assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)

@@ -33,10 +33,11 @@ from sqlalchemy import func, select
 
 from fairbill.api.app import create_app
 from fairbill.api.settings import Runtime
+from fairbill.ids import Ids, Prefix
 from fairbill.services.clock import TestClock
 from fairbill.services.demo import seed
 from fairbill.store.db import create_schema, make_engine
-from fairbill.store.tables import CustomerRow, PaymentRow, SubscriptionRow
+from fairbill.store.tables import CustomerRow, MerchantRow, PaymentRow, SubscriptionRow
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +52,10 @@ class World:
     runtime: Runtime
     tokens: dict[str, str]  # policy id → the portal token of its "<policy>-active" customer
 
-    def ids(self, code: str) -> dict[str, str]:
-        """The ``sub_N`` and ``pay_N`` of a customer's first subscription and payment."""
+    def ids(self, code: str, under: str | None = None) -> dict[str, str]:
+        """The public ids (``sub_…``, ``pay_…``) of a customer's first subscription and
+        payment, under its merchant's key (``under``: the key of the demo merchant of that
+        policy instead, as if that merchant had issued them)."""
         with self.runtime.reads() as session:
             customer = session.scalar(select(CustomerRow).where(CustomerRow.code == code))
             assert customer is not None, code
@@ -60,7 +63,24 @@ class World:
             sub = session.scalar(first_sub.where(SubscriptionRow.customer_id == customer.id))
             first_pay = select(func.min(PaymentRow.id))
             pay = session.scalar(first_pay.where(PaymentRow.customer_id == customer.id))
-        return {"sub": f"sub_{sub}", "pay": f"pay_{pay}"}
+            assert sub is not None and pay is not None, code
+            ids = Ids(session.get_one(MerchantRow, customer.merchant_id).id_key)
+        if under is not None:
+            ids = self.keyed(under)
+        return {"sub": ids.public(Prefix.SUBSCRIPTION, sub), "pay": ids.public(Prefix.PAYMENT, pay)}
+
+    def keyed(self, policy: str) -> Ids:
+        """The public ids of the demo merchant of ``policy`` (under its ``id_key``)."""
+        with self.runtime.reads() as session:
+            merchant = session.scalar(select(MerchantRow).where(MerchantRow.policy_id == policy))
+            assert merchant is not None, policy
+            return Ids(merchant.id_key)
+
+    def row_id(self, policy: str, prefix: Prefix, public: str) -> int:
+        """The row id a public id of the demo merchant of ``policy`` names."""
+        found = self.keyed(policy).private(prefix, public)
+        assert found is not None, public
+        return found
 
 
 def seeded(url: str) -> World:

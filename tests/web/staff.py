@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fairbill.api.settings import Runtime
+from fairbill.ids import Ids, Prefix
 from fairbill.services import merchants as merchant_service
 from fairbill.services import operations, subscriptions
 from fairbill.store.tables import MerchantRow, PaymentRow, PlanRow
@@ -33,7 +34,7 @@ def new_key(runtime: Runtime, policy: str, role: str) -> str:
 
 def new_customer(runtime: Runtime, policy: str, code: str) -> tuple[str, str]:
     """A new customer of the demo merchant of ``policy``, subscribed to its first plan and
-    charged: its portal token and its first payment's id (``pay_N``)."""
+    charged: its portal token and its first payment's public id (``pay_…``)."""
     with runtime.sessions() as session:
         merchant = merchant_of(session, policy)
         ctx = merchant_service.context(session, runtime.clock, runtime.gateway, merchant)
@@ -49,8 +50,10 @@ def new_customer(runtime: Runtime, policy: str, code: str) -> tuple[str, str]:
         operations.commit_and_settle(ctx)
         token = merchant_service.issue_portal_token(session, customer, ctx.now).token
         paid = session.scalar(select(PaymentRow.id).where(PaymentRow.customer_id == customer.id))
+        assert paid is not None
+        pay = Ids(merchant.id_key).public(Prefix.PAYMENT, paid)
         session.commit()
-    return token, f"pay_{paid}"
+    return token, pay
 
 
 def csrf_of(html: str) -> str:

@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from fairbill.ids import Prefix
 from fairbill.services.clock import TestClock
 from fairbill.services.merchants import revoke_key
-from fairbill.store.tables import AuditLogRow, RefundRow, RequestRow
+from fairbill.store.tables import AuditLogRow, CustomerRow, RefundRow, RequestRow
 from fairbill.web import http, sessions
 
 from .conftest import World, enter
@@ -22,7 +23,20 @@ from .staff import csrf_of, merchant_of, new_key, sign_in
 
 
 def queue_ids(html: str) -> list[str]:
-    return re.findall(r'href="/app/requests/(req_\d+)"', html)
+    return re.findall(r'href="/app/requests/(req_[0-9a-z]{13})"', html)
+
+
+def kalenner_request(world: World) -> int:
+    """The row id of the demo Kalenner money-back request."""
+    with world.runtime.reads() as session:
+        found = session.scalar(
+            select(RequestRow.id)
+            .join(CustomerRow, CustomerRow.id == RequestRow.customer_id)
+            .where(CustomerRow.merchant_id == merchant_of(session, "kalenner").id)
+            .where(RequestRow.kind == "money_back")
+        )
+    assert found is not None
+    return found
 
 
 def asking_request(client: TestClient) -> str:
@@ -126,8 +140,9 @@ def test_each_role_sees_and_does_what_its_key_may_through_the_api(
     assert "Declare the outage" not in outages.text
     declared = client.post("/app/outages", data={"csrf": csrf_of(outages.text)})
     assert declared.status_code == 403
+    row_id = world.row_id("emailconsul", Prefix.REQUEST, req)
     with world.runtime.reads() as session:
-        row = session.get_one(RequestRow, int(req.removeprefix("req_")))
+        row = session.get_one(RequestRow, row_id)
         assert row.status == "in_review"  # nothing changed
 
 
@@ -148,8 +163,9 @@ def test_every_form_without_the_session_csrf_token_is_refused(
             response = client.post(path, data=data | token)
             assert response.status_code == 403, path
             assert "Form refused" in response.text
+    row_id = world.row_id("emailconsul", Prefix.REQUEST, req)
     with world.runtime.reads() as session:
-        row = session.get_one(RequestRow, int(req.removeprefix("req_")))
+        row = session.get_one(RequestRow, row_id)
         assert row.status == "in_review"
     assert client.get("/app/").status_code == 200  # still signed in
 
@@ -187,12 +203,13 @@ def test_a_finance_user_accepts_the_recommendation_and_the_customer_sees_the_ref
         f"/app/requests/{req}/review", data={"csrf": csrf_of(text), "decision": "accept"}
     )
     assert done.status_code == 303
-    assert re.match(rf"/app/requests/{req}\?decided=dec_\d+$", done.headers["location"])
+    assert re.match(rf"/app/requests/{req}\?decided=dec_[0-9a-z]{{13}}$", done.headers["location"])
     decided = client.get(done.headers["location"]).text
     assert "Decided: approved" in decided and "accepted the recommendation" in decided
     assert client.get("/app/queue").text.count("/app/requests/") == 0
+    row_id = world.row_id("emailconsul", Prefix.REQUEST, req)
     with world.runtime.reads() as session:
-        row = session.get_one(RequestRow, int(req.removeprefix("req_")))
+        row = session.get_one(RequestRow, row_id)
         assert (row.status, row.amount_minor) == ("paid", 3000)
         refund = session.scalar(select(RefundRow).where(RefundRow.request_id == row.id))
         assert refund is not None and refund.amount_minor == 3000
@@ -231,16 +248,23 @@ def test_an_override_beyond_the_policy_is_refused_with_its_reasons(
     assert "The override was not applied as asked" in shown
     assert "capped at what is still refundable" in shown
     assert "refunds to the original payment method only" in shown
+    row_id = world.row_id("emailconsul", Prefix.REQUEST, req)
     with world.runtime.reads() as session:
-        row = session.get_one(RequestRow, int(req.removeprefix("req_")))
+        row = session.get_one(RequestRow, row_id)
         assert (row.amount_minor, row.destination) == (3000, "original_method")
 
 
 def test_another_merchants_request_does_not_exist_here(client: TestClient, world: World) -> None:
     sign_in(client, new_key(world.runtime, "emailconsul", "admin"))
-    with world.runtime.reads() as session:
-        foreign = session.scalar(select(RequestRow.id).where(RequestRow.kind == "money_back"))
-    for path in (f"/app/requests/req_{foreign}", "/app/requests/req_x", "/app/nowhere"):
+    foreign = kalenner_request(world)
+    for path in (
+        # Kalenner's own id of its request, and the same row named under this merchant's key.
+        f"/app/requests/{world.keyed('kalenner').public(Prefix.REQUEST, foreign)}",
+        f"/app/requests/{world.keyed('emailconsul').public(Prefix.REQUEST, foreign)}",
+        "/app/requests/req_0000000000000",
+        "/app/requests/req_x",
+        "/app/nowhere",
+    ):
         assert client.get(path).status_code == 404, path
     assert client.get("/app/customers/kalenner-active").status_code == 404
 
@@ -362,11 +386,10 @@ def test_a_french_merchants_back_office_is_in_french(client: TestClient, world: 
     sign_in(client, new_key(world.runtime, "kalenner", "admin"))
     home = client.get("/app/")
     assert '<html lang="fr">' in home.text and "Revenu mensuel récurrent" in home.text
-    with world.runtime.reads() as session:
-        req = session.scalar(select(RequestRow.id).where(RequestRow.kind == "money_back"))
+    req = world.keyed("kalenner").public(Prefix.REQUEST, kalenner_request(world))
     for path, words in (
         ("/app/queue", "File d'examen"),
-        (f"/app/requests/req_{req}", "Faits"),
+        (f"/app/requests/{req}", "Faits"),
         ("/app/customers", "Trouver un client"),
         ("/app/customers/kalenner-leaving", "Chronologie"),
         ("/app/outages", "Déclarer une panne"),

@@ -42,6 +42,9 @@ def test_a_kalenner_customer_cancels_in_the_guarantee_in_french_with_the_keyboar
     tab_to(page, "Résilier cet abonnement")
     page.keyboard.press("Enter")
     page.wait_for_selector("#cancel-panel #cancel-confirm")
+    # The focus moves once htmx has settled the swap (``htmx:afterSettle``), a moment
+    # after the panel is in the page: waited for, and then it must be on the heading.
+    page.wait_for_function("document.activeElement.id === 'confirm-title'", timeout=5000)
     assert page.evaluate("document.activeElement.id") == "confirm-title"
     assert "Vous êtes remboursé de 29,00\xa0€" in page.inner_text("main")
     shot = check_page(page, "portal-cancel-preview")

@@ -10,6 +10,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from fairbill.ids import Prefix
 from fairbill.services.clock import TestClock
 from fairbill.store.tables import AuditLogRow, SubscriptionRow
 
@@ -53,7 +54,9 @@ def test_a_session_cannot_reach_another_customers_pages(client: TestClient, worl
     enter(client, world.tokens["kalenner"])
     neighbour = world.ids("kalenner-leaving")  # the same merchant's other customer
     stranger = world.ids("emailconsul-active")  # another merchant's
-    for ids in (neighbour, stranger):
+    # Another merchant's rows, named as if this merchant had issued their ids.
+    disguised = world.ids("emailconsul-active", under="kalenner")
+    for ids in (neighbour, stranger, disguised):
         for path in (
             f"/portal/subscriptions/{ids['sub']}",
             f"/portal/subscriptions/{ids['sub']}/cancel",
@@ -63,7 +66,14 @@ def test_a_session_cannot_reach_another_customers_pages(client: TestClient, worl
             response = client.get(path)
             assert response.status_code == 404, path
             assert "Page introuvable" in response.text
-    for path in ("/portal/subscriptions/sub_x", "/portal/invoices/inv_1x", "/portal/nowhere"):
+    for path in (
+        "/portal/subscriptions/sub_x",
+        "/portal/subscriptions/sub_0000000000000",
+        "/portal/invoices/inv_1x",
+        "/portal/invoices/inv_0000000000000",
+        "/portal/payments/pay_0000000000000",
+        "/portal/nowhere",
+    ):
         assert client.get(path).status_code == 404, path
     token = csrf_of(client.get("/portal/").text)
     cancel = client.post(f"/portal/subscriptions/{neighbour['sub']}/cancel", data={"csrf": token})
@@ -78,8 +88,9 @@ def test_forms_without_the_session_csrf_token_are_refused(client: TestClient, wo
         assert response.status_code == 403
         assert "Formulaire refusé" in response.text
     assert client.post("/portal/sign-out", data={}).status_code == 403
+    row_id = world.row_id("kalenner", Prefix.SUBSCRIPTION, sub)
     with world.runtime.reads() as session:
-        row = session.get_one(SubscriptionRow, int(sub.removeprefix("sub_")))
+        row = session.get_one(SubscriptionRow, row_id)
         assert row.status == "active" and row.cancel_at is None  # nothing changed
 
 
@@ -106,8 +117,9 @@ def test_kalenner_cancels_inside_the_guarantee_and_sees_the_refund_and_why(
     assert "kalenner/guarantee" in decision.text
     billing = client.get("/portal/billing")
     assert billing.text.count("29,00\xa0€") >= 3  # paid, refunded (settled after commit)
+    row_id = world.row_id("kalenner", Prefix.SUBSCRIPTION, sub)
     with world.runtime.reads() as session:
-        row = session.get_one(SubscriptionRow, int(sub.removeprefix("sub_")))
+        row = session.get_one(SubscriptionRow, row_id)
         assert row.status == "canceled"
         audit = session.scalar(
             select(AuditLogRow).where(AuditLogRow.action == "subscription.cancel")
@@ -217,7 +229,7 @@ def test_receipts_and_invoices_are_printable_pages(client: TestClient, world: Wo
     pay = world.ids("voip-active")["pay"]
     receipt = client.get(f"/portal/payments/{pay}")
     assert receipt.status_code == 200 and "Receipt for payment 1" in receipt.text
-    invoice_link = re.search(r'href="(/portal/invoices/inv_\d+)"', receipt.text)
+    invoice_link = re.search(r'href="(/portal/invoices/inv_[0-9a-z]{13})"', receipt.text)
     assert invoice_link is not None
     invoice = client.get(invoice_link.group(1))
     assert "Invoice 1" in invoice.text and "$50.00" in invoice.text

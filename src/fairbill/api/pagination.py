@@ -1,16 +1,17 @@
-"""Cursor pagination: ``?limit=&cursor=``; the cursor is opaque (the last row's id)."""
+"""Cursor pagination: ``?limit=&cursor=``; the cursor is opaque: the last row's id,
+enciphered as public ids are (``fairbill.ids``), so it tells nothing of volume either."""
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy.orm import Session
 
 from fairbill.api.problems import Problem
+from fairbill.ids import Ids, Prefix
+from fairbill.services.context import Ctx
 
 MAX_LIMIT = 100
 # Row ids are 32-bit integer columns on PostgreSQL: a larger number names no row, and
@@ -28,30 +29,21 @@ def row_id(text: str) -> int | None:
     return value if value <= MAX_ID else None
 
 
-def encode(row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{row_id}".encode()).decode().rstrip("=")
-
-
-def decode(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode()).decode()
-        number = row_id(text[3:]) if text.startswith("id:") else None
-        if number is None:
-            raise ValueError(cursor)
-        return number
-    except (ValueError, UnicodeDecodeError) as exc:
+def decode(ids: Ids, cursor: str) -> int:
+    number = ids.private(Prefix.CURSOR, cursor)
+    if number is None:
         raise Problem(
             422,
             "invalid_cursor",
             "Invalid cursor",
             "the cursor is not one we issued",
             errors=[{"field": "cursor", "message": "invalid cursor"}],
-        ) from exc
+        )
+    return number
 
 
 def page(
-    session: Session,
+    ctx: Ctx,
     query: Select[Any],
     model: Any,
     limit: int,
@@ -60,12 +52,12 @@ def page(
 ) -> dict[str, Any]:
     """Rows in id order after ``cursor``; ``limit`` is clamped to 1..100 by the route."""
     if cursor:
-        query = query.where(model.id > decode(cursor))
-    rows = list(session.scalars(query.order_by(model.id).limit(limit + 1)))
+        query = query.where(model.id > decode(ctx.ids, cursor))
+    rows = list(ctx.session.scalars(query.order_by(model.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return {
         "data": [render(r) for r in rows],
         "has_more": more,
-        "next_cursor": encode(rows[-1].id) if more and rows else None,
+        "next_cursor": ctx.ids.public(Prefix.CURSOR, rows[-1].id) if more and rows else None,
     }

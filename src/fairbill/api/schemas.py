@@ -222,8 +222,8 @@ from fairbill.policy.model import (  # noqa: E402  (the policy's own vocabularie
     RequestKind,
 )
 
-PaymentId = Annotated[str, StringConstraints(pattern=r"^pay_[0-9]{1,18}$")]
-InvoiceId = Annotated[str, StringConstraints(pattern=r"^inv_[0-9]{1,18}$")]
+PaymentId = Annotated[str, StringConstraints(pattern=r"^pay_[0-9a-z]{13}$")]
+InvoiceId = Annotated[str, StringConstraints(pattern=r"^inv_[0-9a-z]{13}$")]
 Percent = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]{1,6})?$")]
 Text = Annotated[str, StringConstraints(max_length=2000)]
 

@@ -31,7 +31,7 @@ from fairbill.services.whatif import Report, combine, summarize
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-_VERSION_ID = re.compile(r"^pv_([0-9]+)$")
+_VERSION_ID = re.compile(r"^pv_[0-9a-z]{13}$")  # a public id (``fairbill.ids``)
 LANGUAGES = ("en", "fr")
 FORMATS = ("text", "json")
 
@@ -66,8 +66,11 @@ def _policy(ref: str, database_url: str | None) -> tuple[Policy, str]:
     from fairbill.services import policies
 
     with _session(database_url) as session:
+        version_id = policies.named(session, ref)
+        if version_id is None:
+            raise _fail(f"{ref}: no such policy version in {database_url}")
         try:
-            return policies.policy_of(session, int(match.group(1))), ref
+            return policies.policy_of(session, version_id), ref
         except FairbillError as exc:
             raise _fail(f"{ref}: {exc}") from exc
 

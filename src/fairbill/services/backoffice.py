@@ -27,6 +27,7 @@ from fairbill.decisions.codec import decode_call
 from fairbill.decisions.facts import RequestFacts
 from fairbill.decisions.review import bound_destination
 from fairbill.errors import NotFound
+from fairbill.ids import Prefix
 from fairbill.lifecycle import RequestStatus
 from fairbill.money import Money
 from fairbill.policy.model import Fees, Policy, RequestKind
@@ -64,11 +65,11 @@ def live_key(session: Session, prefix: str) -> ApiKeyRow | None:
 Row = TypeVar("Row", RequestRow, OutageRow)
 
 
-def _by_id(session: Session, model: type[Row], prefix: str, text: str) -> Row:
-    digits = text.removeprefix(f"{prefix}_")
-    row = None
-    if digits != text and digits.isascii() and digits.isdigit() and len(digits) < 19:
-        row = session.get(model, int(digits))
+def _by_id(ctx: Ctx, model: type[Row], prefix: Prefix, text: str) -> Row:
+    """The row a public id names (``fairbill.ids``); a foreign or unknown id is
+    ``NotFound``."""
+    row_id = ctx.ids.private(prefix, text)
+    row = ctx.session.get(model, row_id) if row_id is not None else None
     if row is None:
         raise NotFound(f"no {prefix} {text!r}")
     return row
@@ -137,7 +138,7 @@ def queue(ctx: Ctx) -> list[QueueItem]:
 # -- one request -------------------------------------------------------------------------------
 def request_of(ctx: Ctx, text: str) -> tuple[CustomerRow, RequestRow]:
     """The merchant's request ``req_N``, with its customer."""
-    row = _by_id(ctx.session, RequestRow, "req", text)
+    row = _by_id(ctx, RequestRow, Prefix.REQUEST, text)
     return _merchant_customer(ctx, row.customer_id, f"req {text!r}"), row
 
 
@@ -219,11 +220,12 @@ def review_bounds(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Bounds:
 
 
 def decision_of(ctx: Ctx, customer: CustomerRow, text: str) -> DecisionRow | None:
-    """The customer's decision ``dec_N``, or None (a stale or foreign id shows nothing)."""
-    digits = text.removeprefix("dec_")
-    if digits == text or not (digits.isascii() and digits.isdigit() and len(digits) < 19):
+    """The customer's decision ``text`` names, or None (a stale or foreign id shows
+    nothing)."""
+    row_id = ctx.ids.private(Prefix.DECISION, text)
+    if row_id is None:
         return None
-    row = ctx.session.get(DecisionRow, int(digits))
+    row = ctx.session.get(DecisionRow, row_id)
     return row if row is not None and row.customer_id == customer.id else None
 
 
@@ -261,7 +263,7 @@ def customer_of(ctx: Ctx, code: str) -> CustomerRow:
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing that happened to a customer: when, what (``KINDS``), the page that shows
-    it (``req_3``) if any, and what the timeline says of it."""
+    it (its public id) if any, and what the timeline says of it."""
 
     at: datetime
     kind: str
@@ -310,7 +312,7 @@ def timeline(ctx: Ctx, customer: CustomerRow) -> list[Event]:
         events.append(Event(failed.at, "failed_payment", None, values))
     for req in s.scalars(select(RequestRow).where(RequestRow.customer_id == cid)):
         values = {"number": req.number, "kind": req.kind, "status": req.status}
-        events.append(Event(req.at, "request", f"req_{req.id}", values))
+        events.append(Event(req.at, "request", ctx.ids.public(Prefix.REQUEST, req.id), values))
     for dec in s.scalars(select(DecisionRow).where(DecisionRow.customer_id == cid)):
         values = {
             "action": dec.action,
@@ -318,11 +320,11 @@ def timeline(ctx: Ctx, customer: CustomerRow) -> list[Event]:
             "amount": money(dec.amount_minor).text(),
             "explanation": dec.explanation,
         }
-        events.append(Event(dec.at, "decision", f"dec_{dec.id}", values))
+        events.append(Event(dec.at, "decision", ctx.ids.public(Prefix.DECISION, dec.id), values))
     events += _money_events(ctx, customer)
     for out in s.scalars(select(OutageRow).where(OutageRow.customer_id == cid)):
         values = {"end": ctx.local(out.end), "cause": out.cause}
-        events.append(Event(out.start, "outage", f"out_{out.id}", values))
+        events.append(Event(out.start, "outage", ctx.ids.public(Prefix.OUTAGE, out.id), values))
     for note in s.scalars(select(NotificationRow).where(NotificationRow.customer_id == cid)):
         events.append(Event(note.at, "email", None, _email(note)))
     ordered = sorted(events, key=lambda e: (e.at, _rank(e)))
@@ -439,7 +441,7 @@ def outages(ctx: Ctx) -> list[Outage]:
 
 def outage_of(ctx: Ctx, text: str) -> Outage:
     """The incident ``out_N`` names (any of its outages), of this merchant."""
-    row = _by_id(ctx.session, OutageRow, "out", text)
+    row = _by_id(ctx, OutageRow, Prefix.OUTAGE, text)
     _merchant_customer(ctx, row.customer_id, f"out {text!r}")
     return next(o for o in outages(ctx) if any(c.outage == row.id for c in o.compensations))
 

@@ -28,6 +28,7 @@ from fairbill.decisions.facts import (
 )
 from fairbill.errors import NotFound
 from fairbill.gateway.port import PaymentGateway
+from fairbill.ids import Ids
 from fairbill.money import Money
 from fairbill.policy.model import Policy
 from fairbill.services import policies
@@ -67,11 +68,13 @@ class Ctx:
     _terms: dict[int, tuple[int | None, Merchant]] = field(init=False, default_factory=dict)
     _plans: dict[str, PlanRow] = field(init=False, default_factory=dict)
     facts: Facts = field(init=False)  # the reads the deciders' facts come from
+    ids: Ids = field(init=False)  # the merchant's public ids (``fairbill.ids``)
 
     def __post_init__(self) -> None:
         row = self.merchant_row
         self.merchant = Merchant(self.policy, ZoneInfo(row.timezone), row.country, row.currency)
         self.facts = Facts(self.session, self.merchant, lambda: self.now, self.plan)
+        self.ids = Ids(row.id_key)
 
     # -- the policy that decides ---------------------------------------------------------
     def terms(self, customer_id: int) -> tuple[int | None, Merchant]:

@@ -28,6 +28,7 @@ from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from fairbill.errors import Conflict, NotFound, PolicyError
+from fairbill.ids import Ids, Prefix
 from fairbill.lifecycle import LIVE, PolicyVersionStatus, advance
 from fairbill.policy.diff import diff_policies
 from fairbill.policy.floors import bundled_floors
@@ -125,7 +126,7 @@ def policy_of(session: Session, version_id: int) -> Policy:
         )
     ).one_or_none()
     if row is None:
-        raise NotFound(f"no policy version pv_{version_id}")
+        raise NotFound(f"no policy version {version_id} stored")
     found = _POLICIES.get(row.digest)
     if found is None:
         found = _POLICIES[row.digest] = Policy.model_validate(json.loads(row.canonical))
@@ -231,7 +232,7 @@ def versions(session: Session, merchant: MerchantRow) -> list[PolicyVersionRow]:
 def find(session: Session, merchant: MerchantRow, version_id: int) -> PolicyVersionRow:
     row = session.get(PolicyVersionRow, version_id)
     if row is None or row.merchant_id != merchant.id:
-        raise NotFound(f"no policy version pv_{version_id}")
+        raise NotFound("no such policy version")
     return row
 
 
@@ -303,7 +304,7 @@ def publish(
     under an older version are told (their terms' ``terms_change`` clause permitting);
     new subscriptions accept this version from now on."""
     if row.status == PolicyVersionStatus.PUBLISHED:
-        raise Conflict(f"policy version pv_{row.id} is already published")
+        raise Conflict(f"policy version {_public(merchant, row.id)} is already published")
     before = _current_id(session, merchant)
     material = before is None or any(
         c.material for c in diff_policies(policy_of(session, before), policy_of(session, row.id))
@@ -343,17 +344,35 @@ def _notify(session: Session, merchant: MerchantRow, row: PolicyVersionRow, at: 
                 at=at,
                 template="terms_changed",
                 language=customer.language or merchant.language,
-                payload=_payload(row, rule),
+                payload=_payload(merchant, row, rule),
             )
         )
         told += 1
     return told
 
 
-def _payload(row: PolicyVersionRow, rule: TermsChange | None) -> dict[str, Any]:
+def named(session: Session, text: str) -> int | None:
+    """The stored version a public id names, whichever merchant's it is (for operators'
+    tools, which have no merchant): decoded under each merchant's key, kept where the
+    version is that merchant's."""
+    for merchant in session.scalars(select(MerchantRow)):
+        version_id = Ids(merchant.id_key).private(Prefix.POLICY_VERSION, text)
+        row = session.get(PolicyVersionRow, version_id) if version_id is not None else None
+        if row is not None and row.merchant_id == merchant.id:
+            return row.id
+    return None
+
+
+def _public(merchant: MerchantRow, version_id: int) -> str:
+    return Ids(merchant.id_key).public(Prefix.POLICY_VERSION, version_id)
+
+
+def _payload(
+    merchant: MerchantRow, row: PolicyVersionRow, rule: TermsChange | None
+) -> dict[str, Any]:
     return {
         "version": row.label,
-        "version_id": f"pv_{row.id}",
+        "version_id": _public(merchant, row.id),
         "continued_use_is_acceptance": "yes"
         if rule is None or rule.continued_use_is_acceptance
         else "no",

@@ -1,6 +1,6 @@
 """What the customer portal reads: a customer's own records, found by the ids the API
-shows (``sub_3``, ``inv_7``, ``pay_7``, ``req_2``, ``dec_9``), and what cancelling now
-would do under the terms the customer accepted.
+shows (opaque public ids: ``sub_…``, ``inv_…``, ``pay_…``, ``req_…``, ``dec_…``), and what
+cancelling now would do under the terms the customer accepted.
 
 Invariant: every lookup here takes the customer and answers ``NotFound`` for a record of
 anyone else, so a page can never show another customer's record (nor say it exists).
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from fairbill.decisions.cancellation import CancelOutcome, decide_cancel
 from fairbill.errors import NotFound
+from fairbill.ids import Prefix
 from fairbill.lifecycle import BILLED
 from fairbill.money import Money
 from fairbill.policy.model import Policy
@@ -37,12 +38,12 @@ from fairbill.store.tables import (
 
 Owned = TypeVar("Owned", SubscriptionRow, InvoiceRow, PaymentRow, RequestRow, DecisionRow)
 
-PREFIXES: dict[type, str] = {
-    SubscriptionRow: "sub",
-    InvoiceRow: "inv",
-    PaymentRow: "pay",
-    RequestRow: "req",
-    DecisionRow: "dec",
+PREFIXES: dict[type, Prefix] = {
+    SubscriptionRow: Prefix.SUBSCRIPTION,
+    InvoiceRow: Prefix.INVOICE,
+    PaymentRow: Prefix.PAYMENT,
+    RequestRow: Prefix.REQUEST,
+    DecisionRow: Prefix.DECISION,
 }
 
 
@@ -55,13 +56,12 @@ def token_alive(session: Session, prefix: str, now: datetime) -> PortalTokenRow 
     return row
 
 
-def owned(session: Session, model: type[Owned], text: str, customer: CustomerRow) -> Owned:
-    """The customer's record ``text`` (``sub_3``…); any other id is ``NotFound``."""
+def owned(ctx: Ctx, model: type[Owned], text: str, customer: CustomerRow) -> Owned:
+    """The customer's record ``text`` names (a public id, ``fairbill.ids``); any other id
+    is ``NotFound``."""
     prefix = PREFIXES[model]
-    digits = text.removeprefix(f"{prefix}_")
-    row = None
-    if digits != text and digits.isascii() and digits.isdigit() and len(digits) < 19:
-        row = session.get(model, int(digits))
+    row_id = ctx.ids.private(prefix, text)
+    row = ctx.session.get(model, row_id) if row_id is not None else None
     if row is None or row.customer_id != customer.id:
         raise NotFound(f"no {prefix} {text!r}")
     return row

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from fairbill.decisions.decision import Decision
+from fairbill.ids import Prefix
 from fairbill.lifecycle import OperationKind
 from fairbill.money import Money
 from fairbill.services.context import Ctx
@@ -27,10 +28,32 @@ from fairbill.store.tables import (
     SubscriptionRow,
 )
 
+# The row kinds job failures and alerts name, by the word they use.
+TARGETS = {
+    "subscription": Prefix.SUBSCRIPTION,
+    "invoice": Prefix.INVOICE,
+    "payment": Prefix.PAYMENT,
+    "operation": Prefix.OPERATION,
+    "request": Prefix.REQUEST,
+}
+
 
 class Fmt:
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
+
+    def id(self, prefix: Prefix, row_id: int) -> str:
+        """The row's public id (``fairbill.ids``)."""
+        return self.ctx.ids.public(prefix, row_id)
+
+    def target(self, text: str) -> str:
+        """What a job failure or an alert names (``subscription:<row id>``), with the
+        row's public id; a customer is named by its own code already."""
+        kind, sep, rest = text.partition(":")
+        prefix = TARGETS.get(kind)
+        if not sep or prefix is None or not rest.isdigit():
+            return text
+        return f"{kind}:{self.id(prefix, int(rest))}"
 
     def time(self, value: datetime | None) -> str | None:
         return self.ctx.local(value).isoformat() if value is not None else None
@@ -50,7 +73,7 @@ def customer_view(t: Fmt, c: CustomerRow) -> dict[str, Any]:
 
 def subscription_view(t: Fmt, sub: SubscriptionRow) -> dict[str, Any]:
     return {
-        "id": f"sub_{sub.id}",
+        "id": t.id(Prefix.SUBSCRIPTION, sub.id),
         "plan": sub.plan_code,
         "status": sub.status,
         "started_at": t.time(sub.started_at),
@@ -105,11 +128,11 @@ def collection(t: Fmt, inv: InvoiceRow) -> dict[str, Any] | None:
 
 def operation_view(t: Fmt, op: GatewayOperationRow) -> dict[str, Any]:
     return {
-        "id": f"gop_{op.id}",
+        "id": t.id(Prefix.OPERATION, op.id),
         "kind": op.kind,
         "purpose": op.purpose,
         "status": op.status,
-        "key": op.key,
+        "key": public_key(t, op),
         "amount": Money.from_minor(op.amount_minor, op.currency).text(),
         "currency": op.currency,
         "attempt": op.attempt,
@@ -120,6 +143,16 @@ def operation_view(t: Fmt, op: GatewayOperationRow) -> dict[str, Any]:
         "reference": op.reference,
         "error": op.error,
     }
+
+
+def public_key(t: Fmt, op: GatewayOperationRow) -> str:
+    """The operation's idempotency key as the API shows it: the key the gateway was
+    given names row ids (``charge:<invoice id>:<attempt>``), shown with public ids."""
+    if op.refund_id is not None:
+        return f"refund:{t.id(Prefix.REFUND, op.refund_id)}:{op.attempt}"
+    if op.invoice_id is not None:
+        return f"charge:{t.id(Prefix.INVOICE, op.invoice_id)}:{op.attempt}"
+    return op.kind
 
 
 def payment_view(t: Fmt, p: PaymentRow, invoice_number: int) -> dict[str, Any]:
@@ -225,7 +258,7 @@ def decision_view(t: Fmt, d: Decision) -> dict[str, Any]:
 def decision_row_view(t: Fmt, d: DecisionRow) -> dict[str, Any]:
     """A stored decision, as the customer and the support agent read it."""
     return {
-        "id": f"dec_{d.id}",
+        "id": t.id(Prefix.DECISION, d.id),
         "at": t.time(d.at),
         "action": d.action,
         "outcome": d.outcome,

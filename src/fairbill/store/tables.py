@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from fairbill.ids import new_key
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
@@ -87,6 +89,8 @@ class MerchantRow(Base):
     # Where alerts for the merchant's finance people go: refunds that finally failed,
     # scheduled jobs that keep failing (migration 0005). NULL: none on file.
     finance_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    # The key its rows' public ids are enciphered under (``fairbill.ids``, migration 0009).
+    id_key: Mapped[str] = mapped_column(String(32), default=new_key)
 
 
 class PolicyVersionRow(Base):

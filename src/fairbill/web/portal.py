@@ -27,6 +27,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from fairbill.errors import NotFound
+from fairbill.ids import Prefix
 from fairbill.policy.customer_terms import (
     Requirements,
     appeal_allowed,
@@ -247,7 +248,7 @@ def home(request: Request, who: Who) -> Response:
 @router.get("/subscriptions/{sub_id}")
 def subscription(sub_id: str, request: Request, who: Who) -> Response:
     with visiting(request, who) as v:
-        sub = portal.owned(v.ctx.session, SubscriptionRow, sub_id, v.customer)
+        sub = portal.owned(v.ctx, SubscriptionRow, sub_id, v.customer)
         return v.page("portal/subscription.html", s=subscription_card(v, sub))
 
 
@@ -256,7 +257,7 @@ def cancel_page(sub_id: str, request: Request, who: Who) -> Response:
     """The preview, then the confirmation form (the subscription page loads the form in
     place with htmx; without JavaScript its link comes here)."""
     with visiting(request, who) as v:
-        sub = portal.owned(v.ctx.session, SubscriptionRow, sub_id, v.customer)
+        sub = portal.owned(v.ctx, SubscriptionRow, sub_id, v.customer)
         card = subscription_card(v, sub)
         if card["preview"] is None:  # already ending: nothing to confirm
             return RedirectResponse(f"/portal/subscriptions/{sub_id}", status_code=303)
@@ -270,11 +271,12 @@ def cancel(sub_id: str, request: Request, who: Who, posted: Posted) -> Response:
 
     def work(ctx: Ctx) -> tuple[str, str]:
         customer = ctx.session.get_one(CustomerRow, who.customer_id)
-        sub = portal.owned(ctx.session, SubscriptionRow, sub_id, customer)
+        sub = portal.owned(ctx, SubscriptionRow, sub_id, customer)
         subscription_service.cancel(ctx, customer, sub, channel="portal", reason=reason)
         ctx.session.flush()
         decided = portal.latest_decision(ctx.session, customer)
-        return f"subscription:sub_{sub.id}", f"dec_{decided.id}" if decided else ""
+        shown = ctx.ids.public(Prefix.DECISION, decided.id) if decided else ""
+        return f"subscription:{ctx.ids.public(Prefix.SUBSCRIPTION, sub.id)}", shown
 
     decision = act(request, who, "subscription.cancel", {"reason": reason}, work)
     where = f"/portal/decisions/{decision}" if decision else HOME
@@ -301,7 +303,7 @@ def decision_list(request: Request, who: Who) -> Response:
 @router.get("/decisions/{decision_id}")
 def decision(decision_id: str, request: Request, who: Who) -> Response:
     with visiting(request, who) as v:
-        row = portal.owned(v.ctx.session, DecisionRow, decision_id, v.customer)
+        row = portal.owned(v.ctx, DecisionRow, decision_id, v.customer)
         decided_by = decision_policy(v, row)
         return v.page(
             "portal/decision.html",
@@ -315,8 +317,8 @@ def decision(decision_id: str, request: Request, who: Who) -> Response:
 def payment_card(v: Visit, p: PaymentRow) -> dict[str, Any]:
     invoice = v.ctx.session.get_one(InvoiceRow, p.invoice_id)
     return payment_view(Fmt(v.ctx), p, invoice.number) | {
-        "id": f"pay_{p.id}",
-        "invoice_id": f"inv_{invoice.id}",
+        "id": v.ctx.ids.public(Prefix.PAYMENT, p.id),
+        "invoice_id": v.ctx.ids.public(Prefix.INVOICE, invoice.id),
     }
 
 
@@ -328,7 +330,7 @@ def billing(request: Request, who: Who) -> Response:
             "portal/billing.html",
             payments=[payment_card(v, p) for p in portal.payments(v.ctx.session, v.customer)],
             invoices=[
-                invoice_view(t, i) | {"id": f"inv_{i.id}"}
+                invoice_view(t, i) | {"id": t.id(Prefix.INVOICE, i.id)}
                 for i in portal.invoices(v.ctx.session, v.customer)
             ],
         )
@@ -337,14 +339,14 @@ def billing(request: Request, who: Who) -> Response:
 @router.get("/invoices/{invoice_id}")
 def invoice(invoice_id: str, request: Request, who: Who) -> Response:
     with visiting(request, who) as v:
-        row = portal.owned(v.ctx.session, InvoiceRow, invoice_id, v.customer)
+        row = portal.owned(v.ctx, InvoiceRow, invoice_id, v.customer)
         return v.page("portal/invoice.html", i=invoice_view(Fmt(v.ctx), row))
 
 
 @router.get("/payments/{payment_id}")
 def payment(payment_id: str, request: Request, who: Who) -> Response:
     with visiting(request, who) as v:
-        row = portal.owned(v.ctx.session, PaymentRow, payment_id, v.customer)
+        row = portal.owned(v.ctx, PaymentRow, payment_id, v.customer)
         paid = v.ctx.session.scalars(
             select(RefundRow).where(RefundRow.payment_id == row.id).order_by(RefundRow.id)
         )
@@ -402,7 +404,7 @@ def refund_page(
 @router.get("/payments/{payment_id}/refund")
 def refund_form(payment_id: str, request: Request, who: Who, kind: str = "") -> Response:
     with visiting(request, who) as v:
-        row = portal.owned(v.ctx.session, PaymentRow, payment_id, v.customer)
+        row = portal.owned(v.ctx, PaymentRow, payment_id, v.customer)
         return refund_page(v, row, kind or None)
 
 
@@ -447,7 +449,7 @@ def refund_request(payment_id: str, request: Request, who: Who, posted: Posted) 
     check_csrf(posted, who)
     kind = posted.get("kind")
     with visiting(request, who) as v:
-        row = portal.owned(v.ctx.session, PaymentRow, payment_id, v.customer)
+        row = portal.owned(v.ctx, PaymentRow, payment_id, v.customer)
         if kind not in {k["kind"] for k in kinds_on_offer(v)}:
             raise NotFound(f"no refund kind {kind!r} in this policy")
         asked, errors = read_refund(posted, requirements(v.policy, RequestKind(kind)))
@@ -458,7 +460,7 @@ def refund_request(payment_id: str, request: Request, who: Who, posted: Posted) 
 
     def work(ctx: Ctx) -> tuple[str, str]:
         customer = ctx.session.get_one(CustomerRow, who.customer_id)
-        paid = portal.owned(ctx.session, PaymentRow, payment_id, customer)
+        paid = portal.owned(ctx, PaymentRow, payment_id, customer)
         filed = refunds.request_refund(
             ctx,
             customer,
@@ -469,7 +471,8 @@ def refund_request(payment_id: str, request: Request, who: Who, posted: Posted) 
             order_numbers=asked.order_numbers,
         )
         ctx.session.flush()
-        return f"refund_request:req_{filed.id}", f"req_{filed.id}"
+        shown = ctx.ids.public(Prefix.REQUEST, filed.id)
+        return f"refund_request:{shown}", shown
 
     details = {"kind": str(asked.kind), "payment": payment_id, "reason": asked.reason}
     filed = act(request, who, "refund_request.create", details, work)
@@ -483,7 +486,7 @@ def request_list(request: Request, who: Who) -> Response:
         rows = portal.requests(v.ctx.session, v.customer)
         return v.page(
             "portal/requests.html",
-            requests=[request_view(t, r) | {"id": f"req_{r.id}"} for r in rows],
+            requests=[request_view(t, r) | {"id": t.id(Prefix.REQUEST, r.id)} for r in rows],
         )
 
 
@@ -500,7 +503,7 @@ def may_appeal(v: Visit, row: RequestRow) -> bool:
 @router.get("/requests/{request_id}")
 def request_page(request_id: str, request: Request, who: Who) -> Response:
     with visiting(request, who) as v:
-        row = portal.owned(v.ctx.session, RequestRow, request_id, v.customer)
+        row = portal.owned(v.ctx, RequestRow, request_id, v.customer)
         t = Fmt(v.ctx)
         paid = v.ctx.session.get(PaymentRow, row.payment_id) if row.payment_id else None
         history = [
@@ -510,10 +513,10 @@ def request_page(request_id: str, request: Request, who: Who) -> Response:
         ]
         return v.page(
             "portal/request.html",
-            r=request_view(t, row) | {"id": f"req_{row.id}"},
+            r=request_view(t, row) | {"id": t.id(Prefix.REQUEST, row.id)},
             quotes=quotes(v.policy, row.clauses),
             can_appeal=may_appeal(v, row),
-            payment_id=f"pay_{paid.id}" if paid else None,
+            payment_id=t.id(Prefix.PAYMENT, paid.id) if paid else None,
             payment_number=paid.number if paid else None,
             decisions=history,
         )
@@ -525,9 +528,9 @@ def appeal(request_id: str, request: Request, who: Who, posted: Posted) -> Respo
 
     def work(ctx: Ctx) -> tuple[str, None]:
         customer = ctx.session.get_one(CustomerRow, who.customer_id)
-        row = portal.owned(ctx.session, RequestRow, request_id, customer)
+        row = portal.owned(ctx, RequestRow, request_id, customer)
         refunds.appeal(ctx, customer, row)
-        return f"refund_request:req_{row.id}", None
+        return f"refund_request:{ctx.ids.public(Prefix.REQUEST, row.id)}", None
 
     act(request, who, "refund_request.appeal", {}, work)
     return secure(RedirectResponse(f"/portal/requests/{request_id}", status_code=303))

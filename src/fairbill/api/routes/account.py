@@ -43,6 +43,7 @@ from fairbill.api.schemas import (
     TermsChangeIn,
 )
 from fairbill.api.settings import Runtime
+from fairbill.ids import Prefix
 from fairbill.lifecycle import CUSTOMER_ENDED, DisputeStatus, InvoiceStatus
 from fairbill.services import accounts, credits
 from fairbill.services.billing import amount_due
@@ -235,7 +236,7 @@ def open_dispute(body: DisputeIn, request: Request, rt: Rt, who: Caller) -> JSON
                 f"payment {body.payment!r} already has a dispute ({payment.disputed})",
             )
         accounts.chargeback(ctx, customer, payment, body.contacted_support_first)
-        return f"payment:pay_{payment.id}", _account(ctx, customer) | {
+        return f"payment:{ctx.ids.public(Prefix.PAYMENT, payment.id)}", _account(ctx, customer) | {
             "payment": payment_out(ctx, payment)
         }
 
@@ -263,7 +264,7 @@ def close_dispute(
         if payment.disputed != DisputeStatus.OPEN:
             raise conflict("no_open_dispute", f"payment {payment_id!r} has no open dispute")
         accounts.dispute_closed(ctx, customer, payment, body.outcome)
-        return f"payment:pay_{payment.id}", _account(ctx, customer) | {
+        return f"payment:{ctx.ids.public(Prefix.PAYMENT, payment.id)}", _account(ctx, customer) | {
             "payment": payment_out(ctx, payment)
         }
 
@@ -454,7 +455,11 @@ def export(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
                 "clauses": list(d.clauses),
                 "explanation": d.explanation,
                 "policy_version": d.policy_version,
-                "policy_version_id": f"pv_{d.policy_version_id}" if d.policy_version_id else None,
+                "policy_version_id": (
+                    t.id(Prefix.POLICY_VERSION, d.policy_version_id)
+                    if d.policy_version_id
+                    else None
+                ),
             }
             for d in rows(DecisionRow)
         ],

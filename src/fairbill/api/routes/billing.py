@@ -1,7 +1,7 @@
 """Billing records, read-only: invoices, payments, refunds, credit notes, wallet, packs.
 
-Ids are the database ids with a prefix (``inv_12``, ``pay_7``, ``ref_3``, ``cn_2``,
-``pack_4``); the per-customer ``number`` of the shared read models is kept beside them.
+Ids are opaque public ids (``inv_…``, ``pay_…``: ``fairbill.ids``); the per-customer
+``number`` of the shared read models is kept beside them.
 A portal token sees only its own customer's records; anything else is a 404.
 """
 
@@ -16,9 +16,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
-from fairbill.api.pagination import page, row_id
+from fairbill.api.pagination import page
 from fairbill.api.problems import RESPONSES, Problem, not_found
 from fairbill.api.settings import Runtime
+from fairbill.ids import Ids, Prefix
 from fairbill.services.billing import amount_due
 from fairbill.services.context import Ctx
 from fairbill.services.views import (
@@ -78,10 +79,10 @@ _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 # -- ids ---------------------------------------------------------------------------------
-def number_of(prefix: str, text: str, what: str) -> int:
-    """``inv_12`` → 12; any other shape is a 404 (an id we never issued)."""
-    digits = text.removeprefix(f"{prefix}_")
-    number = row_id(digits) if digits != text else None
+def number_of(ids: Ids, prefix: Prefix, text: str, what: str) -> int:
+    """The row id a public id names (``fairbill.ids``); any other text is a 404 (an id
+    we never issued, or another merchant's)."""
+    number = ids.private(prefix, text)
     if number is None:
         raise not_found(f"no {what} {text!r}")
     return number
@@ -100,14 +101,14 @@ def owner(ctx: Ctx, who: Principal, customer_id: int, what: str, text: str) -> C
 
 
 def load_invoice(ctx: Ctx, who: Principal, inv_id: str) -> tuple[CustomerRow, InvoiceRow]:
-    row = ctx.session.get(InvoiceRow, number_of("inv", inv_id, "invoice"))
+    row = ctx.session.get(InvoiceRow, number_of(ctx.ids, Prefix.INVOICE, inv_id, "invoice"))
     if row is None:
         raise not_found(f"no invoice {inv_id!r}")
     return owner(ctx, who, row.customer_id, "invoice", inv_id), row
 
 
 def load_payment(ctx: Ctx, who: Principal, pay_id: str) -> tuple[CustomerRow, PaymentRow]:
-    row = ctx.session.get(PaymentRow, number_of("pay", pay_id, "payment"))
+    row = ctx.session.get(PaymentRow, number_of(ctx.ids, Prefix.PAYMENT, pay_id, "payment"))
     if row is None:
         raise not_found(f"no payment {pay_id!r}")
     return owner(ctx, who, row.customer_id, "payment", pay_id), row
@@ -195,6 +196,10 @@ def scoped(ctx: Ctx, who: Principal, model: Any, customer: str | None) -> Select
 
 
 # -- renderings --------------------------------------------------------------------------
+def _public(ctx: Ctx, prefix: Prefix, row_id: int | None) -> str | None:
+    return ctx.ids.public(prefix, row_id) if row_id is not None else None
+
+
 def _code(ctx: Ctx, customer_id: int) -> str:
     return ctx.session.get_one(CustomerRow, customer_id).code
 
@@ -202,9 +207,9 @@ def _code(ctx: Ctx, customer_id: int) -> str:
 def invoice_out(ctx: Ctx, inv: InvoiceRow) -> dict[str, Any]:
     return (
         {
-            "id": f"inv_{inv.id}",
+            "id": ctx.ids.public(Prefix.INVOICE, inv.id),
             "customer": _code(ctx, inv.customer_id),
-            "subscription": f"sub_{inv.subscription_id}" if inv.subscription_id else None,
+            "subscription": _public(ctx, Prefix.SUBSCRIPTION, inv.subscription_id),
             "purpose": inv.purpose,
             "currency": inv.currency,
         }
@@ -217,10 +222,10 @@ def invoice_out(ctx: Ctx, inv: InvoiceRow) -> dict[str, Any]:
 def payment_out(ctx: Ctx, p: PaymentRow) -> dict[str, Any]:
     invoice = ctx.session.get_one(InvoiceRow, p.invoice_id)
     return (
-        {"id": f"pay_{p.id}", "customer": _code(ctx, p.customer_id)}
+        {"id": ctx.ids.public(Prefix.PAYMENT, p.id), "customer": _code(ctx, p.customer_id)}
         | payment_view(Fmt(ctx), p, invoice.number)
         | {
-            "invoice_id": f"inv_{invoice.id}",
+            "invoice_id": ctx.ids.public(Prefix.INVOICE, invoice.id),
             "duplicate": p.is_duplicate,
             "disputed": p.disputed,
         }
@@ -231,7 +236,7 @@ def refund_out(ctx: Ctx, r: RefundRow) -> dict[str, Any]:
     payment = ctx.session.get(PaymentRow, r.payment_id) if r.payment_id else None
     req = ctx.session.get(RequestRow, r.request_id) if r.request_id else None
     return (
-        {"id": f"ref_{r.id}", "customer": _code(ctx, r.customer_id)}
+        {"id": ctx.ids.public(Prefix.REFUND, r.id), "customer": _code(ctx, r.customer_id)}
         | refund_view(
             Fmt(ctx),
             r,
@@ -240,8 +245,8 @@ def refund_out(ctx: Ctx, r: RefundRow) -> dict[str, Any]:
         )
         | refund_state(r)
         | {
-            "payment_id": f"pay_{payment.id}" if payment else None,
-            "request_id": f"req_{req.id}" if req else None,
+            "payment_id": _public(ctx, Prefix.PAYMENT, payment.id if payment else None),
+            "request_id": _public(ctx, Prefix.REQUEST, req.id if req else None),
         }
     )
 
@@ -252,7 +257,7 @@ def credit_note_out(ctx: Ctx, n: CreditNoteRow) -> dict[str, Any]:
         ctx.session.get(InvoiceRow, n.applied_to_invoice_id) if n.applied_to_invoice_id else None
     )
     return (
-        {"id": f"cn_{n.id}", "customer": _code(ctx, n.customer_id)}
+        {"id": ctx.ids.public(Prefix.CREDIT_NOTE, n.id), "customer": _code(ctx, n.customer_id)}
         | credit_note_view(
             Fmt(ctx),
             n,
@@ -260,14 +265,18 @@ def credit_note_out(ctx: Ctx, n: CreditNoteRow) -> dict[str, Any]:
             applied.number if applied else None,
         )
         | {
-            "invoice_id": f"inv_{issued.id}" if issued else None,
-            "applied_to_invoice_id": f"inv_{applied.id}" if applied else None,
+            "invoice_id": _public(ctx, Prefix.INVOICE, issued.id if issued else None),
+            "applied_to_invoice_id": _public(ctx, Prefix.INVOICE, applied.id if applied else None),
         }
     )
 
 
 def pack_out(ctx: Ctx, p: CreditPackRow) -> dict[str, Any]:
-    return {"id": f"pack_{p.id}"} | pack_view(Fmt(ctx), p) | {"source": p.source}
+    return (
+        {"id": ctx.ids.public(Prefix.CREDIT_PACK, p.id)}
+        | pack_view(Fmt(ctx), p)
+        | {"source": p.source}
+    )
 
 
 def wallet_out(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
@@ -317,7 +326,7 @@ def list_invoices(
     if status:
         query = query.where(InvoiceRow.status == status)
     query = in_range(ctx, query, InvoiceRow.issued_at, from_, to)
-    return page(session, query, InvoiceRow, limit, cursor, lambda r: invoice_out(ctx, r))
+    return page(ctx, query, InvoiceRow, limit, cursor, lambda r: invoice_out(ctx, r))
 
 
 @router.get("/invoices/{invoice_id}")
@@ -343,7 +352,7 @@ def list_payments(
     need(who, "read")
     ctx = merchant_ctx(session, rt, who)
     query = in_range(ctx, scoped(ctx, who, PaymentRow, customer), PaymentRow.at, from_, to)
-    return page(session, query, PaymentRow, limit, cursor, lambda r: payment_out(ctx, r))
+    return page(ctx, query, PaymentRow, limit, cursor, lambda r: payment_out(ctx, r))
 
 
 @router.get("/payments/{payment_id}")
@@ -369,7 +378,7 @@ def list_refunds(
     need(who, "read")
     ctx = merchant_ctx(session, rt, who)
     query = in_range(ctx, scoped(ctx, who, RefundRow, customer), RefundRow.at, from_, to)
-    return page(session, query, RefundRow, limit, cursor, lambda r: refund_out(ctx, r))
+    return page(ctx, query, RefundRow, limit, cursor, lambda r: refund_out(ctx, r))
 
 
 @router.get("/credit_notes")
@@ -386,7 +395,7 @@ def list_credit_notes(
     need(who, "read")
     ctx = merchant_ctx(session, rt, who)
     query = in_range(ctx, scoped(ctx, who, CreditNoteRow, customer), CreditNoteRow.at, from_, to)
-    return page(session, query, CreditNoteRow, limit, cursor, lambda r: credit_note_out(ctx, r))
+    return page(ctx, query, CreditNoteRow, limit, cursor, lambda r: credit_note_out(ctx, r))
 
 
 @router.get("/customers/{customer_id}/wallet")
@@ -415,7 +424,7 @@ def operation_out(ctx: Ctx, op: GatewayOperationRow) -> dict[str, Any]:
         | {
             "invoice": invoice.number if invoice else None,
             "payment": payment.number if payment else None,
-            "refund_id": f"ref_{op.refund_id}" if op.refund_id else None,
+            "refund_id": _public(ctx, Prefix.REFUND, op.refund_id),
         }
     )
 
@@ -441,14 +450,16 @@ def list_gateway_operations(
         query = query.where(GatewayOperationRow.status == status)
     if kind:
         query = query.where(GatewayOperationRow.kind == kind)
-    return page(session, query, GatewayOperationRow, limit, cursor, lambda r: operation_out(ctx, r))
+    return page(ctx, query, GatewayOperationRow, limit, cursor, lambda r: operation_out(ctx, r))
 
 
 @router.get("/gateway_operations/{operation_id}")
 def get_gateway_operation(operation_id: str, session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
     need(who, "read")
     ctx = merchant_ctx(session, rt, who)
-    row = ctx.session.get(GatewayOperationRow, number_of("gop", operation_id, "gateway operation"))
+    row = ctx.session.get(
+        GatewayOperationRow, number_of(ctx.ids, Prefix.OPERATION, operation_id, "gateway operation")
+    )
     if row is None:
         raise not_found(f"no gateway operation {operation_id!r}")
     owner(ctx, who, row.customer_id, "gateway operation", operation_id)

@@ -75,7 +75,7 @@ def list_customers(
         query = query.where(CustomerRow.id == who.customer_id)
     if status:
         query = query.where(CustomerRow.status == status)
-    return page(session, query, CustomerRow, limit, cursor, lambda c: full_view(ctx, c))
+    return page(ctx, query, CustomerRow, limit, cursor, lambda c: full_view(ctx, c))
 
 
 @router.get("/customers/{customer_id}")

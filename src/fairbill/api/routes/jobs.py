@@ -13,6 +13,7 @@ from fairbill.api.pagination import page
 from fairbill.api.problems import RESPONSES, forbidden
 from fairbill.api.settings import Runtime
 from fairbill.api.strict import QueryBool
+from fairbill.ids import Prefix
 from fairbill.services.jobs import status_of
 from fairbill.services.views import Fmt
 from fairbill.store.tables import JobFailureRow
@@ -23,9 +24,9 @@ Rt = Annotated[Runtime, Depends(runtime)]
 
 def job_failure_view(t: Fmt, row: JobFailureRow) -> dict[str, Any]:
     return {
-        "id": f"jf_{row.id}",
+        "id": t.id(Prefix.JOB_FAILURE, row.id),
         "job": row.job,
-        "target": row.target,
+        "target": t.target(row.target),
         "status": str(status_of(row)),
         "error": row.error,
         "attempts": row.attempts,
@@ -58,4 +59,4 @@ def list_job_failures(
     if not include_resolved:
         query = query.where(JobFailureRow.resolved_at.is_(None))
     t = Fmt(ctx)
-    return page(session, query, JobFailureRow, limit, cursor, lambda r: job_failure_view(t, r))
+    return page(ctx, query, JobFailureRow, limit, cursor, lambda r: job_failure_view(t, r))

@@ -17,6 +17,7 @@ from fairbill.api.mutation import merchant_work, mutate
 from fairbill.api.problems import RESPONSES, Problem, not_found
 from fairbill.api.routes.billing import number_of
 from fairbill.api.settings import Runtime
+from fairbill.ids import Ids, Prefix
 from fairbill.lifecycle import PolicyVersionStatus
 from fairbill.policy.diff import diff_policies
 from fairbill.policy.render import MEDIA_TYPES, default_language, render_policy
@@ -72,9 +73,9 @@ def lint_view(text: str) -> dict[str, Any]:
     }
 
 
-def version_view(row: PolicyVersionRow, *, text: bool = False) -> dict[str, Any]:
+def version_view(ids: Ids, row: PolicyVersionRow, *, text: bool = False) -> dict[str, Any]:
     view = {
-        "id": f"pv_{row.id}",
+        "id": ids.public(Prefix.POLICY_VERSION, row.id),
         "policy": row.policy_id,
         "version": row.label,
         "digest": row.digest,
@@ -88,7 +89,9 @@ def version_view(row: PolicyVersionRow, *, text: bool = False) -> dict[str, Any]
 
 def _version(ctx: Ctx, version_id: str) -> PolicyVersionRow:
     return policies.find(
-        ctx.session, ctx.merchant_row, number_of("pv", version_id, "policy version")
+        ctx.session,
+        ctx.merchant_row,
+        number_of(ctx.ids, Prefix.POLICY_VERSION, version_id, "policy version"),
     )
 
 
@@ -99,15 +102,17 @@ def list_versions(session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
     need(who, "read_policy")
     ctx = merchant_ctx(session, rt, who)
     rows = policies.versions(session, ctx.merchant_row)
-    return {"data": [version_view(r) for r in rows], "current": f"pv_{ctx.version_id}"}
+    current = ctx.ids.public(Prefix.POLICY_VERSION, ctx.version_id) if ctx.version_id else None
+    return {"data": [version_view(ctx.ids, r) for r in rows], "current": current}
 
 
 @router.get("/policy_versions/{version_id}")
 def show_version(version_id: str, session: Db, rt: Rt, who: Caller) -> dict[str, Any]:
     """One version, with its YAML text."""
     need(who, "read_policy")
-    row = _version(merchant_ctx(session, rt, who), version_id)
-    return version_view(row, text=True) | {"lint": lint_view(row.text)}
+    ctx = merchant_ctx(session, rt, who)
+    row = _version(ctx, version_id)
+    return version_view(ctx.ids, row, text=True) | {"lint": lint_view(row.text)}
 
 
 @router.get("/policy_versions/{version_id}/diff/{other_id}")
@@ -123,8 +128,8 @@ def diff_versions(
         policies.policy_of(session, old.id), policies.policy_of(session, new.id)
     )
     return {
-        "from": f"pv_{old.id}",
-        "to": f"pv_{new.id}",
+        "from": ctx.ids.public(Prefix.POLICY_VERSION, old.id),
+        "to": ctx.ids.public(Prefix.POLICY_VERSION, new.id),
         "material": any(c.material for c in changes),
         "changes": [
             {
@@ -150,7 +155,8 @@ def upload_version(text: YamlText, request: Request, rt: Rt, who: Caller) -> JSO
         row, _ = policies.add_draft(
             ctx.session, ctx.merchant_row, text, at=ctx.now, by=who.actor, name="policy"
         )
-        return f"policy_version:pv_{row.id}", version_view(row) | {"lint": lint_view(text)}
+        view = version_view(ctx.ids, row)
+        return f"policy_version:{view['id']}", view | {"lint": lint_view(text)}
 
     return mutate(
         request, rt, who, "policy_version.create", {"text": text}, merchant_work(rt, who, work), 201
@@ -167,9 +173,8 @@ def publish_version(version_id: str, request: Request, rt: Rt, who: Caller) -> J
     def work(ctx: Ctx) -> tuple[str, dict[str, Any]]:
         row = _version(ctx, version_id)
         done = policies.publish(ctx.session, ctx.merchant_row, row, at=ctx.now)
-        return f"policy_version:pv_{row.id}", version_view(row) | {
-            "customers_notified": done.notified
-        }
+        view = version_view(ctx.ids, row)
+        return f"policy_version:{view['id']}", view | {"customers_notified": done.notified}
 
     return mutate(request, rt, who, "policy_version.publish", {}, merchant_work(rt, who, work))
 
@@ -186,7 +191,7 @@ public = APIRouter(prefix="/v1/public", tags=["policies"], responses=RESPONSES)
 def published_document(
     merchant_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: Db,
-    version: Annotated[str | None, Query(pattern=r"^pv_[0-9]+$")] = None,
+    version: Annotated[str | None, Query(pattern=r"^pv_[0-9a-z]{13}$")] = None,
     lang: Annotated[Literal["en", "fr"] | None, Query()] = None,
     format: Annotated[Literal["md", "html"], Query()] = "html",
 ) -> Response:
@@ -199,10 +204,13 @@ def published_document(
     if version is None:
         version_id, policy = policies.current(session, merchant)
     else:
-        row = policies.find(session, merchant, number_of("pv", version, "policy version"))
+        ids = Ids(merchant.id_key)
+        number = number_of(ids, Prefix.POLICY_VERSION, version, "policy version")
+        row = policies.find(session, merchant, number)
         if row.status != PolicyVersionStatus.PUBLISHED:
             raise not_found(f"no published policy version {version}")
         version_id, policy = row.id, policies.policy_of(session, row.id)
     text = render_policy(policy, lang or default_language(policy), format)
-    headers = {"Cache-Control": "public, max-age=60", "X-Policy-Version": f"pv_{version_id}"}
+    shown = Ids(merchant.id_key).public(Prefix.POLICY_VERSION, version_id) if version_id else ""
+    headers = {"Cache-Control": "public, max-age=60", "X-Policy-Version": shown}
     return Response(text, media_type=MEDIA_TYPES[format], headers=headers)

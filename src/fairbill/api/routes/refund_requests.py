@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select
 
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
 from fairbill.api.mutation import Body, merchant_work, mutate
-from fairbill.api.pagination import decode, encode, page
+from fairbill.api.pagination import decode, page
 from fairbill.api.problems import GATEWAY_RESPONSES, Problem, not_found
 from fairbill.api.routes.billing import (
     BOUND_SCHEMA,
@@ -33,6 +33,7 @@ from fairbill.api.schemas import AppealIn, RefundRequestIn, ReviewIn, dec
 from fairbill.api.settings import Runtime
 from fairbill.api.strict import QueryBool
 from fairbill.errors import InvalidAmount
+from fairbill.ids import Prefix
 from fairbill.lifecycle import RequestStatus
 from fairbill.money import Money
 from fairbill.services import refunds
@@ -58,7 +59,7 @@ def made(ctx: Ctx, customer: CustomerRow | None = None) -> list[dict[str, Any]]:
 
 
 def load_request(ctx: Ctx, who: Principal, req_id: str) -> tuple[CustomerRow, RequestRow]:
-    row = ctx.session.get(RequestRow, number_of("req", req_id, "refund request"))
+    row = ctx.session.get(RequestRow, number_of(ctx.ids, Prefix.REQUEST, req_id, "refund request"))
     if row is None:
         raise not_found(f"no refund request {req_id!r}")
     return owner(ctx, who, row.customer_id, "refund request", req_id), row
@@ -69,10 +70,12 @@ def request_out(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> dict[str, A
         select(RefundRow).where(RefundRow.request_id == row.id).order_by(RefundRow.id)
     )
     return (
-        {"id": f"req_{row.id}", "customer": customer.code}
+        {"id": ctx.ids.public(Prefix.REQUEST, row.id), "customer": customer.code}
         | request_view(Fmt(ctx), row)
         | {
-            "payment_id": f"pay_{row.payment_id}" if row.payment_id else None,
+            "payment_id": (
+                ctx.ids.public(Prefix.PAYMENT, row.payment_id) if row.payment_id else None
+            ),
             "refunds": [refund_out(ctx, r) for r in paid],
         }
     )
@@ -116,7 +119,7 @@ def create(body: RefundRequestIn, request: Request, rt: Rt, who: Caller) -> JSON
         ctx.session.flush()
         decided = made(ctx, customer)
         return (
-            f"refund_request:req_{row.id}",
+            f"refund_request:{ctx.ids.public(Prefix.REQUEST, row.id)}",
             lambda: request_out(ctx, customer, row) | {"decisions": decided},
         )
 
@@ -169,12 +172,12 @@ def list_requests(
         return request_out(ctx, session.get_one(CustomerRow, r.customer_id), r)
 
     if not queue:
-        return page(session, query, RequestRow, limit, cursor, render)
+        return page(ctx, query, RequestRow, limit, cursor, render)
     # The queue: by review_due (requests without a deadline last), then id; the cursor
     # is the last row's id and the page after it is found by its (review_due, id).
     query = query.where(RequestRow.status == RequestStatus.IN_REVIEW)
     if cursor:
-        last = session.get(RequestRow, decode(cursor))
+        last = session.get(RequestRow, decode(ctx.ids, cursor))
         if last is None or session.get_one(CustomerRow, last.customer_id).merchant_id != (
             ctx.merchant_row.id
         ):
@@ -208,7 +211,7 @@ def list_requests(
     return {
         "data": [render(r) for r in rows],
         "has_more": more,
-        "next_cursor": encode(rows[-1].id) if more and rows else None,
+        "next_cursor": ctx.ids.public(Prefix.CURSOR, rows[-1].id) if more and rows else None,
     }
 
 
@@ -257,7 +260,7 @@ def review(request_id: str, body: ReviewIn, request: Request, rt: Rt, who: Calle
         ctx.session.flush()
         decided = made(ctx, customer)
         return (
-            f"refund_request:req_{row.id}",
+            f"refund_request:{ctx.ids.public(Prefix.REQUEST, row.id)}",
             lambda: request_out(ctx, customer, row) | {"decisions": decided},
         )
 
@@ -283,7 +286,7 @@ def appeal(request_id: str, body: AppealIn, request: Request, rt: Rt, who: Calle
         ctx.session.flush()
         decided = made(ctx, customer)
         return (
-            f"refund_request:req_{row.id}",
+            f"refund_request:{ctx.ids.public(Prefix.REQUEST, row.id)}",
             lambda: request_out(ctx, customer, row) | {"decisions": decided},
         )
 

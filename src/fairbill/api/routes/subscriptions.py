@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from fairbill.api.deps import Caller, Db, Principal, customer_for, merchant_ctx, need, runtime
 from fairbill.api.mutation import Body, merchant_work, mutate
-from fairbill.api.pagination import page, row_id
+from fairbill.api.pagination import page
 from fairbill.api.problems import GATEWAY_RESPONSES, Problem, not_found
 from fairbill.api.schemas import CancelIn, ChangePlanIn, PreviewIn, SubscriptionIn, UsageIn
 from fairbill.api.settings import Runtime
 from fairbill.decisions.cancellation import decide_cancel
 from fairbill.decisions.plan_change import decide_plan_change
+from fairbill.ids import Prefix
 from fairbill.services import subscriptions as service
 from fairbill.services.context import Ctx
 from fairbill.services.views import Fmt, decision_view, subscription_view
@@ -27,8 +28,7 @@ Rt = Annotated[Runtime, Depends(runtime)]
 
 def load(ctx: Ctx, who: Principal, sub_id: str) -> tuple[CustomerRow, SubscriptionRow]:
     """The caller's subscription ``sub_N``; anything else is 404 (nothing leaks)."""
-    digits = sub_id.removeprefix("sub_")
-    number = row_id(digits) if digits != sub_id else None
+    number = ctx.ids.private(Prefix.SUBSCRIPTION, sub_id)
     if number is None:
         raise not_found(f"no subscription {sub_id!r}")
     # One statement for both rows (a hot path: every read, preview and change of one).
@@ -49,7 +49,8 @@ def load(ctx: Ctx, who: Principal, sub_id: str) -> tuple[CustomerRow, Subscripti
 
 
 def view(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> dict[str, Any]:
-    accepted = f"pv_{sub.policy_version_id}" if sub.policy_version_id else None
+    version = sub.policy_version_id
+    accepted = ctx.ids.public(Prefix.POLICY_VERSION, version) if version else None
     return subscription_view(Fmt(ctx), sub) | {
         "customer": customer.code,
         "policy_version_id": accepted,  # the terms its customer accepted
@@ -73,7 +74,11 @@ def _last_decision(ctx: Ctx, customer: CustomerRow) -> dict[str, Any] | None:
         "clauses": row.clauses,
         "explanation": row.explanation,
         "policy_version": row.policy_version,
-        "policy_version_id": f"pv_{row.policy_version_id}" if row.policy_version_id else None,
+        "policy_version_id": (
+            ctx.ids.public(Prefix.POLICY_VERSION, row.policy_version_id)
+            if row.policy_version_id
+            else None
+        ),
     }
 
 
@@ -92,7 +97,9 @@ def create(body: SubscriptionIn, request: Request, rt: Rt, who: Caller) -> JSONR
             promotion=body.promotion,
             usage=body.usage,
         )
-        return f"subscription:sub_{sub.id}", lambda: view(ctx, customer, sub)
+        return f"subscription:{ctx.ids.public(Prefix.SUBSCRIPTION, sub.id)}", lambda: view(
+            ctx, customer, sub
+        )
 
     return mutate(
         request,
@@ -132,7 +139,7 @@ def list_subscriptions(
     def render(sub: SubscriptionRow) -> dict[str, Any]:
         return view(ctx, session.get_one(CustomerRow, sub.customer_id), sub)
 
-    return page(session, query, SubscriptionRow, limit, cursor, render)
+    return page(ctx, query, SubscriptionRow, limit, cursor, render)
 
 
 @router.get("/subscriptions/{sub_id}")
@@ -160,7 +167,7 @@ def cancel(sub_id: str, body: CancelIn, request: Request, rt: Rt, who: Caller) -
         ctx.session.flush()
         decision = decision_view(Fmt(ctx), outcome.decision)
         return (
-            f"subscription:sub_{sub.id}",
+            f"subscription:{ctx.ids.public(Prefix.SUBSCRIPTION, sub.id)}",
             lambda: view(ctx, customer, sub) | {"decision": decision},
         )
 
@@ -181,7 +188,7 @@ def change_plan(
         ctx.session.flush()
         decision = _last_decision(ctx, customer)
         return (
-            f"subscription:sub_{sub.id}",
+            f"subscription:{ctx.ids.public(Prefix.SUBSCRIPTION, sub.id)}",
             lambda: view(ctx, customer, sub) | {"decision": decision},
         )
 
@@ -204,7 +211,7 @@ def usage(sub_id: str, body: UsageIn, request: Request, rt: Rt, who: Caller) -> 
         service.record_usage(ctx, customer, sub, body.value)
         ctx.session.flush()
         return (
-            f"subscription:sub_{sub.id}",
+            f"subscription:{ctx.ids.public(Prefix.SUBSCRIPTION, sub.id)}",
             lambda: view(ctx, customer, sub) | {"usage_level": sub.usage_level},
         )
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
+from fairbill.ids import Prefix
 from fairbill.policy.model import OutageCause
 from fairbill.services import accounts, backoffice
 from fairbill.services.context import Ctx
@@ -77,7 +78,7 @@ def read_outage(
 def incident_view(ctx: Ctx, incident: backoffice.Outage) -> dict[str, Any]:
     """An incident as its pages show it: amounts as text in the merchant's currency."""
     return {
-        "id": f"out_{incident.id}",
+        "id": ctx.ids.public(Prefix.OUTAGE, incident.id),
         "start": incident.start,
         "end": incident.end,
         "cause": incident.cause,
@@ -88,6 +89,7 @@ def incident_view(ctx: Ctx, incident: backoffice.Outage) -> dict[str, Any]:
             {
                 "customer": c.customer,
                 "request": c.request,
+                "request_id": ctx.ids.public(Prefix.REQUEST, c.request.id) if c.request else None,
                 "amount": ctx.money(c.request.amount_minor).text() if c.request else None,
             }
             for c in incident.compensations
@@ -136,7 +138,7 @@ def declare(request: Request, staff: Who, posted: Posted) -> Response:
         ctx.session.flush()
         first = min((r.details["outage"] for _, r in made), default=None)
         target = f"outage:{asked.start.isoformat()}/{asked.end.isoformat()}"
-        return target, f"out_{first}" if first is not None else ""
+        return target, ctx.ids.public(Prefix.OUTAGE, first) if first is not None else ""
 
     details: dict[str, Any] = {
         "start": asked.start.isoformat(),

@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse
 
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import InvalidAmount
+from fairbill.ids import Prefix
 from fairbill.lifecycle import RequestStatus
 from fairbill.money import Money
 from fairbill.policy.customer_terms import quotes
@@ -55,7 +56,8 @@ def review_queue(request: Request, staff: Who) -> Response:
     with visiting(request, staff) as v:
         t = Fmt(v.ctx)
         items = [
-            {"id": f"req_{i.request.id}", "customer": i.customer, "deadline": i.deadline}
+            {"id": t.id(Prefix.REQUEST, i.request.id), "customer": i.customer}
+            | {"deadline": i.deadline}
             | request_view(t, i.request)
             for i in backoffice.queue(v.ctx)
         ]
@@ -141,7 +143,7 @@ def request_page(
         "app/request.html",
         "queue",
         status=status,
-        r=request_view(t, row) | {"id": f"req_{row.id}"},
+        r=request_view(t, row) | {"id": t.id(Prefix.REQUEST, row.id)},
         customer=customer,
         facts=backoffice.filed_facts(ctx, row),
         deadline=backoffice.deadline(ctx, row.review_due),
@@ -189,7 +191,7 @@ def review(request_id: str, request: Request, staff: Who, posted: Posted) -> Res
             fee_percent=asked.fee_percent,
         )
         ctx.session.flush()
-        return f"refund_request:req_{row.id}", _latest(ctx, customer)
+        return f"refund_request:{ctx.ids.public(Prefix.REQUEST, row.id)}", _latest(ctx, customer)
 
     decision = act(request, staff.session, "refund_request.review", asked.details(), work)
     where = f"/app/requests/{request_id}?decided={decision}"
@@ -198,4 +200,4 @@ def review(request_id: str, request: Request, staff: Who, posted: Posted) -> Res
 
 def _latest(ctx: Ctx, customer: CustomerRow) -> str:
     decided = portal.latest_decision(ctx.session, customer)
-    return f"dec_{decided.id}" if decided else ""
+    return ctx.ids.public(Prefix.DECISION, decided.id) if decided else ""
