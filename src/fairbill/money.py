@@ -245,10 +245,11 @@ class Money:
     @property
     def minor(self) -> int:
         """The amount in minor units; the amount must already be rounded."""
-        scaled = self.amount.scaleb(minor_units(self.currency))
-        if scaled != scaled.to_integral_value():
+        scaled = self.amount.scaleb(_MINOR_UNITS.get(self.currency, 2))
+        whole = int(scaled)  # finite: every Money's amount is
+        if scaled != whole:
             raise InvalidAmount(f"{self} is not rounded to {self.currency}'s minor unit")
-        return int(scaled)
+        return whole
 
     def text(self) -> str:
         """The amount as contract text: the currency's minor digits, no symbol ("160.00")."""

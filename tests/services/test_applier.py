@@ -134,3 +134,16 @@ def test_a_chunk_of_renewals_writes_what_renewals_one_plan_each_write(chunk: int
     # Six first invoices, and renewals of the four monthly subscriptions in good standing
     # (the annual one is not due; the declined card left one past due).
     assert len(results[0]["invoices"]) == 10
+
+
+def test_a_plan_changing_more_rows_than_the_session_holds_still_refreshes_what_it_holds() -> None:
+    ctx, _ = _world(set())
+    ids = list(ctx.session.scalars(select(CustomerRow.id)))
+    ctx.session.expunge_all()
+    held = ctx.session.get_one(CustomerRow, ids[-1])
+    assert len(ctx.session.identity_map) < len(ids)  # the walk goes over the session
+    plan = Plan()
+    for customer_id in ids:
+        plan.change(Rows.CUSTOMERS, customer_id, wallet_minor=customer_id * 10)
+    applier.apply(ctx, plan)
+    assert held.wallet_minor == ids[-1] * 10

@@ -227,8 +227,20 @@ def _decisions(ctx: Ctx, writer: BulkWriter, plan: Plan) -> None:
 
 
 def _expire(ctx: Ctx, changed: dict[Rows, dict[int, dict[str, Any]]]) -> None:
-    """The session's objects of changed rows read again when next used."""
+    """The session's objects of changed rows read again when next used. Whichever is
+    smaller is walked: the session's objects (a chunk of the cycle changes thousands of
+    rows the session never loaded) or the rows changed (one call changes a few)."""
     session = ctx.session
+    total = sum(len(by_id) for by_id in changed.values())
+    if len(session.identity_map) < total:
+        models: dict[type, dict[int, dict[str, Any]]] = {
+            MODELS[rows]: by_id for rows, by_id in changed.items()
+        }
+        for obj in list(session.identity_map.values()):
+            by_id = models.get(type(obj))
+            if by_id is not None and getattr(obj, "id", None) in by_id:
+                session.expire(obj)
+        return
     for rows, by_id in changed.items():
         model = MODELS[rows]
         for row_id in by_id:
