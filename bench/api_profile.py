@@ -3,8 +3,9 @@
 Builds the app on a fresh SQLite file (as ``fairbill serve`` does, test clock aside),
 seeds one EmailConsul merchant and ``--customers`` subscribers through the API, then runs
 ``--requests`` requests of one ``--kind`` (subscribe, preview, refund, get) through
-Starlette's TestClient, profiling every thread the app runs in (cProfile), and prints the CPU per request and the top
-functions, cumulative and own. ``bench/api.py`` measures throughput; this says why.
+Starlette's TestClient, profiling every thread the app runs in (cProfile), and prints the
+CPU per request and the top functions, cumulative and own. ``bench/api.py`` measures
+throughput; this says why.
 
     .venv/bin/python bench/api_profile.py --kind subscribe --requests 300
 """
