@@ -468,6 +468,39 @@ def pay_refund(
     """Pay ``amount`` back, to the original method or the wallet, never beyond what the
     payment has left unrefunded (``plans.billing.plan_refund``, written now). Returns the
     refund row (None when nothing was paid)."""
+    plan = Plan()
+    facts = refunding(
+        ctx,
+        customer,
+        payment,
+        amount,
+        destination,
+        clauses,
+        request_id=request_id,
+        fee=fee,
+        compensation=compensation,
+    )
+    refund = plan_refund(plan, setting(ctx), facts)
+    if refund is None:
+        return None
+    applied = applier.apply(ctx, plan)
+    return ctx.session.get_one(RefundRow, applied[refund])
+
+
+def refunding(
+    ctx: Ctx,
+    customer: CustomerRow,
+    payment: PaymentRow | None,
+    amount: Money,
+    destination: Destination,
+    clauses: tuple[str, ...] | list[str],
+    *,
+    request_id: int | None = None,
+    fee: Money | None = None,
+    compensation: bool = False,
+) -> Refunding:
+    """The facts of a refund to plan, read now (the payment's rate from the merchant's
+    currency at today's date, when they differ)."""
     rate: Decimal | None = Decimal(1)
     no_rate = ""
     if payment is not None and payment.currency != ctx.currency:
@@ -475,7 +508,7 @@ def pay_refund(
             rate = fx.rate(ctx, ctx.currency, payment.currency, ctx.now)
         except Conflict as exc:
             rate, no_rate = None, str(exc)
-    refunding = Refunding(
+    return Refunding(
         customer_id=customer.id,
         payment=paid(payment) if payment is not None else None,
         amount=amount,
@@ -489,12 +522,6 @@ def pay_refund(
         rate=rate,
         no_rate=no_rate,
     )
-    plan = Plan()
-    refund = plan_refund(plan, setting(ctx), refunding)
-    if refund is None:
-        return None
-    applied = applier.apply(ctx, plan)
-    return ctx.session.get_one(RefundRow, applied[refund])
 
 
 def paid(payment: PaymentRow) -> Paid:

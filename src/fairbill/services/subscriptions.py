@@ -32,6 +32,7 @@ from fairbill.plans.billing import (
     plan_invoice,
     plan_notice,
     plan_period,
+    plan_refund,
     plan_renewal,
 )
 from fairbill.plans.effects import Plan, Ref, Rows
@@ -276,8 +277,9 @@ def cancel(
             f"a charge of subscription {sub.id} is awaiting the payment gateway's answer: "
             "cancel once it is known (GET /v1/gateway_operations)"
         )
+    plan, s = Plan(), billing.setting(ctx)
     if channel == "written":
-        customer.written_cancel_at = ctx.now
+        plan.change(Rows.CUSTOMERS, customer.id, written_cancel_at=ctx.now)
     outcome = ctx.decide(
         customer.id,
         decide_cancel,
@@ -288,22 +290,27 @@ def cancel(
     )
     ctx.record(customer, outcome.decision)
     if outcome.decision.outcome == "declined":
+        applier.apply(ctx, plan)
         return outcome
+    # One plan: the refunds the decision grants (each reserved on its payment and sent to
+    # the gateway after the commit), the end or its date, and the confirmation.
+    clauses = outcome.decision.clauses
     for refund in outcome.refunds:
         payment = _payment(ctx, customer, refund.payment)
-        billing.pay_refund(
-            ctx,
-            customer,
-            payment,
-            refund.amount,
-            Destination.ORIGINAL_METHOD,
-            outcome.decision.clauses,
+        facts = billing.refunding(
+            ctx, customer, payment, refund.amount, Destination.ORIGINAL_METHOD, clauses
         )
+        plan_refund(plan, s, facts)
     if outcome.ends_now:
-        end_subscription(ctx, customer, sub, "canceled")
+        plan_end(plan, ending(ctx, customer, sub, SubscriptionStatus.CANCELED, ctx.now))
     else:
-        sub.cancel_at = outcome.ends_at
-    ctx.notify(customer, "cancellation_confirmed", ends_at=ctx.local(outcome.ends_at).isoformat())
+        plan.change(Rows.SUBSCRIPTIONS, sub.id, cancel_at=outcome.ends_at)
+    language = customer.language or ctx.policy.language
+    ends_at = ctx.local(outcome.ends_at).isoformat()
+    plan_notice(plan, customer.id, ctx.now, "cancellation_confirmed", language, ends_at=ends_at)
+    applier.apply(ctx, plan)
+    if outcome.ends_now:
+        _succeed(ctx, customer, sub)
     return outcome
 
 
@@ -341,7 +348,14 @@ def end_subscription(
     plan = Plan()
     plan_end(plan, ending(ctx, customer, sub, SubscriptionStatus(status), at or ctx.now))
     applier.apply(ctx, plan)
-    if sub.successor_plan and status == SubscriptionStatus.CANCELED:
+    if status == SubscriptionStatus.CANCELED:
+        _succeed(ctx, customer, sub)
+
+
+def _succeed(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    """A downgrade by cancel and resubscribe: the successor plan starts as its
+    predecessor's cancellation ends it."""
+    if sub.successor_plan:
         successor, sub.successor_plan = sub.successor_plan, None
         subscribe(ctx, customer, successor, payment_method=sub.payment_method, is_first=False)
 
