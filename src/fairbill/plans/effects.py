@@ -37,6 +37,7 @@ class Rows(StrEnum):
     INVOICES = "invoices"
     INVOICE_LINES = "invoice_lines"
     PAYMENTS = "payments"
+    REQUESTS = "requests"
     REFUNDS = "refunds"
     GATEWAY_OPERATIONS = "gateway_operations"
     FAILED_PAYMENTS = "failed_payments"

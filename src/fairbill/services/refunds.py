@@ -15,8 +15,10 @@ from fairbill.decisions.review import decide_appeal, decide_review
 from fairbill.errors import NotFound
 from fairbill.lifecycle import LIVE, RequestStatus, advance
 from fairbill.money import Money
+from fairbill.plans.billing import plan_notice, plan_refund
+from fairbill.plans.effects import Plan, Rows
 from fairbill.policy.model import Deadlines, Destination, RequestKind
-from fairbill.services import billing
+from fairbill.services import applier, billing
 from fairbill.services.context import Ctx
 from fairbill.services.subscriptions import end_subscription
 from fairbill.store.db import SERIALIZED
@@ -283,20 +285,32 @@ def _settle(
     payment: PaymentRow | None,
     sub: SubscriptionRow | None,
 ) -> None:
-    """Pay what was granted, set deadlines, and end service for refunds of unused time."""
-    row.amount_minor = decision.amount.minor
-    row.destination = (
-        str(decision.destination) if decision.destination and decision.amount else None
+    """Pay what was granted, set deadlines, and end service for refunds of unused time:
+    one plan (the request's new state, each refund with ``plans.billing.plan_refund``,
+    the message), then the end of service (``end_subscription``'s plan)."""
+    plan, s = Plan(), billing.setting(ctx)
+    granted = str(decision.destination) if decision.destination and decision.amount else None
+    state: dict[str, Any] = {"amount_minor": decision.amount.minor, "destination": granted}
+    language = customer.language or ctx.policy.language
+    plan_notice(
+        plan,
+        customer.id,
+        ctx.now,
+        "refund_decided",
+        language,
+        request=str(row.number),
+        outcome=str(decision.outcome),
     )
-    ctx.notify(customer, "refund_decided", request=str(row.number), outcome=str(decision.outcome))
     if not decision.pays_now:
         # Filed decided, or a reviewer's answer ending the review (in_review → decided).
         if row.status != RequestStatus.DECIDED:
-            row.status = advance(row.status, RequestStatus.DECIDED)
+            state["status"] = str(advance(row.status, RequestStatus.DECIDED))
+        plan.change(Rows.REQUESTS, row.id, **state)
+        applier.apply(ctx, plan)
         return
     deadlines = ctx.policy.first(Deadlines)
     if deadlines and deadlines.processing_business_days:
-        row.paid_due = business_deadline(
+        state["paid_due"] = business_deadline(
             ctx.now, deadlines.processing_business_days, ctx.merchant.tz, ctx.merchant.country
         )
     destination = decision.destination or Destination.ORIGINAL_METHOD
@@ -309,7 +323,7 @@ def _settle(
     for index, (paid, amount) in enumerate(parts):
         if paid is not None and paid is not payment:
             lock_payment(ctx, paid)
-        billing.pay_refund(
+        facts = billing.refunding(
             ctx,
             customer,
             paid,
@@ -320,7 +334,10 @@ def _settle(
             fee=decision.fee if index == 0 else None,  # one fee per decision
             compensation=compensation,
         )
-    row.status = advance(row.status, RequestStatus.PAID)
+        plan_refund(plan, s, facts)
+    state["status"] = str(advance(row.status, RequestStatus.PAID))
+    plan.change(Rows.REQUESTS, row.id, **state)
+    applier.apply(ctx, plan)
     if RequestKind(row.kind) in ENDS_SERVICE and sub is not None and sub.status in LIVE:
         end_subscription(ctx, customer, sub, "canceled")
 
