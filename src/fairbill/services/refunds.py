@@ -167,7 +167,6 @@ def request_refund(
     decision = ctx.decide(customer.id, decide_refund, facts, ctx.facts.customer(customer), ctx.now)
     row = _store_request(ctx, customer, kind, decision, payment, reason)
     ctx.record(customer, decision)
-    ctx.notify(customer, "request_received", request=str(row.number))
     if decision.outcome != DecisionOutcome.NEEDS_REVIEW:
         _settle(ctx, customer, row, decision, payment, sub)
     return row
@@ -222,6 +221,8 @@ def _store_request(
     payment: PaymentRow | None,
     reason: str | None,
 ) -> RequestRow:
+    """The request's row, numbered per customer, with its review deadline, and the
+    customer's receipt of it: one plan, written now."""
     number = (
         ctx.session.scalar(
             select(func.max(RequestRow.number)).where(RequestRow.customer_id == customer.id)
@@ -239,34 +240,37 @@ def _store_request(
             ctx.now, deadlines.review_business_days, ctx.merchant.tz, ctx.merchant.country
         )
     rec = decision.recommendation
-    row = RequestRow(
-        customer_id=customer.id,
-        number=number,
-        at=ctx.now,
-        kind=str(kind),
-        status=RequestStatus.IN_REVIEW
-        if decision.outcome == DecisionOutcome.NEEDS_REVIEW
-        else RequestStatus.DECIDED,
-        decision=str(decision.outcome),
-        recommendation=_rec_json(rec) if rec is not None else None,
-        amount_minor=0
-        if decision.outcome == DecisionOutcome.NEEDS_REVIEW
-        else decision.amount.minor,
-        destination=str(decision.destination)
-        if decision.destination
-        and decision.amount
-        and decision.outcome != DecisionOutcome.NEEDS_REVIEW
-        else None,
-        reasons=[str(r) for r in decision.reasons],
-        clauses=list(decision.clauses),
-        explanation=decision.explanation,
-        review_due=review_due,
-        payment_id=payment.id if payment is not None else None,
-        details={"reason": reason or ""},
+    in_review = decision.outcome == DecisionOutcome.NEEDS_REVIEW
+    plan = Plan()
+    ref = plan.insert(
+        Rows.REQUESTS,
+        {
+            "customer_id": customer.id,
+            "number": number,
+            "at": ctx.now,
+            "kind": str(kind),
+            "status": str(RequestStatus.IN_REVIEW if in_review else RequestStatus.DECIDED),
+            "decision": str(decision.outcome),
+            "recommendation": _rec_json(rec) if rec is not None else None,
+            "amount_minor": 0 if in_review else decision.amount.minor,
+            "destination": str(decision.destination)
+            if decision.destination and decision.amount and not in_review
+            else None,
+            "reasons": [str(r) for r in decision.reasons],
+            "clauses": list(decision.clauses),
+            "explanation": decision.explanation,
+            "review_due": review_due,
+            "paid_due": None,
+            "payment_id": payment.id if payment is not None else None,
+            "details": {"reason": reason or ""},
+        },
+        ref=True,
     )
-    ctx.session.add(row)
-    ctx.session.flush()
-    return row
+    assert ref is not None
+    language = customer.language or ctx.policy.language
+    plan_notice(plan, customer.id, ctx.now, "request_received", language, request=str(number))
+    applied = applier.apply(ctx, plan)
+    return ctx.session.get_one(RequestRow, applied[ref])
 
 
 def _rec_json(rec: Recommendation) -> dict[str, Any]:
