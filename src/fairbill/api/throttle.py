@@ -31,7 +31,7 @@ MAX_CLIENTS = 10_000
 @dataclass
 class Throttle:
     limit: int = FAILURE_LIMIT
-    window: float = WINDOW_SECONDS
+    window: float = WINDOW_SECONDS  # float-ok: seconds
     now: Callable[[], float] = time.monotonic
     max_clients: int = MAX_CLIENTS
     _failures: dict[str, deque[float]] = field(default_factory=dict, init=False, repr=False)
@@ -59,7 +59,7 @@ class Throttle:
             while len(times) > self.limit:  # only the newest ``limit`` ever matter
                 times.popleft()
 
-    def _recent(self, client: str, now: float) -> deque[float] | None:
+    def _recent(self, client: str, now: float) -> deque[float] | None:  # float-ok: seconds
         """The client's failures still inside the window (older ones dropped)."""
         times = self._failures.get(client)
         if times is None:
@@ -71,7 +71,7 @@ class Throttle:
             return None
         return times
 
-    def _sweep(self, now: float) -> None:
+    def _sweep(self, now: float) -> None:  # float-ok: monotonic seconds
         """Make room for a new client: forget those whose failures all left the window,
         then, if that is not enough (many addresses failing at once), the oldest."""
         for client in list(self._failures):

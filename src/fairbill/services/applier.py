@@ -26,11 +26,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm.util import identity_key
 
-from fairbill.decisions import codec
 from fairbill.errors import UnbalancedTransaction
 from fairbill.ledger.journal import Transaction, check_balanced
 from fairbill.plans.effects import Joined, NewRow, Plan, Posting, Ref, Rows
-from fairbill.services.context import Ctx
+from fairbill.services.context import Ctx, decision_values
 from fairbill.services.operations import PENDING
 from fairbill.store.bulk import BulkWriter, update_by_id
 from fairbill.store.ids import allocate_ids
@@ -217,24 +216,8 @@ def _decisions(ctx: Ctx, writer: BulkWriter, plan: Plan) -> None:
     if not plan.decided:
         return
     rounding = ctx.merchant.rounding
-    rows = []
-    for d in plan.decided:
-        ctx.decided.append((d.customer_id, d.decision))
-        rows.append(
-            {
-                "customer_id": d.customer_id,
-                "at": d.at,
-                "action": d.decision.action,
-                "outcome": str(d.decision.outcome),
-                "amount_minor": d.decision.amount.round(rounding).minor,
-                "reasons": [str(r) for r in d.decision.reasons],
-                "clauses": list(d.decision.clauses),
-                "explanation": d.decision.explanation,
-                "policy_version": d.version,
-                "policy_version_id": d.version_id,
-                "facts": codec.encode_call(d.call) if d.call is not None else None,
-            }
-        )
+    ctx.decided.extend((d.customer_id, d.decision) for d in plan.decided)
+    rows = [decision_values(d, rounding) for d in plan.decided]
     writer.execute(insert(table(DecisionRow)), rows)
 
 

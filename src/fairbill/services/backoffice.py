@@ -68,8 +68,7 @@ Row = TypeVar("Row", RequestRow, OutageRow)
 def _by_id(ctx: Ctx, model: type[Row], prefix: Prefix, text: str) -> Row:
     """The row a public id names (``fairbill.ids``); a foreign or unknown id is
     ``NotFound``."""
-    row_id = ctx.ids.private(prefix, text)
-    row = ctx.session.get(model, row_id) if row_id is not None else None
+    row = ctx.named(model, prefix, text)
     if row is None:
         raise NotFound(f"no {prefix} {text!r}")
     return row
@@ -222,10 +221,7 @@ def review_bounds(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Bounds:
 def decision_of(ctx: Ctx, customer: CustomerRow, text: str) -> DecisionRow | None:
     """The customer's decision ``text`` names, or None (a stale or foreign id shows
     nothing)."""
-    row_id = ctx.ids.private(Prefix.DECISION, text)
-    if row_id is None:
-        return None
-    row = ctx.session.get(DecisionRow, row_id)
+    row = ctx.named(DecisionRow, Prefix.DECISION, text)
     return row if row is not None and row.customer_id == customer.id else None
 
 

@@ -193,31 +193,35 @@ def _unapplied_notes(ctx: Ctx, customer: CustomerRow) -> tuple[Note, ...]:
 def card(ctx: Ctx, customer: CustomerRow, code: str) -> Card | None:
     """The customer's payment method ``code`` with today's rate from the merchant's
     currency (``None``: no such method)."""
-    pm = ctx.session.scalar(
+    pm = _method(ctx, customer, code)
+    if pm is None:
+        return None
+    rate, no_rate = _rate_to(ctx, pm.currency)
+    return Card(pm.code, pm.token, pm.currency, rate, no_rate)
+
+
+def _rate_to(ctx: Ctx, currency: str) -> tuple[Decimal | None, str]:
+    """Today's rate from the merchant's currency to ``currency``, or ``None`` and why the
+    rate table has none (the planner refuses only if it needs it)."""
+    if currency == ctx.currency:
+        return Decimal(1), ""
+    try:
+        return fx.rate(ctx, ctx.currency, currency, ctx.now), ""
+    except Conflict as exc:
+        return None, str(exc)
+
+
+def _method(ctx: Ctx, customer: CustomerRow, code: str) -> PaymentMethodRow | None:
+    return ctx.session.scalar(
         select(PaymentMethodRow).where(
             PaymentMethodRow.customer_id == customer.id, PaymentMethodRow.code == code
         )
     )
-    if pm is None:
-        return None
-    if pm.currency == ctx.currency:
-        return Card(pm.code, pm.token, pm.currency)
-    try:
-        rate = fx.rate(ctx, ctx.currency, pm.currency, ctx.now)
-    except Conflict as exc:
-        return Card(pm.code, pm.token, pm.currency, None, str(exc))
-    return Card(pm.code, pm.token, pm.currency, rate)
 
 
 def method_row(ctx: Ctx, customer: CustomerRow, code: str) -> PaymentMethodRow:
-    row = ctx.session.scalar(
-        select(PaymentMethodRow).where(
-            PaymentMethodRow.customer_id == customer.id, PaymentMethodRow.code == code
-        )
-    )
+    row = _method(ctx, customer, code)
     if row is None:
-        from fairbill.errors import NotFound
-
         raise NotFound(f"no payment method {code!r}")
     return row
 
@@ -501,13 +505,7 @@ def refunding(
 ) -> Refunding:
     """The facts of a refund to plan, read now (the payment's rate from the merchant's
     currency at today's date, when they differ)."""
-    rate: Decimal | None = Decimal(1)
-    no_rate = ""
-    if payment is not None and payment.currency != ctx.currency:
-        try:
-            rate = fx.rate(ctx, ctx.currency, payment.currency, ctx.now)
-        except Conflict as exc:
-            rate, no_rate = None, str(exc)
+    rate, no_rate = _rate_to(ctx, payment.currency) if payment is not None else (Decimal(1), "")
     return Refunding(
         customer_id=customer.id,
         payment=paid(payment) if payment is not None else None,

@@ -28,8 +28,9 @@ from fairbill.decisions.facts import (
 )
 from fairbill.errors import NotFound
 from fairbill.gateway.port import PaymentGateway
-from fairbill.ids import Ids
-from fairbill.money import Money
+from fairbill.ids import Ids, Prefix
+from fairbill.money import Money, Rounding
+from fairbill.plans.effects import Decided
 from fairbill.policy.model import Policy
 from fairbill.services import policies
 from fairbill.services.clock import Clock
@@ -46,6 +47,7 @@ from fairbill.store.tables import (
 )
 
 R = TypeVar("R")
+M = TypeVar("M")
 
 
 @dataclass
@@ -129,6 +131,12 @@ class Ctx:
         return instant.astimezone(self.merchant.tz)
 
     # -- lookups ---------------------------------------------------------------------------
+    def named(self, model: type[M], prefix: Prefix, text: str) -> M | None:
+        """The ``model`` row a public id names (``fairbill.ids``), or None: not an id this
+        merchant issued. Whose the row is stays the caller's to check."""
+        row_id = self.ids.private(prefix, text)
+        return self.session.get(model, row_id) if row_id is not None else None
+
     def plan(self, code: str) -> PlanRow:
         """The merchant's plan ``code``, read once per unit of work (a plan's row is the
         session's one object for it; plans are never deleted or renamed). One a rollback
@@ -178,19 +186,8 @@ class Ctx:
         call, version_id, label = (
             kept[1:] if kept is not None else (None, self.version_id, self.policy.version)
         )
-        row = DecisionRow(
-            customer_id=customer.id,
-            at=self.now,
-            action=decision.action,
-            outcome=str(decision.outcome),
-            amount_minor=decision.amount.round(self.merchant.rounding).minor,
-            reasons=[str(r) for r in decision.reasons],
-            clauses=list(decision.clauses),
-            explanation=decision.explanation,
-            policy_version=label,
-            policy_version_id=version_id,
-            facts=codec.encode_call(call) if call is not None else None,
-        )
+        decided = Decided(customer.id, self.now, decision, call, version_id, label)
+        row = DecisionRow(**decision_values(decided, self.merchant.rounding))
         self.session.add(row)
         return row
 
@@ -204,3 +201,22 @@ class Ctx:
                 payload=payload,
             )
         )
+
+
+def decision_values(d: Decided, rounding: Rounding) -> dict[str, Any]:
+    """The columns of a stored decision: its outcome, amount (rounded the merchant's way),
+    reasons, clauses and explanation, the policy version it was taken under and the facts
+    it was taken from. ``Ctx.record`` and the applier store decisions alike."""
+    return {
+        "customer_id": d.customer_id,
+        "at": d.at,
+        "action": d.decision.action,
+        "outcome": str(d.decision.outcome),
+        "amount_minor": d.decision.amount.round(rounding).minor,
+        "reasons": [str(r) for r in d.decision.reasons],
+        "clauses": list(d.decision.clauses),
+        "explanation": d.decision.explanation,
+        "policy_version": d.version,
+        "policy_version_id": d.version_id,
+        "facts": codec.encode_call(d.call) if d.call is not None else None,
+    }

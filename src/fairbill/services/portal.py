@@ -60,8 +60,7 @@ def owned(ctx: Ctx, model: type[Owned], text: str, customer: CustomerRow) -> Own
     """The customer's record ``text`` names (a public id, ``fairbill.ids``); any other id
     is ``NotFound``."""
     prefix = PREFIXES[model]
-    row_id = ctx.ids.private(prefix, text)
-    row = ctx.session.get(model, row_id) if row_id is not None else None
+    row = ctx.named(model, prefix, text)
     if row is None or row.customer_id != customer.id:
         raise NotFound(f"no {prefix} {text!r}")
     return row
