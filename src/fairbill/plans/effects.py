@@ -33,6 +33,8 @@ class Rows(StrEnum):
     keys point at rows of earlier tables)."""
 
     CUSTOMERS = "customers"
+    PAYMENT_METHODS = "payment_methods"
+    OUTAGES = "outages"
     SUBSCRIPTIONS = "subscriptions"
     INVOICES = "invoices"
     INVOICE_LINES = "invoice_lines"
@@ -133,6 +135,10 @@ class Plan:
         text: Joined | None = None,
     ) -> None:
         self.postings.append(Posting(txn, customer_id, key, text))
+
+    def record(self, decided: Decided) -> None:
+        """A decision to store with the plan's rows (``Ctx.decided_of`` makes one)."""
+        self.decided.append(decided)
 
     def money_to_move(self) -> Iterator[NewRow]:
         """The gateway operations to perform once the plan is committed."""

@@ -24,13 +24,14 @@ from fairbill.lifecycle import (
     CUSTOMER_ENDED,
     LIVE,
     CustomerStatus,
+    DisputeStatus,
     InvoiceStatus,
     SubscriptionStatus,
     advance,
 )
 from fairbill.money import Money
-from fairbill.plans.billing import Collected, plan_dispute_closed
-from fairbill.plans.effects import Plan
+from fairbill.plans.billing import Collected, plan_dispute_closed, plan_notice
+from fairbill.plans.effects import Plan, Rows
 from fairbill.policy.model import RequestKind
 from fairbill.services import applier, billing, credits, merchants, refunds, subscriptions
 from fairbill.services.context import Ctx
@@ -48,7 +49,9 @@ from fairbill.store.tables import (
 
 def set_method_behaviour(ctx: Ctx, customer: CustomerRow, code: str, declines: bool) -> None:
     pm = billing.method_row(ctx, customer, code)
-    pm.declines = declines
+    plan = Plan()
+    plan.change(Rows.PAYMENT_METHODS, pm.id, declines=declines)
+    applier.apply(ctx, plan)
     setter = getattr(ctx.gateway, "set_declines", None)
     if setter is not None:
         setter(pm.token, declines)
@@ -85,7 +88,9 @@ def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) 
 def retry_due(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     if sub.next_retry_at is None or sub.next_retry_at > ctx.now:
         return
-    sub.next_retry_at = None
+    plan = Plan()
+    plan.change(Rows.SUBSCRIPTIONS, sub.id, next_retry_at=None)
+    applier.apply(ctx, plan)
     collect_open(ctx, customer, sub)
 
 
@@ -171,28 +176,37 @@ def _paying_payment(ctx: Ctx, invoice: InvoiceRow) -> PaymentRow:
 
 
 def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_first: bool) -> None:
+    """A dispute opened on ``payment``: the dispute, the decision and the suspensions it
+    brings are one plan."""
     # The payment is read again under the lock: a dispute that committed while this
     # request waited for it is seen here, and refused as the route refuses one it sees.
     ctx.lock_customer(customer)
-    if payment.disputed == "open":
+    if payment.disputed == DisputeStatus.OPEN:
         raise AlreadyDisputed(f"payment {payment.number} already has an open dispute")
-    payment.disputed = "open"
+    opened = (
+        DisputeStatus(payment.disputed).to(DisputeStatus.OPEN)
+        if payment.disputed is not None
+        else DisputeStatus.OPEN
+    )
+    plan = Plan()
+    plan.change(Rows.PAYMENTS, payment.id, disputed=str(opened))
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
     consequence = ctx.decide(customer.id, decide_chargeback, left, contacted_first)
-    ctx.record(customer, consequence.decision)
+    plan.record(ctx.decided_of(customer.id, consequence.decision))
     if consequence.suspend:
         for sub in subscriptions.live_subscriptions(ctx, customer):
-            billing.suspend(ctx, customer, sub, non_payment=False)
+            billing.suspend(ctx, customer, sub, non_payment=False, plan=plan)
+    applier.apply(ctx, plan)
 
 
 def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome: str) -> None:
     ctx.lock_customer(customer)
-    if payment.disputed != "open":
+    if payment.disputed != DisputeStatus.OPEN:
         raise Conflict(f"payment {payment.number} has no open dispute")
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
     decision = ctx.decide(customer.id, decide_dispute_closed, left, outcome)
-    ctx.record(customer, decision)
     plan = Plan()
+    plan.record(ctx.decided_of(customer.id, decision))
     plan_dispute_closed(
         plan, billing.setting(ctx), customer.id, billing.paid(payment), outcome, left
     )
@@ -207,17 +221,25 @@ def outage(
     cause: str,
     reported_at: datetime | None,
 ) -> RequestRow:
-    row = OutageRow(
-        customer_id=customer.id, start=start, end=end, cause=cause, reported_at=reported_at
+    """An outage the customer suffered, and the ``service_disruption`` request it files
+    (which names it: what each customer got for one incident can be shown)."""
+    plan = Plan()
+    ref = plan.insert(
+        Rows.OUTAGES,
+        {
+            "customer_id": customer.id,
+            "start": start,
+            "end": end,
+            "cause": cause,
+            "reported_at": reported_at,
+        },
+        ref=True,
     )
-    ctx.session.add(row)
-    ctx.session.flush()
-    request = refunds.request_refund(
+    assert ref is not None
+    row = ctx.session.get_one(OutageRow, applier.apply(ctx, plan)[ref])
+    return refunds.request_refund(
         ctx, customer, RequestKind.SERVICE_DISRUPTION, outage=row, reason=f"{cause} outage"
     )
-    # The request names its outage: what each customer got for one incident can be shown.
-    request.details = {**request.details, "outage": row.id}
-    return request
 
 
 def declare_outage(
@@ -246,39 +268,53 @@ def declare_outage(
 
 
 def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
+    """A breach of the terms, with the consequence the policy gives it: the decision, the
+    customer's flag, forfeited credits and any suspension are one plan; a termination
+    then ends each live subscription and starts the retention clock."""
     ctx.lock_customer(customer)
     consequence = ctx.decide(customer.id, decide_violation, kind)
-    ctx.record(customer, consequence.decision)
-    customer.in_violation = True
+    plan = Plan()
+    plan.record(ctx.decided_of(customer.id, consequence.decision))
+    plan.change(Rows.CUSTOMERS, customer.id, in_violation=True)
     if consequence.forfeit_credits:
-        credits.forfeit_all(
-            ctx,
-            customer,
+        clause = (
             forfeits_credits(ctx.merchant, "termination")
-            or (consequence.decision.clauses or (None,))[0],
-            "terms violated",
+            or (consequence.decision.clauses or (None,))[0]
         )
-    if consequence.terminate:
-        if customer.status != CustomerStatus.TERMINATED:  # found again: already ended
-            customer.status = advance(customer.status, CustomerStatus.TERMINATED)
-        merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
-        for sub in subscriptions.live_subscriptions(ctx, customer):
-            subscriptions.end_subscription(ctx, customer, sub, "terminated")
-        until, _ = retention_until(ctx.merchant, "termination", ctx.now)
-        customer.data_retained_until = until
-    elif consequence.suspend:
-        for sub in subscriptions.live_subscriptions(ctx, customer):
-            billing.suspend(ctx, customer, sub, non_payment=False)
+        credits.forfeit_all(ctx, customer, clause, "terms violated", plan)
+    if not consequence.terminate:
+        if consequence.suspend:
+            for sub in subscriptions.live_subscriptions(ctx, customer):
+                billing.suspend(ctx, customer, sub, non_payment=False, plan=plan)
+        applier.apply(ctx, plan)
+        return
+    if customer.status != CustomerStatus.TERMINATED:  # found again: already ended
+        status = advance(customer.status, CustomerStatus.TERMINATED)
+        plan.change(Rows.CUSTOMERS, customer.id, status=str(status))
+    applier.apply(ctx, plan)
+    merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
+    for sub in subscriptions.live_subscriptions(ctx, customer):
+        subscriptions.end_subscription(ctx, customer, sub, "terminated")
+    until, _ = retention_until(ctx.merchant, "termination", ctx.now)
+    _set_customer(ctx, customer, data_retained_until=until)
+
+
+def _set_customer(ctx: Ctx, customer: CustomerRow, **values: Any) -> None:
+    plan = Plan()
+    plan.change(Rows.CUSTOMERS, customer.id, **values)
+    applier.apply(ctx, plan)
 
 
 def terms_change(ctx: Ctx, customer: CustomerRow, material: bool) -> None:
-    customer.terms_notice_at = ctx.now
+    plan = Plan()
+    plan.change(Rows.CUSTOMERS, customer.id, terms_notice_at=ctx.now)
     if material:
-        ctx.notify(customer, "terms_changed")
+        plan_notice(plan, customer.id, ctx.now, "terms_changed", ctx.language(customer))
+    applier.apply(ctx, plan)
 
 
 def decline_terms(ctx: Ctx, customer: CustomerRow) -> None:
-    customer.terms_declined_at = ctx.now
+    _set_customer(ctx, customer, terms_declined_at=ctx.now)
     for sub in subscriptions.live_subscriptions(ctx, customer):
         subscriptions.cancel(ctx, customer, sub, reason="declined the new terms")
 
@@ -292,21 +328,27 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
     is dropped. A closed account takes no new purchases (``subscriptions.ensure_open``),
     so left in place the change would start a subscription the account must refuse, at
     the period end, on every run of the scheduler after it.
+
+    The decision, the account's status, forfeited credits and the dropped changes are one
+    plan; each subscription's end or cancellation follows (its own use case), then the
+    retention date, which depends on when the last one ends.
     """
     ctx.lock_customer(customer)
     consequence = ctx.decide(customer.id, decide_closure)
-    ctx.record(customer, consequence.decision)
+    plan = Plan()
+    plan.record(ctx.decided_of(customer.id, consequence.decision))
     if customer.status not in CUSTOMER_ENDED:  # closing twice, or after termination
-        customer.status = advance(customer.status, CustomerStatus.CLOSED)
-    # A closed account takes no more self-service: its portal tokens end with it.
-    merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
+        status = advance(customer.status, CustomerStatus.CLOSED)
+        plan.change(Rows.CUSTOMERS, customer.id, status=str(status))
     if consequence.forfeit_credits:
-        credits.forfeit_all(
-            ctx, customer, forfeits_credits(ctx.merchant, "closure"), "account closed"
-        )
+        clause = forfeits_credits(ctx.merchant, "closure")
+        credits.forfeit_all(ctx, customer, clause, "account closed", plan)
     live = subscriptions.live_subscriptions(ctx, customer)
     for sub in live:
-        sub.pending_plan = sub.successor_plan = None
+        plan.change(Rows.SUBSCRIPTIONS, sub.id, pending_plan=None, successor_plan=None)
+    applier.apply(ctx, plan)
+    # A closed account takes no more self-service: its portal tokens end with it.
+    merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
     for sub in live:
         if sub.status == SubscriptionStatus.TRIALING:
             subscriptions.end_subscription(ctx, customer, sub, "canceled")
@@ -314,43 +356,46 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
             subscriptions.cancel(ctx, customer, sub)
     ends = max((s.cancel_at or ctx.now for s in live), default=ctx.now)
     until, _ = retention_until(ctx.merchant, "closure", ends)
-    customer.data_retained_until = until
+    _set_customer(ctx, customer, data_retained_until=until)
 
 
 def activity(ctx: Ctx, customer: CustomerRow) -> None:
-    customer.last_activity_at = ctx.now
+    _set_customer(ctx, customer, last_activity_at=ctx.now)
 
 
 def delete_data_if_due(ctx: Ctx, customer: CustomerRow) -> None:
+    """Past the retention date: the account's data is erased (its address first), the
+    decision says so and the last message goes out (one plan)."""
     due = customer.data_retained_until
     if due is None or customer.data_deleted_at is not None or due > ctx.now:
         return
-    customer.data_deleted_at = ctx.now
-    # The notice below is the last message: it carries the address, which is erased here.
-    address, customer.email = customer.email, None
-    ctx.record(
-        customer,
-        Decision(
-            action="data_deletion",
-            outcome=DecisionOutcome.APPROVED,
-            amount=ctx.money(0),
-            reasons=(Reason.DATA_DELETED,),
-            explanation="The retention period ended: the account data is deleted.",
-        ),
+    plan = Plan()
+    plan.change(Rows.CUSTOMERS, customer.id, data_deleted_at=ctx.now, email=None)
+    decision = Decision(
+        action="data_deletion",
+        outcome=DecisionOutcome.APPROVED,
+        amount=ctx.money(0),
+        reasons=(Reason.DATA_DELETED,),
+        explanation="The retention period ended: the account data is deleted.",
     )
-    ctx.notify(customer, "data_deletion_notice", **({"email": address} if address else {}))
+    plan.record(ctx.decided_of(customer.id, decision))
+    # The notice is the last message: it carries the address, which is erased here.
+    address = {"email": customer.email} if customer.email else {}
+    language = ctx.language(customer)
+    plan_notice(plan, customer.id, ctx.now, "data_deletion_notice", language, **address)
+    applier.apply(ctx, plan)
 
 
 def export_data(ctx: Ctx, customer: CustomerRow) -> dict[str, Any]:
-    ctx.record(
-        customer,
-        Decision(
-            action="export_data",
-            outcome=DecisionOutcome.APPROVED,
-            amount=ctx.money(0),
-            explanation="The customer exported their data.",
-        ),
+    plan = Plan()
+    decision = Decision(
+        action="export_data",
+        outcome=DecisionOutcome.APPROVED,
+        amount=ctx.money(0),
+        explanation="The customer exported their data.",
     )
+    plan.record(ctx.decided_of(customer.id, decision))
+    applier.apply(ctx, plan)
     methods = ctx.session.scalars(
         select(PaymentMethodRow).where(PaymentMethodRow.customer_id == customer.id)
     ).all()

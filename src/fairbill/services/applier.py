@@ -47,6 +47,8 @@ from fairbill.store.tables import (
     JournalEntryRow,
     JournalTransactionRow,
     NotificationRow,
+    OutageRow,
+    PaymentMethodRow,
     PaymentRow,
     RefundRow,
     RequestRow,
@@ -69,6 +71,8 @@ MODELS: dict[Rows, type[Base]] = {
     Rows.NOTIFICATIONS: NotificationRow,
     Rows.SUBSCRIPTIONS: SubscriptionRow,
     Rows.CUSTOMERS: CustomerRow,
+    Rows.PAYMENT_METHODS: PaymentMethodRow,
+    Rows.OUTAGES: OutageRow,
 }
 
 

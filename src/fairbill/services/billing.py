@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from fairbill.decisions.decision import Decision
 from fairbill.decisions.disputes import retention_until
 from fairbill.decisions.dunning import decide_failure, decide_reactivation
 from fairbill.errors import Conflict, NotFound
@@ -47,10 +46,10 @@ from fairbill.plans.billing import (
     Taken,
     plan_charge,
     plan_collection,
-    plan_credit_note,
     plan_decline,
     plan_dunning,
     plan_invoice,
+    plan_notice,
     plan_payment,
     plan_reactivation,
     plan_refund,
@@ -269,7 +268,7 @@ def charge_succeeded(ctx: Ctx, op: GatewayOperationRow) -> PaymentRow:
             method=op.method or "",
             reference=op.reference or "",
             duplicate=bool(op.details.get("duplicate")),
-            language=customer.language or ctx.policy.language,
+            language=ctx.language(customer),
         ),
     )
     applied = applier.apply(ctx, plan)
@@ -323,7 +322,7 @@ def charge_declined(ctx: Ctx, op: GatewayOperationRow) -> None:
         amount=ctx.money(op.settled_minor),
         method=op.method or "",
         attempt=(attempts or 0) + 1,
-        language=customer.language or ctx.policy.language,
+        language=ctx.language(customer),
     )
     applier.apply(ctx, plan)
     after_declined(ctx, customer, invoice, Purpose(op.purpose))
@@ -343,7 +342,10 @@ def after_paid(
 
     sub = _subscription(ctx, invoice)
     if purpose == Purpose.FIRST:
-        ctx.notify(customer, "welcome", plan=sub.plan_code if sub else "")
+        plan = Plan()
+        welcome = sub.plan_code if sub else ""
+        plan_notice(plan, customer.id, ctx.now, "welcome", ctx.language(customer), plan=welcome)
+        applier.apply(ctx, plan)
     elif purpose == Purpose.RETRY and sub is not None:
         reactivate(ctx, customer, sub, paid)
         accounts.collect_open(ctx, customer, sub)
@@ -385,8 +387,8 @@ def handle_failure(
     outcome = ctx.decide(
         customer.id, decide_failure, attempt, ctx.local(first), ctx.money(amount_due(invoice))
     )
-    ctx.record(customer, outcome.decision)
     plan = Plan()
+    plan.record(ctx.decided_of(customer.id, outcome.decision))
     plan_dunning(plan, dunned(ctx, customer, sub, first, attempt), outcome, ctx.now)
     applier.apply(ctx, plan)
 
@@ -403,23 +405,31 @@ def dunned(
         first_failed_at=first,
         attempt=attempt,
         customer_status=CustomerStatus(customer.status),
-        language=customer.language or ctx.policy.language,
+        language=ctx.language(customer),
         retained_until=until,
     )
 
 
 def suspend(
-    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, *, non_payment: bool = True
+    ctx: Ctx,
+    customer: CustomerRow,
+    sub: SubscriptionRow,
+    *,
+    non_payment: bool = True,
+    plan: Plan | None = None,
 ) -> None:
     """Suspend service (``plans.billing.plan_suspension``, as the last dunning step
-    does). The retention clock ("data retained N days after suspension") starts only for
-    a suspension for non-payment, the case the policies give it for."""
+    does), into the caller's ``plan`` or a plan of its own, written now. The retention
+    clock ("data retained N days after suspension") starts only for a suspension for
+    non-payment, the case the policies give it for."""
     facts = dunned(ctx, customer, sub, sub.first_failed_at or ctx.now, sub.failed_attempts)
     if not non_payment:
         facts = replace(facts, retained_until=None)
-    plan = Plan()
+    own = plan is None
+    plan = Plan() if plan is None else plan
     plan_suspension(plan, facts, ctx.now)
-    applier.apply(ctx, plan)
+    if own:
+        applier.apply(ctx, plan)
 
 
 def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Money) -> None:
@@ -433,11 +443,12 @@ def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Mone
         customer_status=CustomerStatus(customer.status),
         plan_code=sub.plan_code,
         welcomed=_welcomed(ctx, customer),
-        language=customer.language or ctx.policy.language,
+        language=ctx.language(customer),
         at=ctx.now,
     )
     if plan_reactivation(plan, facts):
-        ctx.record(customer, ctx.decide(customer.id, decide_reactivation, paid))
+        decision = ctx.decide(customer.id, decide_reactivation, paid)
+        plan.record(ctx.decided_of(customer.id, decision))
     applier.apply(ctx, plan)
 
 
@@ -513,7 +524,7 @@ def refunding(
         destination=destination,
         clauses=tuple(clauses),
         wallet=customer.wallet_minor,
-        language=customer.language or ctx.policy.language,
+        language=ctx.language(customer),
         request_id=request_id,
         fee=fee,
         compensation=compensation,
@@ -559,7 +570,7 @@ def refund_succeeded(ctx: Ctx, op: GatewayOperationRow) -> None:
         ctx.money(op.settled_minor),
         Money.from_minor(refund.amount_minor, refund.currency),
         Destination(refund.destination),
-        customer.language or ctx.policy.language,
+        ctx.language(customer),
     )
     applier.apply(ctx, plan)
 
@@ -598,20 +609,3 @@ def _alert_finance(ctx: Ctx, op: GatewayOperationRow, refund: RefundRow) -> None
         currency=refund.currency,
         error=op.error or "",
     )
-
-
-def credit_note(
-    ctx: Ctx,
-    customer: CustomerRow,
-    amount: Money,
-    reason: str,
-    invoice: InvoiceRow | None,
-    decision: Decision,
-) -> CreditNoteRow:
-    """A credit note for ``decision`` (``plans.billing.plan_credit_note``, written now)."""
-    plan = Plan()
-    invoice_id = invoice.id if invoice else None
-    s = setting(ctx)
-    note = plan_credit_note(plan, s, customer.id, amount, reason, invoice_id, decision.clauses)
-    applied = applier.apply(ctx, plan)
-    return ctx.session.get_one(CreditNoteRow, applied[note])

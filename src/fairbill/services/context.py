@@ -2,8 +2,9 @@
 the merchant and the policy its customers accepted.
 
 ``Ctx`` is the unit of work and what it collects (cosmicpython's ``unit_of_work.py``):
-the decisions taken through it (``decide``, ``record``, ``decided``), the messages it
-queues (``notify``), and two narrow lookups (plans, the next invoice or payment number).
+the decisions taken through it (``decide``, then ``decided_of`` for a plan to store
+them; ``decided`` lists those written), and two narrow lookups (plans, the next invoice
+or payment number).
 The facts the deciders read come from its repository, ``facts`` (``services.facts``);
 what a use case writes and which money moves is planned by ``plans`` and written by
 ``services.applier``, which also keeps the ledger.
@@ -38,10 +39,8 @@ from fairbill.services.facts import Facts
 from fairbill.store.db import SERIALIZED
 from fairbill.store.tables import (
     CustomerRow,
-    DecisionRow,
     InvoiceRow,
     MerchantRow,
-    NotificationRow,
     PaymentRow,
     PlanRow,
 )
@@ -59,10 +58,10 @@ class Ctx:
     policy: Policy  # the merchant's current version: what new subscriptions accept
     version_id: int | None = None  # that version's row (None: a policy not stored)
     merchant: Merchant = field(init=False)
-    # Every decision recorded through this unit of work, in order, with its customer id:
-    # what a caller shows (cosmicpython's ``collect_new_events``), nothing spies on services.
+    # Every decision a plan written through this unit of work stored, in order, with its
+    # customer id: what a caller shows (cosmicpython's ``collect_new_events``).
     decided: list[tuple[int, Decision]] = field(init=False, default_factory=list)
-    # The call behind each decision ``decide`` returned, until ``record`` stores it.
+    # The call behind each decision ``decide`` returned, until ``decided_of`` takes it.
     # Keyed by id(); the decision is kept in the value, so that id is not reused meanwhile.
     _calls: dict[int, tuple[Decision, Call, int | None, str]] = field(
         init=False, default_factory=dict
@@ -103,7 +102,7 @@ class Ctx:
 
     def decide(self, customer_id: int, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """``fn(merchant, *args, **kwargs)`` under the customer's accepted version; the
-        call is kept so that ``record`` stores the facts the decision was taken from."""
+        call is kept so that ``decided_of`` keeps the facts the decision was taken from."""
         version_id, merchant = self.terms(customer_id)
         result = fn(merchant, *args, **kwargs)
         decision = codec.decision_of(result)
@@ -179,34 +178,27 @@ class Ctx:
         self.session.expire_all()
         self.session.refresh(customer, with_for_update=True)
 
-    # -- recording -------------------------------------------------------------------------
-    def record(self, customer: CustomerRow, decision: Decision) -> DecisionRow:
-        self.decided.append((customer.id, decision))
+    # -- decisions, for a plan to store -----------------------------------------------------
+    def decided_of(self, customer_id: int, decision: Decision) -> Decided:
+        """``decision`` as a plan stores it (``Plan.decided``): with the call ``decide``
+        took it by (its facts) and the version it was taken under; a decision not taken
+        through ``decide`` (a bookkeeping one) is under the current version, with no
+        call. The applier adds it to ``decided`` when it writes the plan."""
         kept = self._calls.pop(id(decision), None)
         call, version_id, label = (
             kept[1:] if kept is not None else (None, self.version_id, self.policy.version)
         )
-        decided = Decided(customer.id, self.now, decision, call, version_id, label)
-        row = DecisionRow(**decision_values(decided, self.merchant.rounding))
-        self.session.add(row)
-        return row
+        return Decided(customer_id, self.now, decision, call, version_id, label)
 
-    def notify(self, customer: CustomerRow, template: str, **payload: str) -> None:
-        self.session.add(
-            NotificationRow(
-                customer_id=customer.id,
-                at=self.now,
-                template=template,
-                language=customer.language or self.policy.language,
-                payload=payload,
-            )
-        )
+    def language(self, customer: CustomerRow) -> str:
+        """The language the customer's messages are written in."""
+        return customer.language or self.policy.language
 
 
 def decision_values(d: Decided, rounding: Rounding) -> dict[str, Any]:
     """The columns of a stored decision: its outcome, amount (rounded the merchant's way),
     reasons, clauses and explanation, the policy version it was taken under and the facts
-    it was taken from. ``Ctx.record`` and the applier store decisions alike."""
+    it was taken from. The applier stores them."""
     return {
         "customer_id": d.customer_id,
         "at": d.at,

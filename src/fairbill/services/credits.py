@@ -10,9 +10,11 @@ from fairbill.decisions.credits import credit_expiry, decide_expiry, decide_fail
 from fairbill.decisions.decision import Decision, DecisionOutcome
 from fairbill.decisions.reasons import Reason
 from fairbill.errors import NotFound
-from fairbill.lifecycle import CreditPackStatus, advance
+from fairbill.lifecycle import CreditPackStatus
 from fairbill.plans.billing import Collected, Line
-from fairbill.services import billing, subscriptions
+from fairbill.plans.credits import Pack, plan_forfeit, plan_give_back, plan_pack, plan_spend
+from fairbill.plans.effects import Plan
+from fairbill.services import applier, billing, subscriptions
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
 from fairbill.store.tables import CreditPackRow, CustomerRow, InvoiceRow, ProductRow
@@ -56,18 +58,10 @@ def purchase(
 
 def grant_pack(ctx: Ctx, customer: CustomerRow, pack: dict[str, Any]) -> None:
     """The credits a paid purchase brings: ``pack`` is ``{"kind", "quantity"}``."""
-    total = int(pack["quantity"])
-    ctx.session.add(
-        CreditPackRow(
-            customer_id=customer.id,
-            kind=str(pack["kind"]),
-            quantity=total,
-            remaining=total,
-            purchased_at=ctx.now,
-            expires_at=credit_expiry(ctx.merchant, ctx.now),
-            status=CreditPackStatus.ACTIVE,
-        )
-    )
+    plan = Plan()
+    expires_at = credit_expiry(ctx.merchant, ctx.now)
+    plan_pack(plan, customer.id, str(pack["kind"]), int(pack["quantity"]), ctx.now, expires_at)
+    applier.apply(ctx, plan)
 
 
 def active_packs(ctx: Ctx, customer: CustomerRow, kind: str | None = None) -> list[CreditPackRow]:
@@ -81,21 +75,20 @@ def active_packs(ctx: Ctx, customer: CustomerRow, kind: str | None = None) -> li
     return sorted(packs, key=lambda p: (p.expires_at is None, p.expires_at or p.purchased_at, p.id))
 
 
+def _facts(packs: list[CreditPackRow]) -> list[Pack]:
+    return [Pack(p.id, p.kind, p.remaining, p.forfeited, CreditPackStatus(p.status)) for p in packs]
+
+
 def consume(
     ctx: Ctx, customer: CustomerRow, kind: str, quantity: int, failed: str | None = None
 ) -> Decision:
-    left = quantity
-    spent: list[tuple[CreditPackRow, int]] = []
-    for pack in active_packs(ctx, customer, kind):
-        take = min(pack.remaining, left)
-        pack.remaining -= take
-        left -= take
-        spent.append((pack, take))
-        if pack.remaining == 0:
-            pack.status = advance(pack.status, CreditPackStatus.USED)
-        if left == 0:
-            break
-    used = quantity - left
+    """Spend ``quantity`` credits of ``kind`` (``plans.credits.plan_spend``); a delivery
+    that ``failed`` gives back what the policy says (``decide_failed_delivery``). The
+    spend, any return and the decision are one plan."""
+    plan = Plan()
+    spent = plan_spend(plan, _facts(active_packs(ctx, customer, kind)), quantity)
+    used = sum(take for _, take in spent)
+    left = quantity - used
     if failed is None:
         decision = Decision(
             action="consume_credits",
@@ -104,21 +97,16 @@ def consume(
             explanation=f"{used} {kind} credits used"
             + (f"; {left} could not be sent for lack of credits." if left else "."),
         )
-        ctx.record(customer, decision)
-        return decision
-    decision, returned = ctx.decide(customer.id, decide_failed_delivery, failed, used)
-    for pack, take in spent:
-        back = min(take, returned)
-        if back:
-            pack.remaining += back
-            if pack.status == CreditPackStatus.USED:  # emptied above: spendable again
-                pack.status = advance(pack.status, CreditPackStatus.ACTIVE)
-            returned -= back
-    ctx.record(customer, decision)
+    else:
+        decision, returned = ctx.decide(customer.id, decide_failed_delivery, failed, used)
+        plan_give_back(plan, spent, returned)
+    plan.record(ctx.decided_of(customer.id, decision))
+    applier.apply(ctx, plan)
     return decision
 
 
 def expire(ctx: Ctx, customer: CustomerRow, pack: CreditPackRow) -> None:
+    """A pack past its expiry ends with what it had left (a decision, one plan)."""
     if (
         pack.status != CreditPackStatus.ACTIVE
         or pack.expires_at is None
@@ -126,30 +114,24 @@ def expire(ctx: Ctx, customer: CustomerRow, pack: CreditPackRow) -> None:
     ):
         return
     decision = ctx.decide(customer.id, decide_expiry, pack.kind, pack.remaining)
-    pack.forfeited += pack.remaining
-    pack.remaining = 0
-    pack.status = advance(pack.status, CreditPackStatus.EXPIRED)
-    ctx.record(customer, decision)
+    plan = Plan()
+    plan_forfeit(plan, _facts([pack]), CreditPackStatus.EXPIRED)
+    plan.record(ctx.decided_of(customer.id, decision))
+    applier.apply(ctx, plan)
 
 
-def forfeit_all(ctx: Ctx, customer: CustomerRow, clause: str | None, why: str) -> None:
+def forfeit_all(ctx: Ctx, customer: CustomerRow, clause: str | None, why: str, plan: Plan) -> None:
+    """Every active pack forfeited, and the decision saying so, into ``plan``."""
     packs = active_packs(ctx, customer)
     if not packs:
         return
-    total = 0
-    for pack in packs:
-        total += pack.remaining
-        pack.forfeited += pack.remaining
-        pack.remaining = 0
-        pack.status = advance(pack.status, CreditPackStatus.FORFEITED)
-    ctx.record(
-        customer,
-        Decision(
-            action="forfeit",
-            outcome=DecisionOutcome.APPROVED,
-            amount=ctx.money(0),
-            reasons=(Reason.CREDITS_FORFEITED,),
-            clauses=(clause,) if clause else (),
-            explanation=f"{total} unused credits forfeited: {why}.",
-        ),
+    total = plan_forfeit(plan, _facts(packs), CreditPackStatus.FORFEITED)
+    decision = Decision(
+        action="forfeit",
+        outcome=DecisionOutcome.APPROVED,
+        amount=ctx.money(0),
+        reasons=(Reason.CREDITS_FORFEITED,),
+        clauses=(clause,) if clause else (),
+        explanation=f"{total} unused credits forfeited: {why}.",
     )
+    plan.record(ctx.decided_of(customer.id, decision))

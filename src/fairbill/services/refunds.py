@@ -122,6 +122,7 @@ def request_refund(
                 PaymentRow.customer_id == customer.id, PaymentRow.number == int(order_numbers[0])
             )
         )
+    named_outage = outage.id if outage is not None else None
     sub = _subscription_of(ctx, customer, payment)
     if payment is None and kind in (
         RequestKind.SERVICE_DISRUPTION,
@@ -165,8 +166,11 @@ def request_refund(
         else None,
     )
     decision = ctx.decide(customer.id, decide_refund, facts, ctx.facts.customer(customer), ctx.now)
-    row = _store_request(ctx, customer, kind, decision, payment, reason)
-    ctx.record(customer, decision)
+    details: dict[str, Any] = {"reason": reason or ""}
+    if named_outage is not None:
+        # The request names its outage: what each customer got for one incident can be shown.
+        details["outage"] = named_outage
+    row = _store_request(ctx, customer, kind, decision, payment, details)
     if decision.outcome != DecisionOutcome.NEEDS_REVIEW:
         _settle(ctx, customer, row, decision, payment, sub)
     return row
@@ -219,10 +223,10 @@ def _store_request(
     kind: RequestKind,
     decision: Decision,
     payment: PaymentRow | None,
-    reason: str | None,
+    details: dict[str, Any],
 ) -> RequestRow:
-    """The request's row, numbered per customer, with its review deadline, and the
-    customer's receipt of it: one plan, written now."""
+    """The request's row, numbered per customer, with its review deadline, the decision
+    on it and the customer's receipt: one plan, written now."""
     number = (
         ctx.session.scalar(
             select(func.max(RequestRow.number)).where(RequestRow.customer_id == customer.id)
@@ -262,12 +266,13 @@ def _store_request(
             "review_due": review_due,
             "paid_due": None,
             "payment_id": payment.id if payment is not None else None,
-            "details": {"reason": reason or ""},
+            "details": details,
         },
         ref=True,
     )
     assert ref is not None
-    language = customer.language or ctx.policy.language
+    plan.record(ctx.decided_of(customer.id, decision))
+    language = ctx.language(customer)
     plan_notice(plan, customer.id, ctx.now, "request_received", language, request=str(number))
     applied = applier.apply(ctx, plan)
     return ctx.session.get_one(RequestRow, applied[ref])
@@ -288,14 +293,17 @@ def _settle(
     decision: Decision,
     payment: PaymentRow | None,
     sub: SubscriptionRow | None,
+    plan: Plan | None = None,
 ) -> None:
     """Pay what was granted, set deadlines, and end service for refunds of unused time:
-    one plan (the request's new state, each refund with ``plans.billing.plan_refund``,
-    the message), then the end of service (``end_subscription``'s plan)."""
-    plan, s = Plan(), billing.setting(ctx)
+    one plan (``plan``, which may hold the decision; the request's new state, each refund
+    with ``plans.billing.plan_refund``, the message), then the end of service
+    (``end_subscription``'s plan)."""
+    plan = plan if plan is not None else Plan()
+    s = billing.setting(ctx)
     granted = str(decision.destination) if decision.destination and decision.amount else None
     state: dict[str, Any] = {"amount_minor": decision.amount.minor, "destination": granted}
-    language = customer.language or ctx.policy.language
+    language = ctx.language(customer)
     plan_notice(
         plan,
         customer.id,
@@ -361,7 +369,7 @@ def review(
     if payment is not None:
         lock_payment(ctx, payment)
     pending = _pending_decision(ctx, row)
-    if row.status != "in_review":
+    if row.status != RequestStatus.IN_REVIEW:
         decision = Decision(
             action="review",
             outcome=DecisionOutcome.DECLINED,
@@ -370,7 +378,9 @@ def review(
             explanation=f"Request {row.number} is not awaiting review "
             f"({row.status}); nothing changed.",
         )
-        ctx.record(customer, decision)
+        plan = Plan()
+        plan.record(ctx.decided_of(customer.id, decision))
+        applier.apply(ctx, plan)
         return decision
     refundable = (
         ctx.money(payment.settled_minor - payment.settled_refunded_minor)
@@ -390,9 +400,10 @@ def review(
         fee_percent=fee_percent,
         customer=ctx.facts.customer(customer),
     )
-    ctx.record(customer, decision)
+    plan = Plan()
+    plan.record(ctx.decided_of(customer.id, decision))
     sub = _subscription_of(ctx, customer, payment)
-    _settle(ctx, customer, row, decision, payment, sub)
+    _settle(ctx, customer, row, decision, payment, sub, plan)
     return decision
 
 
@@ -420,13 +431,16 @@ def _pending_decision(ctx: Ctx, row: RequestRow) -> Decision:
 def appeal(ctx: Ctx, customer: CustomerRow, row: RequestRow) -> Decision:
     ctx.lock_customer(customer)
     decision = ctx.decide(customer.id, decide_appeal, _pending_decision(ctx, row))
-    ctx.record(customer, decision)
+    plan = Plan()
+    plan.record(ctx.decided_of(customer.id, decision))
     if decision.outcome == DecisionOutcome.NEEDS_REVIEW and row.status != RequestStatus.PAID:
-        row.status = advance(row.status, RequestStatus.IN_REVIEW)
+        state: dict[str, Any] = {"status": str(advance(row.status, RequestStatus.IN_REVIEW))}
         if row.recommendation is None:
-            row.recommendation = {
-                "decision": "declined",
+            state["recommendation"] = {
+                "decision": str(DecisionOutcome.DECLINED),
                 "amount": ctx.money(0).text(),
                 "destination": None,
             }
+        plan.change(Rows.REQUESTS, row.id, **state)
+    applier.apply(ctx, plan)
     return decision

@@ -29,6 +29,7 @@ from fairbill.plans.billing import (
     Promotion,
     Renewal,
     plan_collection,
+    plan_credit_note,
     plan_invoice,
     plan_notice,
     plan_period,
@@ -142,7 +143,7 @@ def subscribe(
     if account:
         plan.change(Rows.CUSTOMERS, customer.id, **account)
     if new.trial_end is not None:
-        language = customer.language or ctx.policy.language
+        language = ctx.language(customer)
         plan_notice(plan, customer.id, now, "welcome", language, plan=plan_row.code)
         applied = applier.apply(ctx, plan)
         ctx.forget_terms(customer.id)
@@ -288,7 +289,7 @@ def cancel(
         immediately=immediately,
         for_downgrade=for_downgrade,
     )
-    ctx.record(customer, outcome.decision)
+    plan.record(ctx.decided_of(customer.id, outcome.decision))
     if outcome.decision.outcome == "declined":
         applier.apply(ctx, plan)
         return outcome
@@ -305,7 +306,7 @@ def cancel(
         plan_end(plan, ending(ctx, customer, sub, SubscriptionStatus.CANCELED, ctx.now))
     else:
         plan.change(Rows.SUBSCRIPTIONS, sub.id, cancel_at=outcome.ends_at)
-    language = customer.language or ctx.policy.language
+    language = ctx.language(customer)
     ends_at = ctx.local(outcome.ends_at).isoformat()
     plan_notice(plan, customer.id, ctx.now, "cancellation_confirmed", language, ends_at=ends_at)
     applier.apply(ctx, plan)
@@ -356,7 +357,10 @@ def _succeed(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     """A downgrade by cancel and resubscribe: the successor plan starts as its
     predecessor's cancellation ends it."""
     if sub.successor_plan:
-        successor, sub.successor_plan = sub.successor_plan, None
+        successor = sub.successor_plan
+        plan = Plan()
+        plan.change(Rows.SUBSCRIPTIONS, sub.id, successor_plan=None)
+        applier.apply(ctx, plan)
         subscribe(ctx, customer, successor, payment_method=sub.payment_method, is_first=False)
 
 
@@ -385,6 +389,10 @@ def ending(
 
 # -- plan changes and usage -----------------------------------------------------------------
 def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code: str) -> None:
+    """Move to ``plan_code`` as the policy says: now (with a proration invoice for the
+    rest of the period), at the period end, or by cancelling and subscribing again at the
+    period end. The decision and the subscription's change are one plan (with the
+    proration's invoice and collection); a cancel-and-resubscribe is then a cancellation."""
     ctx.lock_customer(customer)
     # A closed or terminated account takes no new plan, now or at the period end: a
     # downgrade scheduled on one would start a subscription that it must then refuse.
@@ -395,39 +403,36 @@ def change_plan(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan_code
     new_price = ctx.money(tier_price_minor(new, sub.usage_level))
     facts = ctx.facts.subscription(sub)
     outcome = ctx.decide(customer.id, decide_plan_change, facts, new_price, new.code, ctx.now)
-    ctx.record(customer, outcome.decision)
+    plan = Plan()
+    plan.record(ctx.decided_of(customer.id, outcome.decision))
     if outcome.mode == "immediate":
-        old_code = sub.plan_code
-        sub.plan_code = new.code
-        sub.price_minor = new_price.minor
+        plan.change(Rows.SUBSCRIPTIONS, sub.id, plan_code=new.code, price_minor=new_price.minor)
         if outcome.charge:
-            _bill_adjustment(
-                ctx,
-                customer,
-                sub,
-                outcome.charge,
-                "proration",
-                f"upgrade {old_code} → {new.code}, rest of the period",
-            )
+            text = f"upgrade {sub.plan_code} → {new.code}, rest of the period"
+            _bill_adjustment(ctx, customer, sub, plan, outcome.charge, text)
+            return
     elif outcome.mode == "end_of_period":
-        sub.pending_plan = new.code
+        plan.change(Rows.SUBSCRIPTIONS, sub.id, pending_plan=new.code)
     elif outcome.mode == "cancel_and_resubscribe":
-        sub.successor_plan = new.code
+        plan.change(Rows.SUBSCRIPTIONS, sub.id, successor_plan=new.code)
+    applier.apply(ctx, plan)
+    if outcome.mode == "cancel_and_resubscribe":
         cancel(ctx, customer, sub, for_downgrade=True)
 
 
 def _bill_adjustment(
-    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, amount: Money, kind: str, text: str
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, plan: Plan, amount: Money, text: str
 ) -> None:
-    """An invoice for the rest of the period (a proration, a tier move), collected."""
+    """An invoice for the rest of the period (a proration, a tier move) and its
+    collection, into ``plan`` (which holds the decision behind it), written now."""
     now, end = ctx.now, ctx.local(sub.current_period_end)
-    plan, s = Plan(), billing.setting(ctx)
+    s = billing.setting(ctx)
     invoice = plan_invoice(
         plan,
         s,
         customer.id,
         ctx.next_number(InvoiceRow, customer),
-        [Line(kind, text, amount, now, end)],
+        [Line("proration", text, amount, now, end)],
         purpose="proration",
         subscription_id=sub.id,
     )
@@ -440,52 +445,55 @@ def _bill_adjustment(
 
 
 def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: int) -> None:
+    """A usage report: a tiered subscription whose usage crossed into a dearer tier
+    moves up now (a decision, with a proration for the rest of the period); one that fell
+    below its tier is checked at the next local midnight (``usage_check``). One plan."""
     ctx.lock_customer(customer)
-    plan = ctx.plan(sub.plan_code)
-    sub.usage_level = value
-    if plan.tiers is None or sub.status not in LIVE:
+    tiers = ctx.plan(sub.plan_code)
+    plan = Plan()
+    plan.change(Rows.SUBSCRIPTIONS, sub.id, usage_level=value)
+    new_price = tier_price_minor(tiers, value)
+    if tiers.tiers is None or sub.status not in LIVE or new_price == sub.price_minor:
+        if tiers.tiers is not None and sub.status in LIVE:
+            plan.change(Rows.SUBSCRIPTIONS, sub.id, usage_fell_at=None, usage_check_at=None)
+        applier.apply(ctx, plan)
         return
-    new_price = tier_price_minor(plan, value)
-    if new_price > sub.price_minor:
-        outcome = ctx.decide(
-            customer.id,
-            decide_tier_move,
-            ctx.facts.subscription(sub),
-            ctx.money(new_price),
-            ctx.now,
-            ctx.now,
-        )
-        ctx.record(customer, outcome.decision)
-        sub.price_minor = new_price
-        sub.usage_fell_at = sub.usage_check_at = None
-        if outcome.charge:
-            _bill_adjustment(
-                ctx,
-                customer,
-                sub,
-                outcome.charge,
-                "proration",
-                f"{plan.tier_metric or 'usage'} over the tier limit, rest of the period",
-            )
-    elif new_price < sub.price_minor:
+    if new_price < sub.price_minor:
         if sub.usage_fell_at is None:
-            sub.usage_fell_at = ctx.now
-            local = ctx.now
-            sub.usage_check_at = ctx.local(
-                local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-            )
-    else:
-        sub.usage_fell_at = sub.usage_check_at = None
+            midnight = ctx.now.replace(hour=0, minute=0, second=0, microsecond=0)
+            check_at = ctx.local(midnight + timedelta(days=1))
+            plan.change(Rows.SUBSCRIPTIONS, sub.id, usage_fell_at=ctx.now, usage_check_at=check_at)
+        applier.apply(ctx, plan)
+        return
+    outcome = ctx.decide(
+        customer.id,
+        decide_tier_move,
+        ctx.facts.subscription(sub),
+        ctx.money(new_price),
+        ctx.now,
+        ctx.now,
+    )
+    plan.record(ctx.decided_of(customer.id, outcome.decision))
+    plan.change(
+        Rows.SUBSCRIPTIONS, sub.id, price_minor=new_price, usage_fell_at=None, usage_check_at=None
+    )
+    if not outcome.charge:
+        applier.apply(ctx, plan)
+        return
+    text = f"{tiers.tier_metric or 'usage'} over the tier limit, rest of the period"
+    _bill_adjustment(ctx, customer, sub, plan, outcome.charge, text)
 
 
 def usage_check(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
-    """The daily check: a fall below a tier threshold earns a prorated credit note."""
-    plan = ctx.plan(sub.plan_code)
+    """The daily check: a fall below a tier threshold earns a prorated credit note (the
+    decision, the new price and the note: one plan)."""
+    tiers = ctx.plan(sub.plan_code)
     fell_at = sub.usage_fell_at
-    sub.usage_check_at = None
-    sub.usage_fell_at = None
-    new_price = tier_price_minor(plan, sub.usage_level)
+    plan = Plan()
+    plan.change(Rows.SUBSCRIPTIONS, sub.id, usage_check_at=None, usage_fell_at=None)
+    new_price = tier_price_minor(tiers, sub.usage_level)
     if fell_at is None or new_price >= sub.price_minor:
+        applier.apply(ctx, plan)
         return
     outcome = ctx.decide(
         customer.id,
@@ -495,23 +503,22 @@ def usage_check(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
         ctx.local(fell_at),
         ctx.now,
     )
-    ctx.record(customer, outcome.decision)
-    sub.price_minor = new_price
+    plan.record(ctx.decided_of(customer.id, outcome.decision))
+    plan.change(Rows.SUBSCRIPTIONS, sub.id, price_minor=new_price)
     if outcome.charge:
         credited = ctx.session.scalar(
-            select(InvoiceRow)
+            select(InvoiceRow.id)
             .where(InvoiceRow.subscription_id == sub.id)
             .order_by(InvoiceRow.number.desc())
             .limit(1)
         )
-        billing.credit_note(
-            ctx,
-            customer,
-            outcome.charge,
-            f"{plan.tier_metric or 'usage'} fell below the tier on {ctx.merchant.day(fell_at)}",
-            credited,
-            outcome.decision,
+        reason = (
+            f"{tiers.tier_metric or 'usage'} fell below the tier on {ctx.merchant.day(fell_at)}"
         )
+        clauses = outcome.decision.clauses
+        s = billing.setting(ctx)
+        plan_credit_note(plan, s, customer.id, outcome.charge, reason, credited, clauses)
+    applier.apply(ctx, plan)
 
 
 # -- time-driven ----------------------------------------------------------------------------
@@ -540,11 +547,17 @@ def _end_trial(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
         # "After trial expiration, you must purchase a paid plan to continue."
         end_subscription(ctx, customer, sub, "expired")
         return
-    plan = ctx.plan(sub.plan_code)
-    period = period_at(ctx.local(sub.anchor), Interval(plan.interval_months), 0)
-    sub.status = transition(sub.status, SubscriptionStatus.ACTIVE)
-    sub.current_period_start, sub.current_period_end = period.start, period.end
-    _bill_period(ctx, customer, sub)
+    interval = Interval(ctx.plan(sub.plan_code).interval_months)
+    period = period_at(ctx.local(sub.anchor), interval, 0)
+    plan = Plan()
+    plan.change(
+        Rows.SUBSCRIPTIONS,
+        sub.id,
+        status=transition(sub.status, SubscriptionStatus.ACTIVE),
+        current_period_start=period.start,
+        current_period_end=period.end,
+    )
+    _bill_period(ctx, customer, sub, plan=plan, period=period)
 
 
 def _renew(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
@@ -573,11 +586,17 @@ def skip_suspended_periods(ctx: Ctx, sub: SubscriptionRow) -> None:
     next renewal bills the period containing now."""
     if sub.current_period_end > ctx.now:
         return
-    plan = ctx.plan(sub.plan_code)
-    anchor, interval = ctx.local(sub.anchor), Interval(plan.interval_months)
+    anchor, interval = ctx.local(sub.anchor), Interval(ctx.plan(sub.plan_code).interval_months)
     index = period_index(anchor, interval, ctx.now)
     previous = period_at(anchor, interval, index - 1)
-    sub.current_period_start, sub.current_period_end = previous.start, previous.end
+    plan = Plan()
+    plan.change(
+        Rows.SUBSCRIPTIONS,
+        sub.id,
+        current_period_start=previous.start,
+        current_period_end=previous.end,
+    )
+    applier.apply(ctx, plan)
 
 
 def next_due(sub: SubscriptionRow) -> datetime | None:
