@@ -38,8 +38,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fairbill.errors import GatewayUncertain
 from fairbill.gateway.port import ChargeResult, ChargesInBatches, PaymentGateway, RefundResult
-from fairbill.lifecycle import OperationKind, OperationStatus, advance
+from fairbill.lifecycle import OperationKind, OperationStatus
 from fairbill.money import Money
+from fairbill.plans.effects import Plan
+from fairbill.plans.operations import Asked, plan_answer
 from fairbill.services import metrics
 from fairbill.services.clock import Clock
 from fairbill.services.context import Ctx
@@ -204,67 +206,42 @@ def settle(ctx: Ctx, op_id: int) -> OperationStatus:
 
 def record(ctx: Ctx, op_id: int, answer: Answer) -> OperationStatus:
     """Apply ``answer`` to the operation, once: its row is locked and its status checked
-    again here, so two processes settling it apply it once. The rows that depend on the
-    money are written at the operation's own instant, as if answered at once."""
+    again here, so two processes settling it apply it once. Its row's change is planned
+    by ``plans.operations.plan_answer`` (as in bulk); the rows that depend on the money
+    are written at the operation's own instant, as if answered at once."""
+    from fairbill.services import applier
+
     op = ctx.session.get_one(
         GatewayOperationRow, op_id, with_for_update=True, populate_existing=True
     )
     if op.status not in OPEN:
         return OperationStatus(op.status)
+    plan = Plan()
+    asked = Asked(op.id, OperationStatus(op.status), op.tries, op.attempt, op.refund_id)
     at = ctx.clock.now()
-    op.tries += 1
-    op.updated_at = at
-    if answer.result is None:
-        op.status = advance(op.status, OperationStatus.UNKNOWN)
-        op.error = answer.error
-        op.next_attempt_at = at + retry_delay(op.tries)
-    else:
+    status = plan_answer(plan, asked, answer.result, answer.error, at, retry_delay, REFUND_TRIES)
+    applier.apply(ctx, plan)
+    if answer.result is not None:
         with stopped_at(ctx, op.created_at):
-            if isinstance(answer.result, ChargeResult):
-                _charge_answered(ctx, op, answer.result, at)
-            else:
-                _refund_answered(ctx, op, answer.result, at)
-    ctx.session.flush()
-    metrics.count_outcome(ctx.session, op.kind, op.purpose, op.status)  # once committed
-    return OperationStatus(op.status)
+            _follow(ctx, op, status)
+    metrics.count_outcome(ctx.session, op.kind, op.purpose, status)  # once committed
+    return status
 
 
-def _charge_answered(ctx: Ctx, op: GatewayOperationRow, result: ChargeResult, at: datetime) -> None:
+def _follow(ctx: Ctx, op: GatewayOperationRow, status: OperationStatus) -> None:
+    """What depends on the money, once the gateway said whether it moved."""
     from fairbill.services import billing
 
-    op.next_attempt_at = None
-    if result.ok:
-        op.status = advance(op.status, OperationStatus.SUCCEEDED)
-        op.reference = result.reference
-        billing.charge_succeeded(ctx, op)
-    else:
-        op.status = advance(op.status, OperationStatus.FAILED)
-        op.error = result.decline_code or "declined"
-        billing.charge_declined(ctx, op)
-
-
-def _refund_answered(ctx: Ctx, op: GatewayOperationRow, result: RefundResult, at: datetime) -> None:
-    from fairbill.services import billing
-
-    if result.ok:
-        op.status = advance(op.status, OperationStatus.SUCCEEDED)
-        op.reference = result.reference
-        op.next_attempt_at = None
+    if op.kind == OperationKind.CHARGE:
+        if status == OperationStatus.SUCCEEDED:
+            billing.charge_succeeded(ctx, op)
+        else:
+            billing.charge_declined(ctx, op)
+    elif status == OperationStatus.SUCCEEDED:
         billing.refund_succeeded(ctx, op)
-        return
-    op.error = "refused by the gateway"
-    if op.tries < REFUND_TRIES:
-        # Still ours to pay: tried again later. A refusal is definite (no money moved), and
-        # a gateway answers a key it refused with the same refusal, so the next try gets a
-        # key of its own; an *uncertain* answer never does (that could pay twice).
-        op.attempt += 1
-        op.key = f"refund:{op.refund_id}:{op.attempt}"
-        op.status = advance(op.status, OperationStatus.PENDING)
-        op.next_attempt_at = at + retry_delay(op.tries)
-        return
-    op.status = advance(op.status, OperationStatus.FAILED)
-    op.next_attempt_at = None
-    billing.refund_failed(ctx, op)
+    elif status == OperationStatus.FAILED:
+        billing.refund_failed(ctx, op)
+    # A refused refund back to ``pending`` is tried again: nothing follows yet.
 
 
 @contextmanager

@@ -43,10 +43,12 @@ from fairbill.plans.billing import (
     plan_dunning,
     plan_payment,
 )
-from fairbill.plans.effects import Decided, Plan, Rows
+from fairbill.plans.effects import Decided, Plan
+from fairbill.plans.operations import Asked, plan_answer
 from fairbill.services import applier, metrics
 from fairbill.services.billing_cycle import next_numbers
 from fairbill.services.context import Ctx
+from fairbill.services.operations import REFUND_TRIES, retry_delay
 from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CustomerRow,
@@ -151,18 +153,14 @@ class _Bulk:
             _paid(self.ctx, self.paid, plan)
         if self.declined:
             self._declined(plan)
-        for op, result in self.paid + self.declined:
-            plan.change(Rows.GATEWAY_OPERATIONS, op.id, **_op_update(op, self.now, result))
-        for op, error in self.unknown:
-            plan.change(
-                Rows.GATEWAY_OPERATIONS,
-                op.id,
-                status=str(OperationStatus.UNKNOWN),
-                tries=op.tries + 1,
-                updated_at=self.now,
-                error=error[:500],
-                next_attempt_at=self.now + _delay(op.tries + 1),
-            )
+        # Each operation's own row, by the rule of the one-by-one path.
+        answers: list[tuple[Any, ChargeResult | None, str | None]] = [
+            (op, result, None) for op, result in self.paid + self.declined
+        ]
+        answers += [(op, None, error) for op, error in self.unknown]
+        for op, result, error in answers:
+            asked = Asked(op.id, OperationStatus(op.status), op.tries, op.attempt, op.refund_id)
+            plan_answer(plan, asked, result, error, self.now, retry_delay, REFUND_TRIES)
         applier.apply(self.ctx, plan)
         self.ctx.session.expire_all()  # the ORM must see the bulk writes
         metrics.count_outcomes(self.ctx.session, self._tally())
@@ -297,30 +295,6 @@ def _paid(ctx: Ctx, paid: list[tuple[Any, ChargeResult]], plan: Plan) -> None:
             language=op.language,
         )
         plan_payment(plan, taken)
-
-
-def _op_update(op: Any, now: datetime, result: ChargeResult) -> dict[str, Any]:
-    if result.ok:
-        return {
-            "status": str(OperationStatus.SUCCEEDED),
-            "tries": op.tries + 1,
-            "updated_at": now,
-            "reference": result.reference,
-            "next_attempt_at": None,
-        }
-    return {
-        "status": str(OperationStatus.FAILED),
-        "tries": op.tries + 1,
-        "updated_at": now,
-        "error": result.decline_code or "declined",
-        "next_attempt_at": None,
-    }
-
-
-def _delay(tries: int) -> Any:
-    from fairbill.services.operations import retry_delay
-
-    return retry_delay(tries)
 
 
 def _by_id(ctx: Ctx, model: Any, ids: set[Any]) -> dict[int, Any]:
