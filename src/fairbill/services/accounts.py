@@ -294,7 +294,7 @@ def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
     applier.apply(ctx, plan)
     merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
     for sub in subscriptions.live_subscriptions(ctx, customer):
-        subscriptions.end_subscription(ctx, customer, sub, "terminated")
+        subscriptions.end_subscription(ctx, customer, sub, SubscriptionStatus.TERMINATED)
     until, _ = retention_until(ctx.merchant, "termination", ctx.now)
     _set_customer(ctx, customer, data_retained_until=until)
 
@@ -351,7 +351,7 @@ def close_account(ctx: Ctx, customer: CustomerRow) -> None:
     merchants.revoke_portal_tokens(ctx.session, customer, ctx.now)
     for sub in live:
         if sub.status == SubscriptionStatus.TRIALING:
-            subscriptions.end_subscription(ctx, customer, sub, "canceled")
+            subscriptions.end_subscription(ctx, customer, sub, SubscriptionStatus.CANCELED)
         elif sub.cancel_at is None:
             subscriptions.cancel(ctx, customer, sub)
     ends = max((s.cancel_at or ctx.now for s in live), default=ctx.now)

@@ -26,7 +26,12 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from fairbill.calendar.periods import Interval
-from fairbill.lifecycle import InvoiceStatus, OperationKind, SubscriptionStatus
+from fairbill.lifecycle import (
+    CustomerStatus,
+    InvoiceStatus,
+    OperationKind,
+    SubscriptionStatus,
+)
 from fairbill.plans.billing import (
     Card,
     Collection,
@@ -143,7 +148,7 @@ def _due_query(ctx: Ctx, plain_codes: list[str]) -> Any:
         )
         .where(
             c.merchant_id == ctx.merchant_row.id,
-            s.status == "active",
+            s.status == SubscriptionStatus.ACTIVE,
             s.current_period_end <= ctx.now,
             s.plan_code.in_(plain_codes),
             or_(s.cancel_at.is_(None), s.cancel_at > s.current_period_end),
@@ -289,7 +294,7 @@ def _retry_query(ctx: Ctx) -> Any:
         )
         .where(
             c.merchant_id == ctx.merchant_row.id,
-            c.status == "active",
+            c.status == CustomerStatus.ACTIVE,
             c.wallet_minor == 0,
             ~unapplied,
             s.status == SubscriptionStatus.PAST_DUE,

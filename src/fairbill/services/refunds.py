@@ -13,7 +13,7 @@ from fairbill.decisions.facts import UNUSED_TIME_KINDS, OutageFacts, RequestFact
 from fairbill.decisions.refund import decide_refund
 from fairbill.decisions.review import decide_appeal, decide_review
 from fairbill.errors import NotFound
-from fairbill.lifecycle import LIVE, RequestStatus, advance
+from fairbill.lifecycle import LIVE, RequestStatus, SubscriptionStatus, advance
 from fairbill.money import Money
 from fairbill.plans.billing import plan_notice, plan_refund
 from fairbill.plans.effects import Plan, Rows
@@ -351,7 +351,7 @@ def _settle(
     plan.change(Rows.REQUESTS, row.id, **state)
     applier.apply(ctx, plan)
     if RequestKind(row.kind) in ENDS_SERVICE and sub is not None and sub.status in LIVE:
-        end_subscription(ctx, customer, sub, "canceled")
+        end_subscription(ctx, customer, sub, SubscriptionStatus.CANCELED)
 
 
 def review(

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, true
 
-from fairbill.lifecycle import BILLED, LIVE
+from fairbill.lifecycle import BILLED, LIVE, CreditPackStatus
 from fairbill.services import accounts, billing_cycle, credits, jobs, operations, subscriptions
 from fairbill.services.context import Ctx
 from fairbill.services.jobs import Job, JobRunner, RunReport
@@ -101,7 +101,8 @@ def next_due(ctx: Ctx) -> datetime | None:
         ),
         (
             select(func.min(CreditPackRow.expires_at)).where(
-                CreditPackRow.status == "active", free(CreditPackRow, Job.CREDIT_EXPIRY)
+                CreditPackRow.status == CreditPackStatus.ACTIVE,
+                free(CreditPackRow, Job.CREDIT_EXPIRY),
             ),
             CreditPackRow,
         ),
@@ -196,7 +197,7 @@ def _subs(ctx: Ctx, *alternatives: Any) -> list[SubscriptionRow]:
 # Lists, not open cursors: the items write (and roll back savepoints) while we go.
 def _expired_packs(ctx: Ctx) -> list[CreditPackRow]:
     packs = select(CreditPackRow).where(
-        CreditPackRow.status == "active", CreditPackRow.expires_at <= ctx.now
+        CreditPackRow.status == CreditPackStatus.ACTIVE, CreditPackRow.expires_at <= ctx.now
     )
     return list(ctx.session.scalars(_mine(ctx, packs.order_by(CreditPackRow.id), CreditPackRow)))
 

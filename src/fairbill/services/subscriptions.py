@@ -341,13 +341,17 @@ def _payment(ctx: Ctx, customer: CustomerRow, number: int) -> PaymentRow:
 
 
 def end_subscription(
-    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, status: str, at: datetime | None = None
+    ctx: Ctx,
+    customer: CustomerRow,
+    sub: SubscriptionRow,
+    status: SubscriptionStatus,
+    at: datetime | None = None,
 ) -> None:
     """End service now (or at ``at``): no more renewals, the retention clock starts once
     no other subscription is live (``plans.subscriptions.plan_end``); a successor plan
     (a downgrade by cancel and resubscribe) starts when a cancellation ends it."""
     plan = Plan()
-    plan_end(plan, ending(ctx, customer, sub, SubscriptionStatus(status), at or ctx.now))
+    plan_end(plan, ending(ctx, customer, sub, status, at or ctx.now))
     applier.apply(ctx, plan)
     if status == SubscriptionStatus.CANCELED:
         _succeed(ctx, customer, sub)
@@ -529,7 +533,7 @@ def advance(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     if sub.status not in LIVE:
         return
     if sub.cancel_at is not None and sub.cancel_at <= now:
-        end_subscription(ctx, customer, sub, "canceled", at=sub.cancel_at)
+        end_subscription(ctx, customer, sub, SubscriptionStatus.CANCELED, at=sub.cancel_at)
         return
     if sub.current_period_end > now:
         return
@@ -545,7 +549,7 @@ def _end_trial(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     rule = ctx.policy.first(Trials)
     if sub.payment_method is None or (rule is not None and not rule.converts_automatically):
         # "After trial expiration, you must purchase a paid plan to continue."
-        end_subscription(ctx, customer, sub, "expired")
+        end_subscription(ctx, customer, sub, SubscriptionStatus.EXPIRED)
         return
     interval = Interval(ctx.plan(sub.plan_code).interval_months)
     period = period_at(ctx.local(sub.anchor), interval, 0)
@@ -603,6 +607,6 @@ def next_due(sub: SubscriptionRow) -> datetime | None:
     if sub.status not in LIVE:
         return None
     candidates = [t for t in (sub.cancel_at, sub.next_retry_at, sub.usage_check_at) if t]
-    if sub.status != "suspended":
+    if sub.status != SubscriptionStatus.SUSPENDED:
         candidates.append(sub.current_period_end)
     return min(candidates) if candidates else None
