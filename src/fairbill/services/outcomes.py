@@ -105,23 +105,51 @@ def _open_ops(ctx: Ctx, ids: list[int]) -> dict[int, Any]:
 
     op = table(GatewayOperationRow)
     query = (
-        select(op, CustomerRow.language, InvoiceRow.number.label("invoice_number"))
+        select(
+            *(op.c[name] for name in _READ),
+            CustomerRow.language,
+            InvoiceRow.number.label("invoice_number"),
+        )
         .join(CustomerRow, CustomerRow.id == op.c.customer_id)
         .outerjoin(InvoiceRow, InvoiceRow.id == op.c.invoice_id)
         .where(one_of(ctx.session, op.c.id, ids), op.c.status.in_(operations.OPEN))
     )
     if ctx.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=op)
-    return {row.id: _Op(row, ctx.policy.language) for row in ctx.session.execute(query)}
+    result = ctx.session.execute(query)
+    keys = tuple(result.keys())
+    language = ctx.policy.language
+    return {row[0]: _Op(keys, row, language) for row in result}
+
+
+# The columns of an operation its outcome is recorded from (a chunk's are read each batch:
+# the key, token, instants of the last try and the like are not needed here).
+_READ = (
+    "id",
+    "customer_id",
+    "kind",
+    "purpose",
+    "status",
+    "invoice_id",
+    "refund_id",
+    "subscription_id",
+    "method",
+    "currency",
+    "settled_minor",
+    "attempt",
+    "tries",
+    "created_at",
+    "details",
+)
 
 
 class _Op:
     """An operation's row, with the language its customer's messages are written in.
     Its columns are copied as attributes: read a dozen times per operation, a lookup
-    through ``__getattr__`` to the row cost more than the copy."""
+    through the row cost more than the copy."""
 
-    def __init__(self, row: Any, default_language: str) -> None:
-        self.__dict__.update(row._mapping)
+    def __init__(self, keys: tuple[str, ...], row: Any, default_language: str) -> None:
+        self.__dict__.update(zip(keys, row, strict=True))
         self.language: str = row.language or default_language
 
 
