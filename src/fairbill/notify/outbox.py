@@ -1,7 +1,8 @@
 """Delivering the outbox: ``NotificationRow`` rows with ``sent_at IS NULL``, each once.
 
-Services insert a notification row in the same transaction as the state change it
-announces (``Ctx.notify``), so a committed change always has its message waiting here.
+Services plan a notification row with the state change it announces
+(``plans.billing.plan_notice``), and the applier writes both in one transaction, so a
+committed change always has its message waiting here.
 ``deliver_pending`` takes the waiting rows oldest first, one transaction per row:
 
 1. claim the row: ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent
@@ -25,7 +26,7 @@ not render), it is *parked*: ``failed_at`` and ``last_error`` say when and why, 
 run tries it again until ``requeue`` puts it back. An unreachable server is not the
 row's fault: it costs no attempt. Rows are never deleted, so nothing is lost.
 
-Recipients: a row names a customer (``Ctx.notify``) and goes to the customer's address,
+Recipients: a row names a customer (``plan_notice``) and goes to the customer's address,
 or names a merchant instead (``merchant_id`` set, ``customer_id`` NULL:
 ``services.alerts.notify_finance``) and goes to the merchant's ``finance_email``, from
 fairbill rather than from the merchant. Without an address on file either is parked.

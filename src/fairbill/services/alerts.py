@@ -1,6 +1,6 @@
 """Alerts to a merchant's finance people: outbox rows addressed to the merchant.
 
-``notify_finance`` is the merchant-side twin of ``Ctx.notify``: it adds a
+``notify_finance`` is the merchant-side twin of ``plans.billing.plan_notice``: it adds a
 ``NotificationRow`` with ``merchant_id`` set and ``customer_id`` NULL, in the caller's
 transaction, so the alert commits with the state it reports (or not at all). The outbox
 sends it to ``MerchantRow.finance_email``; with none on file the row is parked, as a
@@ -30,7 +30,7 @@ def notify_finance(
     **payload: str,
 ) -> NotificationRow:
     """Queue ``template`` for ``merchant``'s finance address, in ``language`` (the
-    merchant's own when not given). ``payload`` values are strings, as in ``Ctx.notify``:
+    merchant's own when not given). ``payload`` values are strings, as in ``plan_notice``:
     amounts as decimal text, instants as ISO 8601."""
     if template not in TEMPLATES:
         # Caught here, where the caller can be fixed, not in the outbox hours later.
