@@ -9,52 +9,47 @@ response keeps API keys and portal tokens by prefix only (they are shown once).
 
 One transaction per request: the key is claimed in the work's own transaction (an
 ``INSERT ... ON CONFLICT DO NOTHING`` of the key's row, finished by an ``UPDATE`` just
-before the commit), so the claim, the work, the audit row and the stored response commit
-together or not at all, and a request that dies leaves nothing behind. Two concurrent
-requests with the same key cannot both run: in this process ``_RUNNING`` answers the
-second 409; in another process on PostgreSQL the claim also takes a transaction-scoped
-advisory lock on the key (``pg_try_advisory_xact_lock``), which the second fails to take
-(409, never a wait); on SQLite write transactions run one at a time, so the second finds
-the first finished and replays it. Claims committed unfinished (by ``_claim``, or by
-servers before this one: a process that died between its claim and its work) are
-leases (``services.idempotency``): a retry takes over a claim whose process died or
-whose lease ended, and the work commits only while its process still holds the claim,
-so a request that outlived its lease is not done twice.
+before the commit: ``services.idempotency``'s ``claim`` and ``finish``), so the claim,
+the work, the audit row and the stored response commit together or not at all, and a
+request that dies leaves nothing behind. Two concurrent requests with the same key
+cannot both run: in this process ``_RUNNING`` answers the second 409; in another process
+on PostgreSQL the claim also takes a transaction-scoped advisory lock on the key
+(``pg_try_advisory_xact_lock``), which the second fails to take (409, never a wait); on
+SQLite write transactions run one at a time, so the second finds the first finished and
+replays it. Claims committed unfinished (by ``_claim``, or by servers before this one: a
+process that died between its claim and its work) are leases (``services.idempotency``):
+a retry takes over a claim whose process died or whose lease ended, and the work commits
+only while its process still holds the claim, so a request that outlived its lease is
+not done twice.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from typing import Any, assert_never
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import CursorResult, Integer, String, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from fairbill.api.deps import Principal, merchant_ctx
 from fairbill.api.fastjson import json_response
 from fairbill.api.problems import Problem, conflict
 from fairbill.api.settings import Runtime
-from fairbill.services import operations
+from fairbill.services import audit_log, idempotency, operations
 from fairbill.services.context import Ctx
 from fairbill.services.idempotency import (
-    LEASE,
+    Claimed,
+    Finished,
+    Reused,
+    Running,
     fingerprint,
-    owner_is_dead,
-    process_owner,
     wall_now,
 )
 from fairbill.services.merchants import redact_secrets
-from fairbill.services.redaction import redact
-from fairbill.store.tables import AuditLogRow, IdempotencyKeyRow, table
 
 log = logging.getLogger("fairbill.api")
 
@@ -123,17 +118,16 @@ def mutate(
                     claim = claimed
                 done = work(session)
                 body = done.body
-                session.add(
-                    AuditLogRow(
-                        merchant_id=done.merchant_id,
-                        at=rt.clock.now(),
-                        actor=who.actor,
-                        action=action,
-                        target=done.target[:_TARGET_LENGTH],
-                        request_id=getattr(request.state, "request_id", "") or "",
-                        # Secrets (gateway tokens, keys) are never stored in clear.
-                        details={"payload": redact(_jsonable(payload))},
-                    )
+                audit_log.record(
+                    session,
+                    merchant_id=done.merchant_id,
+                    at=rt.clock.now(),
+                    actor=who.actor,
+                    action=action,
+                    target=done.target,
+                    request_id=getattr(request.state, "request_id", "") or "",
+                    # Secrets (gateway tokens, keys) are never stored in clear.
+                    details={"payload": _jsonable(payload)},
                 )
                 if claim is not None:
                     # Secrets are shown once: a replay names them by prefix only.
@@ -169,12 +163,7 @@ def _settled(done: Done, claim: int | None, body: dict[str, Any]) -> dict[str, A
             return body
         body = done.render()
         if claim is not None:
-            session.execute(
-                update(_KEYS)
-                .where(_KEYS.c.id == claim)
-                .values(result=redact_secrets(body))
-                .execution_options(synchronize_session=False)
-            )
+            idempotency.replace_result(session, claim, redact_secrets(body))
         session.commit()
     except Exception:  # the reconciler finishes what is open; the work itself is done
         session.rollback()
@@ -183,9 +172,6 @@ def _settled(done: Done, claim: int | None, body: dict[str, Any]) -> dict[str, A
 
 
 MAX_IDEMPOTENCY_KEY = 128
-# The audit column's width: a target naming two 100-character codes would not fit (on
-# PostgreSQL a 500 after the work was done).
-_TARGET_LENGTH = cast(String, table(AuditLogRow).c.target.type).length
 
 
 def _scoped_key(who: Principal, key: str | None) -> str | None:
@@ -210,79 +196,26 @@ def _scoped_key(who: Principal, key: str | None) -> str | None:
     return f"portal:{who.customer_id}:{key}" if who.kind == "portal" else key
 
 
-def _key_row(session: Session, merchant_id: int, key: str) -> IdempotencyKeyRow | None:
-    return session.scalar(
-        select(IdempotencyKeyRow).where(
-            IdempotencyKeyRow.merchant_id == merchant_id, IdempotencyKeyRow.key == key
-        )
-    )
-
-
-_KEYS = table(IdempotencyKeyRow)
-# The first key of the claims' advisory locks on PostgreSQL (``store.locks``'s scheme:
-# 0x4642 "FB", then a kind); the second is 31 bits of the key's hash.
-_CLAIM_LOCKS = 0x46420010
-
-
 def _claim_in(
     session: Session, merchant_id: int, key: str, digest: str, action: str, shown: str
 ) -> int | JSONResponse:
-    """Claim ``key`` in the session's transaction: the id of the key's row, now this
-    process's (run the work, then ``_finish``), or the answer from a row already there:
-    its stored response, or 409."""
-    now = wall_now()  # leases run on the wall clock (services.idempotency)
-    values: dict[str, Any] = {
-        "merchant_id": merchant_id,
-        "key": key,
-        "operation": action,
-        "fingerprint": digest,
-        "result": {},
-        "created_at": now,
-        "owner": process_owner(),
-        "locked_until": now + LEASE,
-    }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        values["lock"] = _lock_key(merchant_id, key)
-    claim = _CLAIMS.get(dialect)
-    if claim is None:  # pragma: no cover - fairbill runs on SQLite and PostgreSQL
-        raise NotImplementedError(dialect)
-    claimed = session.scalar(claim, values)
-    if claimed is not None:
-        return int(claimed)
-    seen = _key_row(session, merchant_id, key)
-    if seen is None:  # another transaction holds the key's lock: that request runs it
+    """Claim ``key`` in the session's transaction (``idempotency.claim``): the id of the
+    key's row, now this process's (run the work, then ``_finish``), or the answer from a
+    row already there: its stored response, or 409."""
+    # Leases run on the wall clock, never the runtime's (services.idempotency).
+    claim = idempotency.claim(session, merchant_id, key, digest, action, wall_now())
+    if isinstance(claim, Claimed):
+        return claim.id
+    if isinstance(claim, Finished):
+        return _replay(claim)
+    if isinstance(claim, Reused):
+        raise conflict(
+            "idempotency_key_reused",
+            f"Idempotency-Key {shown!r} was used with a different request",
+        )
+    if isinstance(claim, Running):
         raise _in_progress(shown)
-    return _answer(session, seen, digest, shown, now)
-
-
-def _claim_statements() -> dict[str, Any]:
-    """The claim's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` per dialect, built
-    once (its values are bound per request)."""
-    columns = ["merchant_id", "key", "operation", "fingerprint", "result", "created_at"]
-    columns += ["owner", "locked_until"]
-    params = {name: bindparam(name, type_=_KEYS.c[name].type) for name in columns}
-    # On PostgreSQL only if no other transaction runs this key now (never waits: 409).
-    lock = func.pg_try_advisory_xact_lock(_CLAIM_LOCKS, bindparam("lock", type_=Integer))
-    on_postgresql = pg_insert(_KEYS).from_select(columns, select(*params.values()).where(lock))
-    on_sqlite = sqlite_insert(_KEYS).values(params)
-    unique = ["merchant_id", "key"]
-    return {
-        "postgresql": on_postgresql.on_conflict_do_nothing(index_elements=unique).returning(
-            _KEYS.c.id
-        ),
-        "sqlite": on_sqlite.on_conflict_do_nothing(index_elements=unique).returning(_KEYS.c.id),
-    }
-
-
-_CLAIMS = _claim_statements()
-
-
-def _lock_key(merchant_id: int, key: str) -> int:
-    """A 31-bit number for the key (an ``int4`` of the advisory lock): two keys that
-    share it only make each other 409 while both run."""
-    digest = hashlib.blake2b(f"{merchant_id}:{key}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") >> 1
+    assert_never(claim)
 
 
 def _claim(
@@ -297,82 +230,18 @@ def _claim(
         return answer if isinstance(answer, JSONResponse) else None
 
 
-def _answer(
-    session: Session, seen: IdempotencyKeyRow, digest: str, shown: str, now: datetime
-) -> int | JSONResponse:
-    """The answer to a key already claimed: 409 for another request, the row's id (run
-    it) when an abandoned claim was taken over, the stored response, or 409 while it
-    still runs."""
-    if seen.fingerprint != digest:
-        raise conflict(
-            "idempotency_key_reused",
-            f"Idempotency-Key {shown!r} was used with a different request",
-        )
-    now_seen: IdempotencyKeyRow | None = seen
-    if seen.status_code is None and _abandoned(seen, now):
-        if _take_over(session, seen, now):
-            return seen.id
-        # Another request took it over, finished it or released it first.
-        now_seen = session.scalar(
-            select(IdempotencyKeyRow)
-            .where(IdempotencyKeyRow.id == seen.id)
-            .execution_options(populate_existing=True)
-        )
-    if now_seen is None or now_seen.status_code is None:
-        raise _in_progress(shown)
-    response = json_response(now_seen.result, now_seen.status_code)
+def _replay(done: Finished) -> JSONResponse:
+    """The stored response of the key's request, marked as a replay."""
+    response = json_response(done.result, done.status_code)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def _abandoned(seen: IdempotencyKeyRow, now: datetime) -> bool:
-    """An unfinished claim that no request runs any more: one from before leases (no
-    owner), one past its lease, one whose owner is dead, or this process's own (no request
-    here runs it, ``_RUNNING`` says: its release failed)."""
-    if seen.owner is None or seen.locked_until is None or seen.owner == process_owner():
-        return True
-    return seen.locked_until <= now or owner_is_dead(seen.owner)
-
-
-def _take_over(session: Session, seen: IdempotencyKeyRow, now: datetime) -> bool:
-    """Move an abandoned claim to this process, in the session's transaction; False if
-    another request moved, finished or released it since it was read (the update is
-    conditional on that read)."""
-    moved = (
-        update(IdempotencyKeyRow)
-        .where(
-            IdempotencyKeyRow.id == seen.id,
-            IdempotencyKeyRow.status_code.is_(None),
-            IdempotencyKeyRow.owner.is_not_distinct_from(seen.owner),
-            IdempotencyKeyRow.locked_until.is_not_distinct_from(seen.locked_until),
-        )
-        .values(owner=process_owner(), locked_until=now + LEASE)
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult[Any], session.execute(moved)).rowcount == 1
-
-
-_FINISH = (
-    update(_KEYS)
-    .where(
-        _KEYS.c.id == bindparam("claim"),
-        _KEYS.c.owner == bindparam("me"),
-        _KEYS.c.status_code.is_(None),
-    )
-    .values(
-        result=bindparam("result", type_=_KEYS.c.result.type),
-        status_code=bindparam("status_code"),
-    )
-    .execution_options(synchronize_session=False)
-)
-
-
 def _finish(session: Session, claim: int, body: dict[str, Any], status: int) -> None:
-    """Store the response on the key's row, if this process still holds the claim; else
-    409 and the work rolls back: a request that outlived its lease and was taken over
-    must not be done twice."""
-    values = {"claim": claim, "me": process_owner(), "result": body, "status_code": status}
-    if cast(CursorResult[Any], session.execute(_FINISH, values)).rowcount != 1:
+    """Store the response on the key's row (``idempotency.finish``), if this process still
+    holds the claim; else 409 and the work rolls back: a request that outlived its lease
+    and was taken over must not be done twice."""
+    if not idempotency.finish(session, claim, body, status):
         raise conflict(
             "idempotency_key_in_progress",
             "the request outlived its claim on its Idempotency-Key; retry it",
