@@ -154,6 +154,17 @@ def test_a_renewal_moves_the_period_and_takes_a_pending_plan() -> None:
     assert sub_id == 5 and values["plan_code"] == "pro" and values["pending_plan"] is None
 
 
+def test_a_renewal_moves_to_newer_terms_only_when_it_accepts_them() -> None:
+    anchor = datetime(2026, 1, 31, 9, 0, tzinfo=PARIS)
+    end = datetime(2026, 2, 28, 9, 0, tzinfo=PARIS)
+    stays, moves = Plan(), Plan()
+    plan_renewal(stays, Renewal(5, "pro", False, Interval(1), anchor, end))
+    plan_renewal(moves, Renewal(5, "pro", False, Interval(1), anchor, end, accepts=12))
+    ((_, kept),) = changes(stays, Rows.SUBSCRIPTIONS)
+    ((_, moved),) = changes(moves, Rows.SUBSCRIPTIONS)
+    assert "policy_version_id" not in kept and moved["policy_version_id"] == 12
+
+
 def test_a_period_bills_the_promotion_counts_it_down_and_grants_included_credits() -> None:
     plan = Plan()
     period = Period(NOW, NOW + timedelta(days=31))

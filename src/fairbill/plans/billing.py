@@ -235,10 +235,12 @@ class Renewal(NamedTuple):
     interval: Interval
     anchor: datetime
     period_end: datetime
+    accepts: int | None = None  # the policy version it moves to (continued use), if any
 
 
 def plan_renewal(plan: Plan, r: Renewal) -> Period:
-    """The subscription moved to its next period (and plan); billing it is ``plan_period``."""
+    """The subscription moved to its next period (and plan, and policy version where
+    continued use accepts newer terms); billing it is ``plan_period``."""
     period = period_containing(r.anchor, r.interval, r.period_end)
     values: dict[str, Any] = {
         "current_period_start": period.start,
@@ -246,6 +248,8 @@ def plan_renewal(plan: Plan, r: Renewal) -> Period:
     }
     if r.switch:
         values |= {"plan_code": r.plan_code, "pending_plan": None}
+    if r.accepts is not None:
+        values["policy_version_id"] = r.accepts
     plan.change(Rows.SUBSCRIPTIONS, r.subscription_id, **values)
     return period
 

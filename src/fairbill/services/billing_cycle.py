@@ -186,6 +186,8 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
     s = billing.setting(ctx)
     tz = ctx.merchant.tz
     invoice_no = next_numbers(ctx, InvoiceRow, {r.customer_id for r in rows})
+    # The same acceptance of newer terms as a single renewal (``subscriptions._renew``).
+    moving = policies.moving_on_renewal(ctx.session, ctx.version_id, [r.id for r in rows])
     plan = Plan()
     for r in rows:
         known = plans[r.plan_code]
@@ -196,6 +198,7 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
             known.interval,
             r.anchor.astimezone(tz),
             r.current_period_end.astimezone(tz),
+            ctx.version_id if r.id in moving else None,
         )
         period = plan_renewal(plan, renewal)
         invoice_no[r.customer_id] += 1
@@ -209,8 +212,6 @@ def _renew_chunk(ctx: Ctx, rows: Sequence[Any], plans: dict[str, _Plan], stats: 
         plan_collection(plan, s, invoice, Collection(r.payment_method, card), Purpose.RENEWAL)
         stats.renewed += 1
     applier.apply(ctx, plan)
-    # The same acceptance of newer terms as a single renewal (``subscriptions._renew``).
-    policies.move_on_renewal(ctx.session, ctx.version_id, [r.id for r in rows])
 
 
 # -- retries ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ Invariants:
 - Publishing follows the accepted terms' ``terms_change`` clause: customers with a live
   subscription are notified (``terms_changed`` email); where continued use is acceptance,
   their subscriptions move to the new version at their next renewal unless they declined
-  (``move_on_renewal``).
+  (``moving_on_renewal``, written with the renewal).
 """
 
 from __future__ import annotations
@@ -386,12 +386,16 @@ def _terms_change(session: Session, customer_id: int) -> TermsChange | None:
     return policy_of(session, version_id).first(TermsChange)
 
 
-def move_on_renewal(session: Session, version_id: int | None, subscription_ids: list[int]) -> None:
-    """Continued use is acceptance: renewed subscriptions of customers who were told of a
-    newer version and did not decline it move to ``version_id``, the current one. One
-    statement, shared by the daily cycle and a single renewal."""
+def moving_on_renewal(
+    session: Session, version_id: int | None, subscription_ids: list[int]
+) -> set[int]:
+    """Continued use is acceptance: of ``subscription_ids`` (renewing now), those whose
+    customer was told of a newer version and did not decline it, under terms that say
+    continued use accepts; each moves to ``version_id``, the current one, with its renewal
+    (``plans.billing.Renewal.accepts``). Read once per chunk, for the daily cycle and a
+    single renewal alike."""
     if not subscription_ids or version_id is None:
-        return
+        return set()
     held = session.scalars(
         select(SubscriptionRow.policy_version_id)
         .where(one_of(session, SubscriptionRow.id, subscription_ids))
@@ -407,19 +411,18 @@ def move_on_renewal(session: Session, version_id: int | None, subscription_ids: 
         and rule.continued_use_is_acceptance
     ]
     if not movable:
-        return
+        return set()
     told = exists().where(
         CustomerRow.id == SubscriptionRow.customer_id,
         CustomerRow.terms_notice_at.is_not(None),
         CustomerRow.terms_declined_at.is_(None),
     )
-    session.execute(
-        update(SubscriptionRow)
-        .where(
-            one_of(session, SubscriptionRow.id, subscription_ids),
-            SubscriptionRow.policy_version_id.in_(movable),
-            told,
+    return set(
+        session.scalars(
+            select(SubscriptionRow.id).where(
+                one_of(session, SubscriptionRow.id, subscription_ids),
+                SubscriptionRow.policy_version_id.in_(movable),
+                told,
+            )
         )
-        .values(policy_version_id=version_id)
-        .execution_options(synchronize_session=False)
     )

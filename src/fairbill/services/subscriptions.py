@@ -197,6 +197,7 @@ def _bill_period(
     collected = plan_collection(plan, s, invoice, collection, str(purpose))
     assert isinstance(invoice.id, Ref)
     applied = applier.apply(ctx, plan)
+    ctx.forget_terms(customer.id)  # a renewal may have moved the accepted version
     row = ctx.session.get_one(InvoiceRow, applied[invoice.id])
     _collected(ctx, customer, row, purpose, collected)
     return row
@@ -566,11 +567,10 @@ def _end_trial(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
 
 def _renew(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
     """The next period, on the pending plan if one waits: ``plans.billing.plan_renewal``,
-    the planner the daily cycle's chunks use too. Newer terms are accepted first (the
-    dunning step of a failed collection decides under them)."""
-    policies.move_on_renewal(ctx.session, ctx.version_id, [sub.id])
-    ctx.session.refresh(sub, ["policy_version_id"])
-    ctx.forget_terms(customer.id)
+    the planner the daily cycle's chunks use too. Newer terms are accepted with it (the
+    dunning step of a failed collection decides under them: ``_bill_period`` forgets the
+    terms it knew once the renewal is written)."""
+    moving = policies.moving_on_renewal(ctx.session, ctx.version_id, [sub.id])
     code = sub.pending_plan or sub.plan_code
     plan = Plan()
     renewal = Renewal(
@@ -580,6 +580,7 @@ def _renew(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
         interval=Interval(ctx.plan(code).interval_months),
         anchor=ctx.local(sub.anchor),
         period_end=ctx.local(sub.current_period_end),
+        accepts=ctx.version_id if moving else None,
     )
     period = plan_renewal(plan, renewal)
     _bill_period(ctx, customer, sub, plan=plan, plan_code=code, period=period)
