@@ -105,6 +105,40 @@ def create_merchant(
     return row, keys
 
 
+def add_merchant(
+    session: Session,
+    policy: Policy,
+    *,
+    name: str,
+    policy_ref: str,
+    currency: str,
+    timezone: str,
+    country: str,
+    id_key: str | None = None,
+) -> MerchantRow:
+    """A merchant under a policy already read and parsed, flushed (it has its id), with
+    no policy version stored and no API key issued: the caller stores the policy
+    (``policies.store_published``). What the simulator replays a scenario's merchant with;
+    ``create_merchant`` reads the policy's text and issues the keys. ``id_key``: the key
+    its public ids are enciphered under (a fixed one gives the same ids every time);
+    None, a new random one."""
+    row = MerchantRow(
+        name=name,
+        policy_ref=policy_ref,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        currency=currency,
+        timezone=timezone,
+        country=country,
+        language=policy.language,
+    )
+    if id_key is not None:
+        row.id_key = id_key
+    session.add(row)
+    session.flush()
+    return row
+
+
 def set_finance_email(merchant: MerchantRow, address: str | None) -> None:
     """Where alerts for the merchant's finance people go (``services.alerts``); None: no
     address, their alerts are parked in the outbox. The caller has checked the address
@@ -384,6 +418,29 @@ def add_payment_method(
         type=spec.get("type") or "card",
         currency=spec.get("currency") or merchant.currency,
         token=spec.get("token") or f"tok_{secrets.token_hex(8)}",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_given_payment_method(
+    session: Session, customer: CustomerRow, *, code: str, type: str, currency: str, token: str
+) -> PaymentMethodRow:
+    """A payment method stored exactly as given, nothing defaulted or made up (unlike
+    ``add_payment_method``, which takes a missing or empty type for a card and makes up
+    a token): for a caller whose values are already checked and complete, the simulator,
+    whose tokens are fixed so that a replay gives the same rows. A code the customer
+    already has is a ``Conflict``."""
+    exists = session.scalar(
+        select(PaymentMethodRow.id).where(
+            PaymentMethodRow.customer_id == customer.id, PaymentMethodRow.code == code
+        )
+    )
+    if exists is not None:
+        raise Conflict(f"payment method {code!r} already exists")
+    row = PaymentMethodRow(
+        customer_id=customer.id, code=code, type=type, currency=currency, token=token
     )
     session.add(row)
     session.flush()

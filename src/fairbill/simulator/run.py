@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from fairbill.errors import FairbillError, Location, ScenarioError
 from fairbill.gateway.sandbox import SandboxGateway
-from fairbill.lifecycle import CustomerStatus
-from fairbill.money import Money
 from fairbill.services import (
     accounts,
     credits,
     fx,
+    merchants,
     operations,
     policies,
     refunds,
@@ -33,11 +31,7 @@ from fairbill.store.tables import (
     CustomerRow,
     InvoiceRow,
     MerchantRow,
-    PaymentMethodRow,
     PaymentRow,
-    PlanRow,
-    ProductRow,
-    PromotionRow,
     SubscriptionRow,
 )
 
@@ -101,89 +95,39 @@ SIMULATION_ID_KEY = "0" * 32
 
 
 def _merchant(session: Session, sc: Scenario) -> MerchantRow:
-    row = MerchantRow(
+    row = merchants.add_merchant(
+        session,
+        sc.policy,
         name=sc.policy.name,
         policy_ref=sc.policy.id,
-        policy_id=sc.policy.id,
-        policy_version=sc.policy.version,
         currency=sc.currency,
         timezone=str(sc.timezone),
         country=sc.country,
-        language=sc.policy.language,
         # A replay gives the same result, ids included: a simulation's ids name rows of a
         # database that lives as long as the run, so they need no secret key.
         id_key=SIMULATION_ID_KEY,
     )
-    session.add(row)
-    session.flush()
-
-    def money(value: Decimal) -> int:
-        return Money(value, sc.currency).minor
-
     for plan in sc.catalog.plans:
-        session.add(
-            PlanRow(
-                merchant_id=row.id,
-                code=plan.id,
-                interval_months=plan.interval_months,
-                price_minor=money(plan.price) if plan.price is not None else None,
-                commitment_months=plan.commitment_months,
-                includes=dict(plan.includes),
-                tiers=[
-                    {"up_to": lvl.up_to, "price_minor": money(lvl.price)}
-                    for lvl in plan.tiers.levels
-                ]
-                if plan.tiers
-                else None,
-                tier_metric=plan.tiers.metric if plan.tiers else None,
-            )
-        )
+        merchants.add_plan(session, row, plan.model_dump())
     for product in sc.catalog.products:
-        session.add(
-            ProductRow(
-                merchant_id=row.id,
-                code=product.id,
-                kind=product.kind,
-                quantity=product.quantity,
-                credit_kind=product.credit_kind,
-                price_minor=money(product.price),
-            )
-        )
+        merchants.add_product(session, row, product.model_dump())
     for promo in sc.catalog.promotions:
-        session.add(
-            PromotionRow(
-                merchant_id=row.id,
-                code=promo.id,
-                percent_off=str(promo.percent_off) if promo.percent_off is not None else None,
-                amount_off_minor=money(promo.amount_off) if promo.amount_off is not None else None,
-                duration_periods=promo.duration_periods,
-            )
-        )
+        merchants.add_promotion(session, row, promo.model_dump())
     return row
 
 
 def _customer(ctx: Ctx, sc: Scenario) -> CustomerRow:
     spec = sc.customer
-    row = CustomerRow(
-        merchant_id=ctx.merchant_row.id,
-        code=spec.id,
-        type=spec.type,
-        acquisition=spec.acquisition,
-        flags=list(spec.flags),
-        language=spec.language or sc.policy.language,
-        status=CustomerStatus.ACTIVE,
-    )
-    ctx.session.add(row)
-    ctx.session.flush()
+    row = merchants.create_customer(ctx.session, ctx.merchant_row, spec.model_dump())
     for pm in spec.payment_methods:
-        ctx.session.add(
-            PaymentMethodRow(
-                customer_id=row.id,
-                code=pm.id,
-                type=pm.type,
-                currency=pm.currency or sc.currency,
-                token=f"tok_{row.id}_{pm.id}",
-            )
+        # Given as written, not defaulted: a scenario's method type is any text.
+        merchants.add_given_payment_method(
+            ctx.session,
+            row,
+            code=pm.id,
+            type=pm.type,
+            currency=pm.currency or sc.currency,
+            token=f"tok_{row.id}_{pm.id}",
         )
     return row
 
