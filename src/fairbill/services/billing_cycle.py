@@ -46,6 +46,7 @@ from fairbill.plans.effects import Plan, Rows
 from fairbill.services import applier, billing, operations, policies
 from fairbill.services.context import Ctx
 from fairbill.services.operations import Purpose
+from fairbill.store import statistics
 from fairbill.store.sets import one_of
 from fairbill.store.tables import (
     CreditNoteRow,
@@ -96,6 +97,7 @@ def renew_chunk(ctx: Ctx, chunk_size: int = CHUNK, stats: CycleStats | None = No
     (``charge:<invoice id>:<attempt>``) are unique besides: a renewal planned twice could
     not be written twice."""
     stats = stats if stats is not None else CycleStats()
+    statistics.refresh(ctx.session)  # before the chunk's inserts (PostgreSQL)
     plans = _plans(ctx)
     plain_codes = [code for code, plan in plans.items() if plan.plain]
     if not plain_codes:
