@@ -113,16 +113,16 @@ def next_due(ctx: Ctx) -> datetime | None:
             CustomerRow,
         ),
     ]
-    found = [v for q, model in queries if (v := s.scalar(_mine(ctx, q, model))) is not None]
-    found += [row.next_attempt_at for row in held if row.next_attempt_at is not None]
     # A gateway operation waiting to be asked again: the janitor's next instant.
-    retry = s.scalar(
-        select(func.min(GatewayOperationRow.next_attempt_at)).where(
-            GatewayOperationRow.merchant_id == ctx.merchant_row.id,
-            GatewayOperationRow.status.in_(operations.OPEN),
-        )
+    retry = select(func.min(GatewayOperationRow.next_attempt_at)).where(
+        GatewayOperationRow.merchant_id == ctx.merchant_row.id,
+        GatewayOperationRow.status.in_(operations.OPEN),
     )
-    found += [retry] if retry is not None else []
+    # One statement: the simulator and the test clock ask this before every step.
+    earliest = [_mine(ctx, q, model).scalar_subquery() for q, model in queries]
+    values = s.execute(select(*earliest, retry.scalar_subquery())).one()
+    found = [v for v in values if v is not None]
+    found += [row.next_attempt_at for row in held if row.next_attempt_at is not None]
     return min(found) if found else None
 
 
