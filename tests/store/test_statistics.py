@@ -72,12 +72,12 @@ def test_a_table_that_outgrew_its_statistics_is_analysed_once(postgres: Engine) 
         session.commit()
         assert statistics.refresh(session) == []  # nothing grew
         session.commit()
-    _notifications(postgres, 5000)
+    _notifications(postgres, 20_000)
     with Session(postgres) as session:
         assert statistics.refresh(session) == ["notifications"]
         session.commit()
         assert statistics.refresh(session) == []  # current again
-    assert _reltuples(postgres, "notifications") == 5000
+    assert _reltuples(postgres, "notifications") == 20_000
 
 
 def test_sqlite_needs_no_statistics() -> None:

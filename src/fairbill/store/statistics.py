@@ -7,8 +7,10 @@ chunk's inserts cost in proportion to the table: measured in the cycle's benchma
 a journal entry against 17 µs once the tables were analysed. ``ANALYZE`` updates the
 table's statistics, which invalidates every backend's plans that read it.
 
-``refresh`` analyses the tables of ``GROWING`` whose files grew by more than a quarter
-(and 16 pages) since their statistics were taken: one catalog query when none did. It is
+``refresh`` analyses the tables of ``GROWING`` whose files more than doubled (and grew by
+64 pages) since their statistics were taken: one catalog query when none did. Doubling is
+enough: what goes wrong is a plan made for a table believed empty or tiny, and analysing at
+each doubling costs a table a few analyses over its life, not one per chunk. It is
 called at the start of each chunk of the daily cycle (``billing_cycle.renew_chunk``). The
 analysis is ``SKIP_LOCKED``: a table another worker (or autovacuum) is analysing now is
 left to it. SQLite needs none of this (its foreign keys are checked by index).
@@ -45,7 +47,7 @@ _STALE = text(
       AND c.relkind = 'r'
       AND c.relname = ANY(:names)
       AND pg_relation_size(c.oid)
-          > (GREATEST(c.relpages, 0) * 1.25 + 16) * current_setting('block_size')::bigint
+          > (GREATEST(c.relpages, 0) * 2 + 64) * current_setting('block_size')::bigint
     ORDER BY c.relname
     """
 )
