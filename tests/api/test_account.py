@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from fairbill.api.problems import transient
 from fairbill.gateway.sandbox_db import DatabaseSandbox, Fault
+from fairbill.services import accounts
 
 from .helpers import Api, Merchant
 
@@ -354,3 +359,41 @@ def test_export_holds_everything_the_customer_owns_without_tokens(api: Api) -> N
     assert own.json()["customer"]["id"] == "cus_k3"
     other = api.merchant("kalenner", "second")
     assert other.get("/v1/customers/cus_k3/export").status_code == 404
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def test_a_request_the_database_undid_is_a_503_to_retry_and_the_retry_runs(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deadlock (or a serialisation failure) is the database's choice of a request to
+    give way: a problem with ``Retry-After``, never a 500, and nothing written, so the
+    retry with the same key runs the work."""
+    m = api.merchant("kalenner")
+    api.advance("2026-01-10T09:00:00+01:00")
+    m.plan("pro-monthly", "29.00")
+    m.customer("cus_k")
+    real = accounts.pay_outstanding
+    calls: list[int] = []
+
+    def undone_once(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT … FOR UPDATE", {}, _Deadlock("deadlock detected"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(accounts, "pay_outstanding", undone_once)
+    key = {"Idempotency-Key": "pay-1"}
+    busy = m.post("/v1/customers/cus_k/pay_outstanding", headers=key)
+    assert busy.status_code == 503
+    assert busy.json()["code"] == "database_busy" and busy.headers["Retry-After"] == "1"
+    again = m.post("/v1/customers/cus_k/pay_outstanding", headers=key)
+    assert again.status_code == 200 and len(calls) == 2
+
+
+def test_other_database_errors_are_not_called_transient() -> None:
+    assert transient(OperationalError("x", {}, _Deadlock("deadlock detected")))
+    assert transient(OperationalError("x", {}, Exception("database is locked")))
+    assert not transient(OperationalError("x", {}, Exception("no such table: invoices")))

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fairbill.api.strict import allowed_methods
@@ -109,6 +110,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "retry after `Retry-After` seconds."
     )
     | {"headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}},
+    503: _problem(
+        "The database chose this request as the one to give way to another "
+        "(`database_busy`): nothing was written; retry after `Retry-After` seconds, "
+        "with the same `Idempotency-Key`."
+    )
+    | {"headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}},
 }
 # Routes that may refund through the payment gateway.
 GATEWAY_RESPONSES: dict[int | str, dict[str, Any]] = RESPONSES | {
@@ -118,6 +125,30 @@ GATEWAY_RESPONSES: dict[int | str, dict[str, Any]] = RESPONSES | {
 
 def unauthorized(detail: str = "missing or invalid credentials") -> Problem:
     return Problem(401, "unauthorized", "Unauthorized", detail)
+
+
+# SQLSTATEs of a transaction the database undid to let another through: a deadlock, a
+# serialisation failure, a lock not available. Trying again is the remedy.
+_TRANSIENT = frozenset({"40P01", "40001", "55P03"})
+
+
+def transient(exc: DBAPIError) -> bool:
+    """Whether ``exc`` is the database giving way to another transaction (trying again
+    is the remedy), not a fault of fairbill's or of the request's."""
+    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT:
+        return True
+    return "database is locked" in str(exc.orig)  # SQLite's busy writer
+
+
+def database_busy() -> Problem:
+    return Problem(
+        503,
+        "database_busy",
+        "Database busy",
+        "the database undid this request to let another through; nothing was written: "
+        "retry with the same Idempotency-Key",
+        headers={"Retry-After": "1"},
+    )
 
 
 def too_many_failures(retry_after: int) -> Problem:
@@ -197,6 +228,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(FairbillError)
     async def _fairbill(request: Request, exc: FairbillError) -> JSONResponse:
         return from_error(exc).response(request)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if transient(exc):
+            return database_busy().response(request)
+        raise exc  # a fault: the server's error handler logs it (a 500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -86,6 +86,10 @@ def pay_outstanding(ctx: Ctx, customer: CustomerRow, method: str | None = None) 
 
 
 def retry_due(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow) -> None:
+    """The dunning retry of ``sub``, if due. The customer's row is locked first, as every
+    use case that charges does: a payment the customer makes meanwhile
+    (``pay_outstanding``) queues behind it instead of numbering the same charge."""
+    ctx.lock_customer(customer)  # re-reads ``sub`` too: it is checked after the lock
     if sub.next_retry_at is None or sub.next_retry_at > ctx.now:
         return
     plan = Plan()

@@ -235,7 +235,14 @@ def retry_due(ctx: Ctx, chunk_size: int = CHUNK) -> CycleStats:
     stats = CycleStats()
     ctx.session.flush()
     while True:
-        rows = ctx.session.execute(_retry_query(ctx).limit(chunk_size)).all()
+        query = _retry_query(ctx).limit(chunk_size)
+        if ctx.session.get_bind().dialect.name == "postgresql":
+            # As a renewal's chunk: a customer another transaction holds (paying what is
+            # open, say) is left for the next pass, and one held here makes it wait.
+            query = query.with_for_update(
+                of=[SubscriptionRow, CustomerRow], skip_locked=True, key_share=True
+            )
+        rows = ctx.session.execute(query).all()
         if not rows:
             break
         _retry_chunk(ctx, rows, stats)
