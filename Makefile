@@ -65,9 +65,12 @@ soak: SOAK_EXAMPLES ?= 4000
 soak: SOAK_STEPS ?= 40
 soak: SOAK_JOBS ?= 5
 soak: $(STAMP)
+	rm -f soak-steps.txt
 	$(BIN)/pytest --collect-only -q tests/services/test_stateful.py | grep '::' | \
 	  FAIRBILL_STATEFUL_EXAMPLES=$(SOAK_EXAMPLES) FAIRBILL_STATEFUL_STEPS=$(SOAK_STEPS) \
+	  FAIRBILL_STATEFUL_REPORT=$(CURDIR)/soak-steps.txt \
 	  xargs -P $(SOAK_JOBS) -I{} $(BIN)/pytest -v {}
+	@echo "steps run, per policy:"; cat soak-steps.txt
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py

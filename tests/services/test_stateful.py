@@ -28,6 +28,7 @@ references roll the step back. Any other exception fails the test.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -408,6 +409,7 @@ class BillingMachine(RuleBasedStateMachine):
     # -- invariants and the replay ----------------------------------------------------------------
     @invariant()
     def engine_invariants(self) -> None:
+        STEPS[self.policy_id] += 1  # after every step: the soak's figure
         if self.world is not None:
             self.world.check_invariants()
         self.clean = True
@@ -434,9 +436,18 @@ def _machine(policy_id: str) -> type[BillingMachine]:
     return type(f"BillingMachine_{policy_id}", (BillingMachine,), {"policy_id": policy_id})
 
 
+# Steps run per policy in this process (``make soak`` reports them: FAIRBILL_STATEFUL_REPORT).
+STEPS: Counter[str] = Counter()
+
+
 @pytest.mark.parametrize("policy_id", POLICY_IDS)
 def test_engine_invariants_hold_for_random_histories(policy_id: str) -> None:
+    before = STEPS[policy_id]
     run_state_machine_as_test(_machine(policy_id), settings=SETTINGS)
+    report = os.environ.get("FAIRBILL_STATEFUL_REPORT")
+    if report:
+        with open(report, "a", encoding="utf-8") as out:
+            out.write(f"{policy_id}: {STEPS[policy_id] - before} steps\n")
 
 
 # -- what the machine found, kept ---------------------------------------------------------------
