@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from fairbill.api.problems import transient
 from fairbill.gateway.sandbox_db import DatabaseSandbox, Fault
 from fairbill.services import accounts
+from fairbill.store.tables import NotificationRow
 
 from .helpers import Api, Merchant
 
@@ -397,3 +399,18 @@ def test_other_database_errors_are_not_called_transient() -> None:
     assert transient(OperationalError("x", {}, _Deadlock("deadlock detected")))
     assert transient(OperationalError("x", {}, Exception("database is locked")))
     assert not transient(OperationalError("x", {}, Exception("no such table: invoices")))
+
+
+def test_a_chargeback_suspends_every_subscription_and_tells_the_customer_once(api: Api) -> None:
+    m = conek(api, ("cus_two",), at="2026-04-01T10:00:00+02:00")
+    m.subscribe("cus_two", "business-monthly")  # a second live subscription
+    api.advance("2026-04-10T10:00:00+02:00")
+    [pay, _] = [p["id"] for p in m.ok(m.get("/v1/payments", customer="cus_two"))["data"]]
+    body = {"payment": pay, "reason": "not recognised", "contacted_support_first": False}
+    opened = m.ok(m.post("/v1/disputes", body, role="finance"), 201)
+    assert [s["status"] for s in opened["subscriptions"]] == ["suspended", "suspended"]
+    with api.runtime.sessions() as session:
+        told = session.scalars(
+            select(NotificationRow.template).where(NotificationRow.template == "suspended")
+        ).all()
+    assert told == ["suspended"]

@@ -180,8 +180,8 @@ def _paying_payment(ctx: Ctx, invoice: InvoiceRow) -> PaymentRow:
 
 
 def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_first: bool) -> None:
-    """A dispute opened on ``payment``: the dispute, the decision and the suspensions it
-    brings are one plan."""
+    """A dispute opened on ``payment``: the dispute and the decision are one plan; the
+    suspensions it brings follow."""
     # The payment is read again under the lock: a dispute that committed while this
     # request waited for it is seen here, and refused as the route refuses one it sees.
     ctx.lock_customer(customer)
@@ -197,10 +197,16 @@ def chargeback(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, contacted_f
     left = ctx.money(payment.settled_minor - payment.settled_refunded_minor)
     consequence = ctx.decide(customer.id, decide_chargeback, left, contacted_first)
     plan.record(ctx.decided_of(customer.id, consequence.decision))
-    if consequence.suspend:
-        for sub in subscriptions.live_subscriptions(ctx, customer):
-            billing.suspend(ctx, customer, sub, non_payment=False, plan=plan)
     applier.apply(ctx, plan)
+    if consequence.suspend:
+        _suspend_all(ctx, customer)
+
+
+def _suspend_all(ctx: Ctx, customer: CustomerRow) -> None:
+    """Each live subscription suspended (not for non-payment), one plan each: the first
+    suspends the account and tells the customer, the next ones read that it is."""
+    for sub in subscriptions.live_subscriptions(ctx, customer):
+        billing.suspend(ctx, customer, sub, non_payment=False)
 
 
 def dispute_closed(ctx: Ctx, customer: CustomerRow, payment: PaymentRow, outcome: str) -> None:
@@ -273,8 +279,8 @@ def declare_outage(
 
 def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
     """A breach of the terms, with the consequence the policy gives it: the decision, the
-    customer's flag, forfeited credits and any suspension are one plan; a termination
-    then ends each live subscription and starts the retention clock."""
+    customer's flag and forfeited credits are one plan; a suspension or a termination
+    follows (each subscription's own plan), and a termination starts the retention clock."""
     ctx.lock_customer(customer)
     consequence = ctx.decide(customer.id, decide_violation, kind)
     plan = Plan()
@@ -287,10 +293,9 @@ def violation(ctx: Ctx, customer: CustomerRow, kind: str) -> None:
         )
         credits.forfeit_all(ctx, customer, clause, "terms violated", plan)
     if not consequence.terminate:
-        if consequence.suspend:
-            for sub in subscriptions.live_subscriptions(ctx, customer):
-                billing.suspend(ctx, customer, sub, non_payment=False, plan=plan)
         applier.apply(ctx, plan)
+        if consequence.suspend:
+            _suspend_all(ctx, customer)
         return
     if customer.status != CustomerStatus.TERMINATED:  # found again: already ended
         status = advance(customer.status, CustomerStatus.TERMINATED)

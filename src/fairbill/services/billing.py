@@ -411,25 +411,17 @@ def dunned(
 
 
 def suspend(
-    ctx: Ctx,
-    customer: CustomerRow,
-    sub: SubscriptionRow,
-    *,
-    non_payment: bool = True,
-    plan: Plan | None = None,
+    ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, *, non_payment: bool = True
 ) -> None:
     """Suspend service (``plans.billing.plan_suspension``, as the last dunning step
-    does), into the caller's ``plan`` or a plan of its own, written now. The retention
-    clock ("data retained N days after suspension") starts only for a suspension for
-    non-payment, the case the policies give it for."""
+    does). The retention clock ("data retained N days after suspension") starts only for
+    a suspension for non-payment, the case the policies give it for."""
     facts = dunned(ctx, customer, sub, sub.first_failed_at or ctx.now, sub.failed_attempts)
     if not non_payment:
         facts = replace(facts, retained_until=None)
-    own = plan is None
-    plan = Plan() if plan is None else plan
+    plan = Plan()
     plan_suspension(plan, facts, ctx.now)
-    if own:
-        applier.apply(ctx, plan)
+    applier.apply(ctx, plan)
 
 
 def reactivate(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, paid: Money) -> None:
