@@ -457,10 +457,12 @@ def record_usage(ctx: Ctx, customer: CustomerRow, sub: SubscriptionRow, value: i
     tiers = ctx.plan(sub.plan_code)
     plan = Plan()
     plan.change(Rows.SUBSCRIPTIONS, sub.id, usage_level=value)
+    if tiers.tiers is None or sub.status not in LIVE:
+        applier.apply(ctx, plan)
+        return
     new_price = tier_price_minor(tiers, value)
-    if tiers.tiers is None or sub.status not in LIVE or new_price == sub.price_minor:
-        if tiers.tiers is not None and sub.status in LIVE:
-            plan.change(Rows.SUBSCRIPTIONS, sub.id, usage_fell_at=None, usage_check_at=None)
+    if new_price == sub.price_minor:
+        plan.change(Rows.SUBSCRIPTIONS, sub.id, usage_fell_at=None, usage_check_at=None)
         applier.apply(ctx, plan)
         return
     if new_price < sub.price_minor:
