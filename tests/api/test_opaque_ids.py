@@ -25,8 +25,9 @@ def test_ids_are_opaque_and_do_not_count_rows(api: Api) -> None:
     every = first_ids + second_ids
     assert all(SHAPE.match(i) for i in every), every
     assert len(set(every)) == 6
-    # Rows made one after the other get unrelated ids: no order, no shared beginning.
-    assert first_ids != sorted(first_ids) or second_ids != sorted(second_ids)
+    # That rows made one after the other get ids in no order is tests/test_ids.py's, under
+    # a fixed key: here each merchant's key is random, and three ids fall in order by
+    # chance one time in six (both merchants' one time in 36, a flaky test).
     assert not any(re.search(r"_[0-9]+$", i) for i in every)
 
 
