@@ -44,7 +44,12 @@ def test_a_kalenner_customer_cancels_in_the_guarantee_in_french_with_the_keyboar
     page.wait_for_selector("#cancel-panel #cancel-confirm")
     # The focus moves once htmx has settled the swap (``htmx:afterSettle``), a moment
     # after the panel is in the page: waited for, and then it must be on the heading.
-    page.wait_for_function("document.activeElement.id === 'confirm-title'", timeout=5000)
+    # ``expect`` polls with Playwright's own matcher; ``wait_for_function`` would evaluate
+    # a string in the page, which its Content-Security-Policy (no 'unsafe-eval') refuses
+    # whenever the first check comes before the focus moved.
+    from playwright.sync_api import expect  # installed wherever ``page`` is
+
+    expect(page.locator("#confirm-title")).to_be_focused(timeout=5000)
     assert page.evaluate("document.activeElement.id") == "confirm-title"
     assert "Vous êtes remboursé de 29,00\xa0€" in page.inner_text("main")
     shot = check_page(page, "portal-cancel-preview")
